@@ -1,0 +1,109 @@
+#include "comm/communicator.hpp"
+
+#include <climits>
+
+namespace skein::comm {
+
+namespace {
+std::string mpi_error_text(const char* call, int code) {
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  if (MPI_Error_string(code, text, &length) != MPI_SUCCESS) length = 0;
+  return std::string(call) + " failed: " + std::string(text, static_cast<std::size_t>(length));
+}
+}  // namespace
+
+MpiError::MpiError(const char* call, int code) : engine::InternalError(mpi_error_text(call, code)) {}
+
+namespace detail {
+MPI_Op mpi_op(Op op) {
+  switch (op) {
+    case Op::sum: return MPI_SUM;
+    case Op::min: return MPI_MIN;
+    case Op::max: return MPI_MAX;
+  }
+  return MPI_SUM;
+}
+void check(const char* call, int code) {
+  if (code != MPI_SUCCESS) throw MpiError(call, code);
+}
+}  // namespace detail
+
+Communicator::Communicator(MPI_Comm parent) {
+  detail::check("MPI_Comm_dup", MPI_Comm_dup(parent, &comm_));
+  detail::check("MPI_Comm_set_errhandler", MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
+  detail::check("MPI_Comm_rank", MPI_Comm_rank(comm_, &rank_));
+  detail::check("MPI_Comm_size", MPI_Comm_size(comm_, &size_));
+}
+
+Communicator::~Communicator() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized && comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
+}
+
+void Communicator::barrier() const { detail::check("MPI_Barrier", MPI_Barrier(comm_)); }
+
+void Communicator::settle(int code, const std::string& message) const {
+  // Lowest failing rank speaks for all: (failed ? rank : size) reduced with MIN.
+  const int speaker = allreduce(code != 0 ? rank_ : size_, Op::min);
+  if (speaker == size_) return;
+  int agreed_code = code;
+  bcast(&agreed_code, 1, speaker);
+  std::string agreed_message = message;
+  bcast(agreed_message, speaker);
+  if (size_ > 1) agreed_message = "rank " + std::to_string(speaker) + ": " + agreed_message;
+  engine::throw_agreed_error(static_cast<engine::ExitCode>(agreed_code), agreed_message);
+}
+
+void Communicator::bcast_bytes(void* data, std::size_t bytes, int root) const {
+  auto* cursor = static_cast<char*>(data);
+  for (std::size_t done = 0; done < bytes;) {
+    const int n = chunk(bytes - done);
+    detail::check("MPI_Bcast", MPI_Bcast(cursor + done, n, MPI_BYTE, root, comm_));
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+void Communicator::bcast(std::string& text, int root) const {
+  std::uint64_t length = text.size();
+  bcast(&length, 1, root);
+  text.resize(length);
+  bcast_bytes(text.data(), length, root);
+}
+
+std::vector<std::uint64_t> Communicator::gather_sizes(std::uint64_t bytes, int root) const {
+  std::vector<std::uint64_t> sizes(static_cast<std::size_t>(size_));
+  if (root < 0) {
+    detail::check("MPI_Allgather", MPI_Allgather(&bytes, 1, MPI_UINT64_T, sizes.data(), 1, MPI_UINT64_T, comm_));
+  } else {
+    detail::check("MPI_Gather", MPI_Gather(&bytes, 1, MPI_UINT64_T, sizes.data(), 1, MPI_UINT64_T, root, comm_));
+    if (rank_ != root) sizes.assign(sizes.size(), 0);
+  }
+  return sizes;
+}
+
+void Communicator::gather_bytes(const void* local, std::size_t bytes, void* all,
+                                const std::vector<std::uint64_t>& sizes, int root) const {
+  std::vector<int> counts(sizes.size()), displacements(sizes.size());
+  std::uint64_t offset = 0;
+  for (std::size_t r = 0; r < sizes.size(); ++r) {
+    counts[r] = static_cast<int>(sizes[r]);
+    displacements[r] = static_cast<int>(offset);
+    offset += sizes[r];
+  }
+  // All ranks must take the same branch: the size check uses the allgathered / root-known totals only on
+  // the ranks that have them, so compare the local contribution too and agree before moving data.
+  const int too_big = allreduce(static_cast<int>(offset > INT_MAX || bytes > INT_MAX), Op::max);
+  if (too_big) throw engine::InternalError("gather of more than 2 GiB is not supported");
+  const int local_count = static_cast<int>(bytes);
+  if (root < 0) {
+    detail::check("MPI_Allgatherv", MPI_Allgatherv(local, local_count, MPI_BYTE, all, counts.data(),
+                                                   displacements.data(), MPI_BYTE, comm_));
+  } else {
+    detail::check("MPI_Gatherv", MPI_Gatherv(local, local_count, MPI_BYTE, all, counts.data(),
+                                             displacements.data(), MPI_BYTE, root, comm_));
+  }
+}
+
+}  // namespace skein::comm

@@ -1,0 +1,193 @@
+#include "engine/config.hpp"
+
+#include "engine/error.hpp"
+
+#include <boost/program_options.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <sstream>
+
+namespace skein::engine {
+namespace po = boost::program_options;
+
+namespace {
+
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string key_error(const std::string& what, const std::string& key, const std::string& where,
+                      const std::vector<std::string>& valid) {
+  std::string message = what + " '" + key + "'" + where;
+  const std::string suggestion = closest_match(key, valid);
+  if (!suggestion.empty()) message += "; did you mean '" + suggestion + "'?";
+  return message;
+}
+
+}  // namespace
+
+std::string closest_match(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string best;
+  std::size_t best_distance = std::max<std::size_t>(3, word.size() / 2) + 1;
+  for (const auto& candidate : candidates) {
+    const std::size_t distance = edit_distance(word, candidate);
+    if (distance < best_distance) {
+      best_distance = distance;
+      best = candidate;
+    }
+  }
+  return best;
+}
+
+Config Config::resolve(const std::string& section, const std::vector<ConfigKey>& keys,
+                       const std::string& ini_text, const std::string& ini_path,
+                       const std::vector<std::pair<std::string, std::string>>& overrides) {
+  Config config;
+  config.section_ = section;
+  std::vector<std::string> qualified_names;
+  po::options_description description;
+  for (const auto& key : keys) {
+    const std::string qualified = section + "." + key.name;
+    qualified_names.push_back(qualified);
+    description.add_options()(qualified.c_str(), po::value<std::string>(), key.help.c_str());
+    config.affects_results_[key.name] = key.affects_results;
+  }
+
+  const std::string where = ini_path.empty() ? std::string() : " in " + ini_path;
+  for (const auto& [name, value] : overrides) {
+    const bool known = std::any_of(keys.begin(), keys.end(), [&](const ConfigKey& k) { return k.name == name; });
+    if (!known) throw UsageError(key_error("unknown option", "--" + section + "." + name, "", qualified_names));
+    config.values_[name] = value;
+  }
+
+  if (!ini_text.empty()) {
+    po::variables_map from_file;
+    std::istringstream stream(ini_text);
+    try {
+      po::store(po::parse_config_file(stream, description, /*allow_unregistered=*/false), from_file);
+    } catch (const po::unknown_option& e) {
+      throw UsageError(key_error("unknown config key", e.get_option_name(), where, qualified_names));
+    } catch (const po::multiple_occurrences& e) {
+      throw UsageError("config key '" + e.get_option_name() + "' is given more than once" + where);
+    } catch (const po::error& e) {
+      throw UsageError(std::string("cannot parse config") + where + ": " + e.what());
+    }
+    for (const auto& key : keys) {
+      const auto it = from_file.find(section + "." + key.name);
+      if (it != from_file.end() && !config.values_.count(key.name)) {
+        config.values_[key.name] = it->second.as<std::string>();
+      }
+    }
+  }
+
+  for (const auto& key : keys) {
+    if (config.values_.count(key.name)) continue;
+    if (key.required) {
+      throw UsageError("missing required config key '" + section + "." + key.name + "' (" + key.help +
+                       "); set it in the [" + section + "] section" + where + " or with --" + section + "." +
+                       key.name + "=...");
+    }
+    config.values_[key.name] = key.default_value;
+  }
+  return config;
+}
+
+const std::string& Config::get(const std::string& key) const {
+  const auto it = values_.find(key);
+  if (it == values_.end()) throw InternalError("config key '" + section_ + "." + key + "' was never declared");
+  return it->second;
+}
+
+std::int64_t Config::get_int(const std::string& key, std::int64_t min_value, std::int64_t max_value) const {
+  const std::string& text = get(key);
+  errno = 0;
+  char* end = nullptr;
+  const long long value = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno == ERANGE) {
+    throw UsageError("config key '" + section_ + "." + key + "': '" + text + "' is not an integer");
+  }
+  if (value < min_value || value > max_value) {
+    throw UsageError("config key '" + section_ + "." + key + "': " + text + " is out of range [" +
+                     std::to_string(min_value) + ", " + std::to_string(max_value) + "]");
+  }
+  return value;
+}
+
+double Config::get_double(const std::string& key) const {
+  const std::string& text = get(key);
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || !std::isfinite(value)) {
+    throw UsageError("config key '" + section_ + "." + key + "': '" + text + "' is not a number");
+  }
+  return value;
+}
+
+bool Config::get_bool(const std::string& key) const {
+  std::string text = get(key);
+  std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (text == "true" || text == "1" || text == "yes" || text == "on") return true;
+  if (text == "false" || text == "0" || text == "no" || text == "off") return false;
+  throw UsageError("config key '" + section_ + "." + key + "': '" + get(key) + "' is not a boolean (true/false)");
+}
+
+std::vector<std::string> Config::get_list(const std::string& key) const {
+  std::vector<std::string> items;
+  std::string current;
+  for (const char c : get(key)) {
+    if (c == ',' || std::isspace(static_cast<unsigned char>(c))) {
+      if (!current.empty()) items.push_back(current);
+      current.clear();
+    } else {
+      current.push_back(c);
+    }
+  }
+  if (!current.empty()) items.push_back(current);
+  return items;
+}
+
+const std::string& Config::get_choice(const std::string& key, const std::vector<std::string>& choices) const {
+  const std::string& value = get(key);
+  if (std::find(choices.begin(), choices.end(), value) != choices.end()) return value;
+  std::string allowed;
+  for (const auto& choice : choices) allowed += (allowed.empty() ? "" : "|") + choice;
+  throw UsageError("config key '" + section_ + "." + key + "': '" + value + "' is not one of " + allowed);
+}
+
+std::string Config::to_ini() const {
+  std::string text = "[" + section_ + "]\n";
+  for (const auto& [key, value] : values_) text += key + " = " + value + "\n";
+  return text;
+}
+
+std::uint64_t Config::results_hash() const {
+  std::uint64_t hash = 1469598103934665603ull;
+  auto mix = [&hash](const std::string& s) {
+    for (const unsigned char c : s) hash = (hash ^ c) * 1099511628211ull;
+    hash = (hash ^ 0xff) * 1099511628211ull;
+  };
+  mix(section_);
+  for (const auto& [key, value] : values_) {
+    const auto it = affects_results_.find(key);
+    if (it != affects_results_.end() && !it->second) continue;
+    mix(key);
+    mix(value);
+  }
+  return hash;
+}
+
+}  // namespace skein::engine

@@ -1,0 +1,58 @@
+// A job's resolved settings: its INI section plus command-line overrides, checked against the job's keys.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace skein::engine {
+
+// One config key a job accepts. `name` has no section prefix ("num_buckets", not "dsir.num_buckets").
+struct ConfigKey {
+  std::string name;
+  std::string default_value;  // "" with required = true means the user must give it
+  std::string help;
+  bool required = false;
+  bool affects_results = true;  // part of the config hash that --resume compares
+};
+
+class Config {
+ public:
+  Config() = default;
+
+  // Resolves `[section]` keys from `ini_text` (read from `ini_path`, used in messages; empty text for no
+  // file) and `overrides` ("KEY" -> "VALUE", already without the "section." prefix; they win over the
+  // file). Unknown keys, keys outside the section and missing required keys throw UsageError naming the
+  // key, the file and the closest valid key.
+  static Config resolve(const std::string& section, const std::vector<ConfigKey>& keys,
+                        const std::string& ini_text, const std::string& ini_path,
+                        const std::vector<std::pair<std::string, std::string>>& overrides);
+
+  const std::string& section() const { return section_; }
+  const std::string& get(const std::string& key) const;
+  std::int64_t get_int(const std::string& key, std::int64_t min_value, std::int64_t max_value) const;
+  double get_double(const std::string& key) const;
+  bool get_bool(const std::string& key) const;
+  // Whitespace- or comma-separated list.
+  std::vector<std::string> get_list(const std::string& key) const;
+  // The value must be one of `choices`.
+  const std::string& get_choice(const std::string& key, const std::vector<std::string>& choices) const;
+
+  // The resolved config as INI text (every key, defaults included), stored in every output.
+  std::string to_ini() const;
+  // FNV-1a over the keys that change results; equal configs hash equal on every rank and machine.
+  std::uint64_t results_hash() const;
+  const std::map<std::string, std::string>& values() const { return values_; }
+
+ private:
+  std::string section_;
+  std::map<std::string, std::string> values_;
+  std::map<std::string, bool> affects_results_;
+};
+
+// The candidate nearest to `word` by edit distance ("" when nothing is reasonably close).
+std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);
+
+}  // namespace skein::engine

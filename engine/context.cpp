@@ -1,0 +1,44 @@
+#include "engine/context.hpp"
+
+#include "engine/error.hpp"
+
+#include <Kokkos_Core.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace skein::engine {
+
+// Raw MPI here only: the runtime owns MPI's lifetime; everything else talks through comm::Communicator.
+Context::Context(int& argc, char**& argv) {
+  int provided = 0;
+  if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+    std::fprintf(stderr, "skein: MPI_Init_thread failed\n");
+    std::exit(static_cast<int>(ExitCode::internal));
+  }
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+  MPI_Comm_size(MPI_COMM_WORLD, &size_);
+  MPI_Comm node;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node);
+  MPI_Comm_rank(node, &node_rank_);
+  MPI_Comm_size(node, &node_size_);
+  MPI_Comm_free(&node);
+  // After MPI so that Kokkos sees the process binding MPI set up.
+  Kokkos::initialize(argc, argv);
+}
+
+Context::~Context() {
+  Kokkos::finalize();
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();
+}
+
+void Context::abort_all(int exit_code) {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, exit_code);
+  std::_Exit(exit_code);
+}
+
+}  // namespace skein::engine

@@ -1,0 +1,33 @@
+// The Job interface every skein job implements: load, step until done, finalize.
+#pragma once
+
+#include "engine/config.hpp"
+
+#include <string>
+#include <vector>
+
+namespace skein::engine {
+
+// A job runs the same calls on every rank. Each call may do local work and collectives; local work that
+// can fail runs inside Communicator::agree so that one rank's error ends every rank with its message.
+// The constructor (in the job's factory) validates the config and must not communicate.
+class Job {
+ public:
+  virtual ~Job() = default;
+  // Opens inputs and prepares state.
+  virtual void load() = 0;
+  // One bounded unit of work (a chunk of input, an iteration). Returns true when no work is left.
+  // Step boundaries are where the engine may checkpoint or stop.
+  virtual bool step() = 0;
+  // Writes the outputs (collectively) into the output directory.
+  virtual void finalize() = 0;
+};
+
+// What `skein jobs` and `skein run --help` show about a job, and what its config accepts.
+struct JobSpec {
+  std::string name;
+  std::string summary;
+  std::vector<ConfigKey> keys;
+};
+
+}  // namespace skein::engine

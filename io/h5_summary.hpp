@@ -1,0 +1,49 @@
+// Reading skein's HDF5 files serially: the `skein inspect` summary and small typed readers (tests, tools).
+#pragma once
+
+#include "io/hdf5.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace skein::io {
+
+// What `skein inspect FILE.h5` prints: the root attributes (job, status, skein_version, ranks, seed,
+// wall_seconds, then any others), the `config` attribute's text, every dataset (recursively, by name)
+// with its dtype, shape and first values (strings quoted; for n-D datasets the start of the first row)
+// and its attributes, then the attributes of every other group (e.g. /metrics). Opens read-only, serially.
+// A missing, unreadable or non-HDF5 file is a DataError naming it.
+std::string summarize_h5(const std::string& path, std::size_t values_per_dataset = 6);
+
+namespace detail {
+// Opens `path` read-only, serially; DataError naming it when it is missing, unreadable or not HDF5.
+H5Handle open_for_reading(const std::string& path);
+// Reads the whole dataset converted to `type`; `allocate(count)` returns room for `count` elements.
+void read_dataset_raw(const std::string& path, const std::string& name, ScalarType type,
+                      const std::function<void*(std::uint64_t)>& allocate);
+}  // namespace detail
+
+// A whole dataset, flattened row-major and converted to T (DataError if the file or dataset is missing).
+template <class T>
+std::vector<T> read_dataset(const std::string& path, const std::string& name) {
+  std::vector<T> values;
+  detail::read_dataset_raw(path, name, detail::scalar_type_of<T>(), [&](std::uint64_t count) -> void* {
+    values.resize(count);
+    return values.data();
+  });
+  return values;
+}
+std::vector<std::uint64_t> dataset_shape(const std::string& path, const std::string& name);
+// A 1-D string dataset (variable- or fixed-length).
+std::vector<std::string> read_strings(const std::string& path, const std::string& name);
+// Scalar attributes of a group or dataset ("/" for the root).
+std::string read_string_attribute(const std::string& path, const std::string& object, const std::string& name);
+double read_double_attribute(const std::string& path, const std::string& object, const std::string& name);
+std::int64_t read_int64_attribute(const std::string& path, const std::string& object, const std::string& name);
+// Whether a group, dataset or attribute (when `attribute` is non-empty) exists.
+bool h5_exists(const std::string& path, const std::string& object, const std::string& attribute = "");
+
+}  // namespace skein::io

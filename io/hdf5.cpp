@@ -1,0 +1,380 @@
+#include "io/hdf5.hpp"
+
+#include "engine/error.hpp"
+#include "engine/log.hpp"
+
+#include <algorithm>
+
+namespace skein::io {
+
+namespace detail {
+
+herr_t H5Handle::close() {
+  if (id_ < 0) return 0;
+  const herr_t status = closer_(id_);
+  id_ = H5I_INVALID_HID;
+  return status;
+}
+
+void H5Handle::reset() noexcept {
+  if (id_ >= 0) closer_(id_);
+  id_ = H5I_INVALID_HID;
+}
+
+QuietErrors::QuietErrors() {
+  H5Eget_auto2(H5E_DEFAULT, &func_, &data_);
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+}
+
+QuietErrors::~QuietErrors() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
+
+std::string h5_error_text() {
+  std::string text;
+  // Walking upward starts at the most specific entry, which says what actually went wrong (errno text).
+  H5Ewalk2(
+      H5E_DEFAULT, H5E_WALK_UPWARD,
+      [](unsigned n, const H5E_error2_t* error, void* data) -> herr_t {
+        if (n == 0 && error->desc != nullptr) *static_cast<std::string*>(data) = error->desc;
+        return 0;
+      },
+      &text);
+  H5Eclear2(H5E_DEFAULT);
+  return text;
+}
+
+namespace {
+[[noreturn]] void fail(const char* call, const std::string& file, const std::string& object) {
+  const std::string why = h5_error_text();
+  std::string message = std::string("HDF5 ") + call + " failed";
+  if (!object.empty()) message += " for '" + object + "'";
+  message += " in " + file;
+  if (!why.empty()) message += ": " + why;
+  throw engine::InternalError(message);
+}
+}  // namespace
+
+hid_t check_id(hid_t id, const char* call, const std::string& file, const std::string& object) {
+  if (id < 0) fail(call, file, object);
+  return id;
+}
+
+void check_status(herr_t status, const char* call, const std::string& file, const std::string& object) {
+  if (status < 0) fail(call, file, object);
+}
+
+hid_t native_type(ScalarType type) {
+  switch (type) {
+    case ScalarType::i8: return H5T_NATIVE_INT8;
+    case ScalarType::u8: return H5T_NATIVE_UINT8;
+    case ScalarType::i16: return H5T_NATIVE_INT16;
+    case ScalarType::u16: return H5T_NATIVE_UINT16;
+    case ScalarType::i32: return H5T_NATIVE_INT32;
+    case ScalarType::u32: return H5T_NATIVE_UINT32;
+    case ScalarType::i64: return H5T_NATIVE_INT64;
+    case ScalarType::u64: return H5T_NATIVE_UINT64;
+    case ScalarType::f32: return H5T_NATIVE_FLOAT;
+    case ScalarType::f64: return H5T_NATIVE_DOUBLE;
+  }
+  return H5I_INVALID_HID;
+}
+
+std::size_t type_size(ScalarType type) {
+  switch (type) {
+    case ScalarType::i8:
+    case ScalarType::u8: return 1;
+    case ScalarType::i16:
+    case ScalarType::u16: return 2;
+    case ScalarType::i32:
+    case ScalarType::u32:
+    case ScalarType::f32: return 4;
+    case ScalarType::i64:
+    case ScalarType::u64:
+    case ScalarType::f64: return 8;
+  }
+  return 0;
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::check_id;
+using detail::check_status;
+using detail::H5Handle;
+
+// Stay well under MPI's 2 GiB int counts per H5Dwrite (engineering.md, parallel HDF5 pitfall 7).
+constexpr std::uint64_t max_bytes_per_write = std::uint64_t{1} << 30;
+
+std::string normalize(const std::string& path) {
+  std::string out = path.empty() || path.front() != '/' ? "/" + path : path;
+  while (out.size() > 1 && out.back() == '/') out.pop_back();
+  return out;
+}
+
+// "/a/b/c" -> {"/a", "/a/b", "/a/b/c"}
+std::vector<std::string> prefixes(const std::string& path) {
+  std::vector<std::string> out;
+  for (std::size_t pos = 1; pos <= path.size(); ++pos) {
+    if (pos == path.size() || path[pos] == '/') out.push_back(path.substr(0, pos));
+  }
+  return out;
+}
+
+std::string parent_of(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
+}
+
+H5Handle vl_string_type(const std::string& file) {
+  H5Handle type(check_id(H5Tcopy(H5T_C_S1), "H5Tcopy", file, ""), H5Tclose);
+  check_status(H5Tset_size(type.get(), H5T_VARIABLE), "H5Tset_size", file, "");
+  check_status(H5Tset_cset(type.get(), H5T_CSET_UTF8), "H5Tset_cset", file, "");
+  return type;
+}
+
+}  // namespace
+
+H5Writer::H5Writer(const comm::Communicator& comm, const std::string& path) : comm_(comm), path_(path) {
+  comm_.agree([&] {
+    detail::QuietErrors quiet;
+    H5Handle fapl(check_id(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate", path_, ""), H5Pclose);
+    check_status(H5Pset_fapl_mpio(fapl.get(), comm_.native(), MPI_INFO_NULL), "H5Pset_fapl_mpio", path_, "");
+#if H5_VERSION_GE(1, 10, 0)
+    // Metadata is read and written collectively, so P ranks do not hammer the file system with the same
+    // small reads (engineering.md pitfall 10). 1.10.5-1.10.7 break collective metadata *reads* of
+    // existing files (pitfall 8); a writer only reads what it wrote in this open, which is cached.
+    check_status(H5Pset_all_coll_metadata_ops(fapl.get(), true), "H5Pset_all_coll_metadata_ops", path_, "");
+    check_status(H5Pset_coll_metadata_write(fapl.get(), true), "H5Pset_coll_metadata_write", path_, "");
+#endif
+    file_ = H5Handle(check_id(H5Fcreate(path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), "H5Fcreate", path_, ""),
+                     H5Fclose);
+    dxpl_ = H5Handle(check_id(H5Pcreate(H5P_DATASET_XFER), "H5Pcreate", path_, ""), H5Pclose);
+    check_status(H5Pset_dxpl_mpio(dxpl_.get(), H5FD_MPIO_COLLECTIVE), "H5Pset_dxpl_mpio", path_, "");
+  });
+}
+
+H5Writer::~H5Writer() {
+  if (!file_) return;
+  try {
+    close();
+  } catch (const std::exception& e) {
+    engine::Log::rank_log().warn("closing {} failed: {}", path_, e.what());
+  }
+}
+
+bool H5Writer::exists(const std::string& object_path) const {
+  const std::string path = normalize(object_path);
+  if (path == "/") return true;
+  for (const auto& prefix : prefixes(path)) {
+    if (H5Lexists(file_.get(), prefix.c_str(), H5P_DEFAULT) <= 0) {
+      H5Eclear2(H5E_DEFAULT);
+      return false;
+    }
+  }
+  return true;
+}
+
+void H5Writer::ensure_group(const std::string& group) {
+  const std::string path = normalize(group);
+  if (path == "/") return;
+  for (const auto& prefix : prefixes(path)) {
+    const htri_t found = H5Lexists(file_.get(), prefix.c_str(), H5P_DEFAULT);
+    check_status(found < 0 ? -1 : 0, "H5Lexists", path_, prefix);
+    if (found > 0) continue;
+    H5Handle created(check_id(H5Gcreate2(file_.get(), prefix.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                              "H5Gcreate2", path_, prefix),
+                     H5Gclose);
+  }
+}
+
+void H5Writer::create_group(const std::string& group) {
+  comm_.agree([&] {
+    detail::QuietErrors quiet;
+    if (!file_) throw engine::InternalError("H5Writer: " + path_ + " is already closed");
+    ensure_group(group);
+  });
+}
+
+H5Handle H5Writer::create_dataset(const std::string& dataset, hid_t file_type, const std::vector<hsize_t>& dims,
+                                  bool contiguous_no_fill) {
+  if (!file_) throw engine::InternalError("H5Writer: " + path_ + " is already closed");
+  const std::string name = normalize(dataset);
+  ensure_group(parent_of(name));
+  if (exists(name)) throw engine::InternalError("HDF5 dataset '" + name + "' already exists in " + path_);
+  H5Handle space(check_id(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), "H5Screate_simple",
+                          path_, name),
+                 H5Sclose);
+  H5Handle dcpl(check_id(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate", path_, name), H5Pclose);
+  if (contiguous_no_fill) {
+    // Contiguous and unfiltered keeps collective writes collective; every element gets written, so the
+    // fill pass (a full extra write in parallel) is skipped.
+    check_status(H5Pset_layout(dcpl.get(), H5D_CONTIGUOUS), "H5Pset_layout", path_, name);
+    check_status(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER), "H5Pset_fill_time", path_, name);
+  }
+  return H5Handle(check_id(H5Dcreate2(file_.get(), name.c_str(), file_type, space.get(), H5P_DEFAULT, dcpl.get(),
+                                      H5P_DEFAULT),
+                           "H5Dcreate2", path_, name),
+                  H5Dclose);
+}
+
+void H5Writer::write_array(const std::string& dataset, detail::ScalarType type, const void* data, std::uint64_t rows,
+                           std::uint64_t cols, bool two_d, bool replicated) {
+  const std::string name = normalize(dataset);
+  // Shapes are agreed first; every rank reaches the same verdict, so throwing here leaves nobody behind.
+  if (comm_.allreduce(cols, comm::Op::min) != comm_.allreduce(cols, comm::Op::max)) {
+    engine::throw_agreed_error(engine::ExitCode::internal,
+                               "H5Writer: ranks passed different column counts for '" + name + "' in " + path_);
+  }
+  std::uint64_t global_rows = 0;
+  std::uint64_t offset = 0;
+  std::uint64_t my_rows = rows;
+  if (replicated) {
+    if (comm_.allreduce(rows, comm::Op::min) != comm_.allreduce(rows, comm::Op::max)) {
+      engine::throw_agreed_error(engine::ExitCode::internal,
+                                 "H5Writer: ranks passed different sizes for replicated '" + name + "' in " + path_);
+    }
+    global_rows = rows;
+    my_rows = comm_.rank() == 0 ? rows : 0;
+  } else {
+    global_rows = comm_.allreduce(rows, comm::Op::sum);
+    offset = comm_.exscan(rows);
+  }
+  const std::uint64_t row_bytes = std::max<std::uint64_t>(1, cols * detail::type_size(type));
+  const std::uint64_t rows_per_write = std::max<std::uint64_t>(1, max_bytes_per_write / row_bytes);
+  // Every rank makes the same number of collective H5Dwrite calls, some of them empty.
+  const std::uint64_t rounds =
+      comm_.allreduce<std::uint64_t>((my_rows + rows_per_write - 1) / rows_per_write, comm::Op::max);
+
+  comm_.agree([&] {
+    detail::QuietErrors quiet;
+    const hid_t mem_type = detail::native_type(type);
+    std::vector<hsize_t> dims{global_rows};
+    if (two_d) dims.push_back(cols);
+    H5Handle ds = create_dataset(name, mem_type, dims, /*contiguous_no_fill=*/true);
+    if (global_rows == 0 || cols == 0) return;
+    H5Handle file_space(check_id(H5Dget_space(ds.get()), "H5Dget_space", path_, name), H5Sclose);
+    const int rank = two_d ? 2 : 1;
+    static const char dummy[8] = {};
+    bool reported = false;
+    for (std::uint64_t round = 0; round < rounds; ++round) {
+      const std::uint64_t begin = round * rows_per_write;
+      const std::uint64_t n = begin < my_rows ? std::min(rows_per_write, my_rows - begin) : 0;
+      const hsize_t mem_dims[2] = {std::max<hsize_t>(n, 1), cols};
+      H5Handle mem_space(check_id(H5Screate_simple(rank, mem_dims, nullptr), "H5Screate_simple", path_, name),
+                         H5Sclose);
+      const void* buffer = dummy;
+      if (n == 0) {
+        check_status(H5Sselect_none(mem_space.get()), "H5Sselect_none", path_, name);
+        check_status(H5Sselect_none(file_space.get()), "H5Sselect_none", path_, name);
+      } else {
+        const hsize_t start[2] = {offset + begin, 0};
+        const hsize_t count[2] = {n, cols};
+        check_status(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr),
+                     "H5Sselect_hyperslab", path_, name);
+        buffer = static_cast<const char*>(data) + begin * cols * detail::type_size(type);
+      }
+      check_status(H5Dwrite(ds.get(), mem_type, mem_space.get(), file_space.get(), dxpl_.get(), buffer), "H5Dwrite",
+                   path_, name);
+      // HDF5 silently falls back to independent I/O in some cases (pitfall 2); make that visible.
+      std::uint32_t local_cause = 0;
+      std::uint32_t global_cause = 0;
+      if (!reported && H5Pget_mpio_no_collective_cause(dxpl_.get(), &local_cause, &global_cause) >= 0 &&
+          global_cause != H5D_MPIO_COLLECTIVE) {
+        engine::Log::rank_log().debug("HDF5 write of {} in {} was not collective (cause 0x{:x})", name, path_,
+                                      global_cause);
+        reported = true;
+      }
+    }
+  });
+}
+
+void H5Writer::write_strings(const std::string& dataset, const std::vector<std::string>& values) {
+  const std::string name = normalize(dataset);
+  const std::uint64_t n = values.size();
+  if (comm_.allreduce(n, comm::Op::min) != comm_.allreduce(n, comm::Op::max)) {
+    engine::throw_agreed_error(engine::ExitCode::internal,
+                               "H5Writer: ranks passed different sizes for replicated '" + name + "' in " + path_);
+  }
+  comm_.agree([&] {
+    detail::QuietErrors quiet;
+    H5Handle type = vl_string_type(path_);
+    H5Handle ds = create_dataset(name, type.get(), {n}, /*contiguous_no_fill=*/false);
+    if (comm_.rank() == 0) pending_strings_.emplace_back(name, values);
+  });
+}
+
+void H5Writer::set_attribute(const std::string& object_path, const std::string& name, const std::string& value) {
+  const std::string object = normalize(object_path);
+  comm_.agree([&] {
+    detail::QuietErrors quiet;
+    if (!file_) throw engine::InternalError("H5Writer: " + path_ + " is already closed");
+    if (!exists(object)) ensure_group(object);
+    H5Handle obj(check_id(H5Oopen(file_.get(), object.c_str(), H5P_DEFAULT), "H5Oopen", path_, object), H5Oclose);
+    const htri_t found = H5Aexists(obj.get(), name.c_str());
+    check_status(found < 0 ? -1 : 0, "H5Aexists", path_, object + "@" + name);
+    if (found > 0) check_status(H5Adelete(obj.get(), name.c_str()), "H5Adelete", path_, object + "@" + name);
+    H5Handle type = vl_string_type(path_);
+    H5Handle space(check_id(H5Screate(H5S_SCALAR), "H5Screate", path_, object), H5Sclose);
+    H5Handle attr(check_id(H5Acreate2(obj.get(), name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                           "H5Acreate2", path_, object + "@" + name),
+                  H5Aclose);
+    const char* text = value.c_str();
+    check_status(H5Awrite(attr.get(), type.get(), &text), "H5Awrite", path_, object + "@" + name);
+  });
+}
+
+void H5Writer::set_attribute(const std::string& object_path, const std::string& name, double value) {
+  set_scalar_attribute(object_path, name, detail::ScalarType::f64, &value);
+}
+
+void H5Writer::set_scalar_attribute(const std::string& object_path, const std::string& name, detail::ScalarType type,
+                                    const void* value) {
+  const std::string object = normalize(object_path);
+  comm_.agree([&] {
+    detail::QuietErrors quiet;
+    if (!file_) throw engine::InternalError("H5Writer: " + path_ + " is already closed");
+    if (!exists(object)) ensure_group(object);
+    H5Handle obj(check_id(H5Oopen(file_.get(), object.c_str(), H5P_DEFAULT), "H5Oopen", path_, object), H5Oclose);
+    const htri_t found = H5Aexists(obj.get(), name.c_str());
+    check_status(found < 0 ? -1 : 0, "H5Aexists", path_, object + "@" + name);
+    if (found > 0) check_status(H5Adelete(obj.get(), name.c_str()), "H5Adelete", path_, object + "@" + name);
+    const hid_t h5type = detail::native_type(type);
+    H5Handle space(check_id(H5Screate(H5S_SCALAR), "H5Screate", path_, object), H5Sclose);
+    H5Handle attr(check_id(H5Acreate2(obj.get(), name.c_str(), h5type, space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                           "H5Acreate2", path_, object + "@" + name),
+                  H5Aclose);
+    check_status(H5Awrite(attr.get(), h5type, value), "H5Awrite", path_, object + "@" + name);
+  });
+}
+
+void H5Writer::write_pending_strings() {
+  detail::QuietErrors quiet;
+  // Serial (sec2) open by rank 0 alone: the parallel file is closed on every rank by now.
+  H5Handle file(check_id(H5Fopen(path_.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), "H5Fopen", path_, ""), H5Fclose);
+  H5Handle type = vl_string_type(path_);
+  for (const auto& [name, values] : pending_strings_) {
+    if (values.empty()) continue;
+    H5Handle ds(check_id(H5Dopen2(file.get(), name.c_str(), H5P_DEFAULT), "H5Dopen2", path_, name), H5Dclose);
+    std::vector<const char*> pointers;
+    pointers.reserve(values.size());
+    for (const auto& v : values) pointers.push_back(v.c_str());
+    check_status(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, pointers.data()), "H5Dwrite", path_,
+                 name);
+  }
+  pending_strings_.clear();
+  check_status(file.close(), "H5Fclose", path_, "");
+}
+
+void H5Writer::close() {
+  if (!file_) return;
+  comm_.agree([&] {
+    detail::QuietErrors quiet;
+    dxpl_.reset();
+    check_status(file_.close(), "H5Fclose", path_, "");
+  });
+  comm_.agree([&] {
+    if (!pending_strings_.empty()) write_pending_strings();
+  });
+}
+
+}  // namespace skein::io

@@ -1,0 +1,26 @@
+// Input file lists: config patterns expanded once by rank 0 and shared, so every rank sees the same files.
+#pragma once
+
+#include "comm/communicator.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace skein::io {
+
+struct InputFile {
+  std::string path;   // as matched (not canonicalised), for error messages
+  std::uint64_t size = 0;  // bytes on disk (compressed size for .zst)
+  bool zstd = false;  // ".jsonl.zst": read through the zstd streaming decoder, never split
+};
+
+// Collective. Rank 0 expands each pattern with glob(3) (sorted matches; patterns in the given order; a
+// file matched twice, by any name, is kept once, at its first place), checks and stats every file, and
+// broadcasts the list. Errors throw on every rank with the same message, naming `config_key` and the path:
+//   UsageError: no patterns, or a file that is not .jsonl / .json / .jsonl.zst;
+//   DataError: a pattern that matches nothing, a missing or unreadable file, a directory.
+std::vector<InputFile> resolve_inputs(const comm::Communicator& comm, const std::vector<std::string>& patterns,
+                                      const std::string& config_key);
+
+}  // namespace skein::io

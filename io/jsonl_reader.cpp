@@ -1,0 +1,303 @@
+#include "io/jsonl_reader.hpp"
+
+#include "engine/error.hpp"
+
+#include <fcntl.h>
+#include <simdjson.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <limits>
+
+namespace skein::io {
+
+namespace {
+
+constexpr std::size_t padding = simdjson::SIMDJSON_PADDING;
+constexpr std::size_t min_read = std::size_t{64} << 10;
+
+// pread until `n` bytes or EOF; returns the bytes read.
+std::size_t read_fully(int fd, char* out, std::size_t n, std::uint64_t offset, const std::string& path) {
+  std::size_t got = 0;
+  while (got < n) {
+    const ssize_t r = ::pread(fd, out + got, n - got, static_cast<off_t>(offset + got));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      throw engine::DataError("cannot read " + path + " at byte " + std::to_string(offset + got) + ": " +
+                              std::strerror(errno));
+    }
+    if (r == 0) break;
+    got += static_cast<std::size_t>(r);
+  }
+  return got;
+}
+
+int open_input(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw engine::DataError("cannot open " + path + ": " + std::strerror(errno));
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  return fd;
+}
+
+}  // namespace
+
+JsonlShard::JsonlShard(const std::vector<InputFile>& files, int rank, int size, std::size_t block_bytes)
+    : files_(files) {
+  if (size <= 0 || rank < 0 || rank >= size) {
+    throw engine::InternalError("JsonlShard: bad rank " + std::to_string(rank) + " of " + std::to_string(size));
+  }
+  if (files_.size() > std::numeric_limits<std::uint32_t>::max()) {
+    throw engine::UsageError("too many input files (" + std::to_string(files_.size()) + ")");
+  }
+  std::uint64_t total = 0;
+  for (const auto& f : files_) total += f.size;
+  using wide = unsigned __int128;
+  const auto lo = static_cast<std::uint64_t>(wide{total} * static_cast<unsigned>(rank) / static_cast<unsigned>(size));
+  const auto hi =
+      static_cast<std::uint64_t>(wide{total} * static_cast<unsigned>(rank + 1) / static_cast<unsigned>(size));
+  std::uint64_t base = 0;
+  bool any_zstd = false;
+  for (std::uint32_t i = 0; i < files_.size(); ++i) {
+    const std::uint64_t s = files_[i].size;
+    if (s > 0 && files_[i].zstd) {
+      if (lo <= base && base < hi) {
+        segments_.push_back({i, 0, std::numeric_limits<std::uint64_t>::max(), true, s});
+        any_zstd = true;
+      }
+    } else if (s > 0) {
+      const std::uint64_t b = std::max(lo, base);
+      const std::uint64_t e = std::min(hi, base + s);
+      if (b < e) segments_.push_back({i, b - base, e - base, false, e - b});
+    }
+    base += s;
+  }
+  for (const auto& seg : segments_) bytes_total_ += seg.weight;
+  capacity_ = std::max<std::size_t>(block_bytes, 16);
+  if (!segments_.empty()) buffer_.resize(capacity_ + padding);
+  if (any_zstd) zstd_in_.resize(ZSTD_DStreamInSize());
+}
+
+JsonlShard::~JsonlShard() {
+  if (fd_ >= 0) ::close(fd_);
+  if (zstd_ != nullptr) ZSTD_freeDCtx(zstd_);
+}
+
+void JsonlShard::open_segment() {
+  const Segment& seg = segments_[segment_];
+  fd_ = open_input(files_[seg.file].path);
+  segment_open_ = true;
+  fill_ = pos_ = scanned_ = 0;
+  source_eof_ = false;
+  if (seg.zstd) {
+    if (zstd_ == nullptr) {
+      zstd_ = ZSTD_createDCtx();
+      if (zstd_ == nullptr) throw engine::InternalError("ZSTD_createDCtx failed");
+    }
+    ZSTD_DCtx_reset(zstd_, ZSTD_reset_session_only);
+    zstd_in_pos_ = zstd_in_size_ = 0;
+    zstd_last_ret_ = 0;
+    read_offset_ = 0;
+    skipping_ = false;
+  } else {
+    // A range starting mid-file begins one byte early: if that byte is '\n', a line starts at `begin`.
+    skipping_ = seg.begin > 0;
+    read_offset_ = skipping_ ? seg.begin - 1 : 0;
+  }
+  buffer_offset_ = read_offset_;
+}
+
+void JsonlShard::close_segment() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  done_before_ += segments_[segment_].weight;
+  ++segment_;
+  segment_open_ = false;
+}
+
+void JsonlShard::rewind() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  segment_ = 0;
+  segment_open_ = false;
+  done_before_ = 0;
+  fill_ = pos_ = scanned_ = 0;
+}
+
+bool JsonlShard::scan_lines(const std::function<void(const Line&)>& on_line) {
+  const Segment& seg = segments_[segment_];
+  const char* base = buffer_.data();
+  if (skipping_) {
+    const auto* nl = static_cast<const char*>(std::memchr(base + scanned_, '\n', fill_ - scanned_));
+    if (nl == nullptr) {
+      pos_ = scanned_ = fill_;
+      // No '\n' in [begin - 1, end - 1): the line that started before this range covers all of it.
+      return source_eof_ || buffer_offset_ + fill_ >= seg.end - 1;
+    }
+    pos_ = scanned_ = static_cast<std::size_t>(nl - base) + 1;
+    skipping_ = false;
+  }
+  const char* padded_end = base + buffer_.size();
+  Line line;
+  line.file_index = seg.file;
+  line.padded_end = padded_end;
+  while (true) {
+    if (!seg.zstd && buffer_offset_ + pos_ >= seg.end) return true;  // the next line is the next rank's
+    if (pos_ == fill_) return source_eof_;
+    const auto* nl = static_cast<const char*>(std::memchr(base + scanned_, '\n', fill_ - scanned_));
+    if (nl == nullptr) {
+      scanned_ = fill_;
+      if (!source_eof_) return false;
+      nl = base + fill_;  // the last line has no final newline
+    }
+    line.byte_offset = buffer_offset_ + pos_;
+    line.bytes = std::string_view(base + pos_, static_cast<std::size_t>(nl - (base + pos_)));
+    on_line(line);
+    pos_ = scanned_ = std::min(fill_, static_cast<std::size_t>(nl - base) + 1);
+  }
+}
+
+std::size_t JsonlShard::refill(std::size_t want) {
+  if (pos_ > 0) {
+    std::memmove(buffer_.data(), buffer_.data() + pos_, fill_ - pos_);
+    buffer_offset_ += pos_;
+    fill_ -= pos_;
+    scanned_ -= pos_;
+    pos_ = 0;
+  }
+  if (fill_ == capacity_) {  // one line fills the buffer: make room for the rest of it
+    capacity_ *= 2;
+    buffer_.resize(capacity_ + padding);
+  }
+  const std::size_t room = std::min(capacity_ - fill_, want);
+  char* out = buffer_.data() + fill_;
+  const std::size_t n = segments_[segment_].zstd ? refill_zstd(out, room) : refill_plain(out, room);
+  fill_ += n;
+  return n;
+}
+
+std::size_t JsonlShard::refill_plain(char* out, std::size_t want) {
+  const InputFile& file = files_[segments_[segment_].file];
+  const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(want, file.size - read_offset_));
+  if (read_fully(fd_, out, n, read_offset_, file.path) != n) {
+    throw engine::DataError(file.path + " is shorter than the " + std::to_string(file.size) +
+                            " bytes it had when the job started");
+  }
+  read_offset_ += n;
+  // The recorded size is the file's end, so every rank agrees on the byte space even if the file grows.
+  if (read_offset_ == file.size) source_eof_ = true;
+  return n;
+}
+
+std::size_t JsonlShard::refill_zstd(char* out, std::size_t want) {
+  const InputFile& file = files_[segments_[segment_].file];
+  ZSTD_outBuffer output{out, want, 0};
+  while (output.pos == 0) {
+    if (zstd_in_pos_ == zstd_in_size_ && read_offset_ < file.size) {
+      const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(zstd_in_.size(), file.size - read_offset_));
+      if (read_fully(fd_, zstd_in_.data(), n, read_offset_, file.path) != n) {
+        throw engine::DataError(file.path + " is shorter than the " + std::to_string(file.size) +
+                                " bytes it had when the job started");
+      }
+      read_offset_ += n;
+      zstd_in_pos_ = 0;
+      zstd_in_size_ = n;
+    }
+    ZSTD_inBuffer input{zstd_in_.data(), zstd_in_size_, zstd_in_pos_};
+    const std::size_t ret = ZSTD_decompressStream(zstd_, &output, &input);
+    const bool progress = input.pos != zstd_in_pos_ || output.pos != 0;
+    zstd_in_pos_ = input.pos;
+    if (ZSTD_isError(ret)) {
+      throw engine::DataError(file.path + ": bad zstd data before compressed byte " + std::to_string(read_offset_) +
+                              ": " + ZSTD_getErrorName(ret));
+    }
+    // An idle call after a finished frame returns a size hint for the next one, not 0: keep the last
+    // real answer.
+    if (progress) zstd_last_ret_ = ret;
+    if (output.pos == 0 && zstd_in_pos_ == zstd_in_size_ && read_offset_ == file.size) {
+      if (zstd_last_ret_ != 0) throw engine::DataError(file.path + ": truncated zstd stream (the file ends mid-frame)");
+      source_eof_ = true;
+      break;
+    }
+  }
+  return output.pos;
+}
+
+bool JsonlShard::next_chunk(std::size_t max_bytes, const std::function<void(const Line&)>& on_line) {
+  max_bytes = std::max<std::size_t>(max_bytes, 1);
+  std::size_t produced = 0;
+  while (segment_ < segments_.size()) {
+    if (!segment_open_) open_segment();
+    if (scan_lines(on_line)) {
+      close_segment();
+      if (produced >= max_bytes) break;
+      continue;
+    }
+    if (produced >= max_bytes) return true;
+    produced += refill(std::max(max_bytes - produced, min_read));
+  }
+  return segment_ < segments_.size();
+}
+
+std::uint64_t JsonlShard::bytes_done() const {
+  if (segment_ >= segments_.size() || !segment_open_) return done_before_;
+  const Segment& seg = segments_[segment_];
+  if (seg.zstd) return done_before_ + std::min(read_offset_, seg.weight);
+  const std::uint64_t progress = read_offset_ <= seg.begin ? 0 : read_offset_ - seg.begin;
+  return done_before_ + std::min(progress, seg.weight);
+}
+
+std::uint64_t JsonlShard::line_number(std::uint32_t file_index, std::uint64_t byte_offset) const {
+  if (file_index >= files_.size()) return 0;
+  const InputFile& file = files_[file_index];
+  int fd = -1;
+  ZSTD_DCtx* dctx = nullptr;
+  std::uint64_t newlines = 0;
+  try {
+    fd = open_input(file.path);
+    std::vector<char> block(std::size_t{1} << 20);
+    auto count = [&](const char* data, std::size_t n, std::uint64_t at) {
+      // Count only bytes before `byte_offset`; returns false once past it.
+      const std::uint64_t take = at >= byte_offset ? 0 : std::min<std::uint64_t>(n, byte_offset - at);
+      newlines += static_cast<std::uint64_t>(std::count(data, data + take, '\n'));
+      return at + n < byte_offset;
+    };
+    if (!file.zstd) {
+      for (std::uint64_t at = 0; at < byte_offset && at < file.size;) {
+        const std::size_t n = read_fully(fd, block.data(), block.size(), at, file.path);
+        if (n == 0 || !count(block.data(), n, at)) break;
+        at += n;
+      }
+    } else {
+      dctx = ZSTD_createDCtx();
+      std::vector<char> in(ZSTD_DStreamInSize());
+      std::uint64_t in_offset = 0;
+      std::uint64_t at = 0;
+      bool more = true;
+      while (more && in_offset < file.size) {
+        const std::size_t n = read_fully(fd, in.data(), in.size(), in_offset, file.path);
+        if (n == 0) break;
+        in_offset += n;
+        ZSTD_inBuffer input{in.data(), n, 0};
+        bool output_full = false;  // the decoder may hold more output even when the input is used up
+        while (more && (input.pos < input.size || output_full)) {
+          ZSTD_outBuffer output{block.data(), block.size(), 0};
+          const std::size_t ret = ZSTD_decompressStream(dctx, &output, &input);
+          if (ZSTD_isError(ret)) throw engine::DataError(ZSTD_getErrorName(ret));
+          output_full = output.pos == output.size;
+          more = count(block.data(), output.pos, at);
+          at += output.pos;
+        }
+      }
+    }
+  } catch (const std::exception&) {
+    newlines = std::numeric_limits<std::uint64_t>::max();  // unknown
+  }
+  if (fd >= 0) ::close(fd);
+  if (dctx != nullptr) ZSTD_freeDCtx(dctx);
+  return newlines == std::numeric_limits<std::uint64_t>::max() ? 0 : newlines + 1;
+}
+
+}  // namespace skein::io

@@ -1,0 +1,105 @@
+// Rank-sharded JSON Lines reading: each rank reads the lines that start in its share of the input bytes.
+#pragma once
+
+#include "io/input_files.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string_view>
+#include <vector>
+
+struct ZSTD_DCtx_s;
+
+namespace skein::io {
+
+// One line handed to a JsonlShard callback; valid only during the callback.
+struct Line {
+  std::uint32_t file_index = 0;  // index into the InputFile list
+  std::uint64_t byte_offset = 0;  // of the line's first byte in its file (in the decompressed stream for .zst)
+  std::string_view bytes;        // without the '\n'; a trailing '\r' is kept
+  // End of readable memory after `bytes`: at least simdjson::SIMDJSON_PADDING bytes past bytes.end(), so
+  // simdjson can parse in place (capacity = padded_end - bytes.data()). The padding's contents are arbitrary.
+  const char* padded_end = nullptr;
+};
+
+// The files form one global byte space (file i occupies [base_i, base_i + size_i), in list order); rank r
+// of P owns global bytes [r*T/P, (r+1)*T/P) and reads exactly the lines that start there: a line may run
+// past the range end, and a range that starts mid-line skips to the next line start. Every file starts a
+// line, even when the previous file lacks a final newline. A .jsonl.zst file cannot be split: it belongs
+// wholly to the rank whose range holds its first byte. So every line of the input is read by exactly one
+// rank, whatever the rank count. Reading is local (no communication); errors throw DataError naming the
+// file. Lines are found with memchr in blocks read by pread (no per-line allocation).
+class JsonlShard {
+ public:
+  static constexpr std::size_t default_block_bytes = std::size_t{8} << 20;
+
+  // `block_bytes` is the initial buffer size (it grows to hold a longer line); tests make it small.
+  JsonlShard(const std::vector<InputFile>& files, int rank, int size, std::size_t block_bytes = default_block_bytes);
+  ~JsonlShard();
+  JsonlShard(const JsonlShard&) = delete;
+  JsonlShard& operator=(const JsonlShard&) = delete;
+
+  // Reads about `max_bytes` more input (at least 64 KiB, or the block size if smaller) and calls
+  // `on_line` for every whole line found, in file order. Returns false once the shard is exhausted (that call may still
+  // have delivered lines), so `while (shard.next_chunk(n, f)) {}` reads everything.
+  bool next_chunk(std::size_t max_bytes, const std::function<void(const Line&)>& on_line);
+  bool exhausted() const { return segment_ >= segments_.size(); }
+  // Starts over from the first line of the shard (for a second pass).
+  void rewind();
+
+  // Progress in input bytes (compressed bytes for .zst); bytes_total() summed over ranks is the input size.
+  std::uint64_t bytes_done() const;
+  std::uint64_t bytes_total() const { return bytes_total_; }
+
+  // 1-based line number of the line starting at `byte_offset` of file `file_index` (counts the newlines
+  // before it by re-reading the file; meant for error messages). 0 if the file cannot be read again.
+  std::uint64_t line_number(std::uint32_t file_index, std::uint64_t byte_offset) const;
+
+  const std::vector<InputFile>& files() const { return files_; }
+
+ private:
+  struct Segment {
+    std::uint32_t file;
+    std::uint64_t begin;   // lines starting in [begin, end) of the file (zstd: the whole stream)
+    std::uint64_t end;
+    bool zstd;
+    std::uint64_t weight;  // input bytes this segment accounts for in bytes_total()
+  };
+
+  void open_segment();
+  void close_segment();
+  // Delivers whole lines from the buffer; true when the segment has no more lines.
+  bool scan_lines(const std::function<void(const Line&)>& on_line);
+  // Appends input to the buffer (compacting or growing it first); returns the bytes appended.
+  std::size_t refill(std::size_t want);
+  std::size_t refill_plain(char* out, std::size_t want);
+  std::size_t refill_zstd(char* out, std::size_t want);
+
+  std::vector<InputFile> files_;
+  std::vector<Segment> segments_;
+  std::uint64_t bytes_total_ = 0;
+
+  std::size_t segment_ = 0;
+  bool segment_open_ = false;
+  std::uint64_t done_before_ = 0;  // weight of finished segments
+
+  std::vector<char> buffer_;  // capacity_ usable bytes + SIMDJSON padding
+  std::size_t capacity_ = 0;
+  std::size_t fill_ = 0;      // valid bytes in buffer_
+  std::size_t pos_ = 0;       // start of the next undelivered line
+  std::size_t scanned_ = 0;   // [pos_, scanned_) holds no '\n'
+  std::uint64_t buffer_offset_ = 0;  // stream offset of buffer_[0]
+  bool skipping_ = false;     // discarding the tail of a line that started before this range
+  bool source_eof_ = false;
+
+  int fd_ = -1;
+  std::uint64_t read_offset_ = 0;  // plain: next file offset to read; zstd: compressed bytes read
+  ZSTD_DCtx_s* zstd_ = nullptr;
+  std::vector<char> zstd_in_;
+  std::size_t zstd_in_pos_ = 0;
+  std::size_t zstd_in_size_ = 0;
+  std::size_t zstd_last_ret_ = 0;  // 0 when the decoder ended a frame cleanly
+};
+
+}  // namespace skein::io

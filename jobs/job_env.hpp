@@ -1,0 +1,20 @@
+// What every job is constructed with: the communicator, its resolved config and where its outputs go.
+#pragma once
+
+#include "comm/communicator.hpp"
+#include "engine/config.hpp"
+
+#include <chrono>
+#include <string>
+
+namespace skein::jobs {
+
+// What a job is constructed with. The references outlive the job.
+struct JobEnv {
+  const comm::Communicator& comm;
+  const engine::Config& config;
+  std::string out_dir;
+  std::chrono::steady_clock::time_point started;  // for the wall_seconds output attribute
+};
+
+}  // namespace skein::jobs

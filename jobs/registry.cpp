@@ -1,0 +1,21 @@
+#include "jobs/registry.hpp"
+
+#include "jobs/dsir/dsir_job.hpp"
+
+namespace skein::jobs {
+
+const std::vector<JobEntry>& all_jobs() {
+  static const std::vector<JobEntry> jobs = {
+      {dsir::job_spec(), [](const JobEnv& env) { return dsir::make_job(env); }},
+  };
+  return jobs;
+}
+
+const JobEntry* find_job(const std::string& name) {
+  for (const auto& entry : all_jobs()) {
+    if (entry.spec.name == name) return &entry;
+  }
+  return nullptr;
+}
+
+}  // namespace skein::jobs

@@ -64,7 +64,8 @@ void AtomicOutput::commit() {
     if (comm_.rank() != 0) return;
     fsync_path(tmp_path_, false);
     if (std::rename(tmp_path_.c_str(), final_path_.c_str()) != 0) {
-      throw engine::InternalError("cannot rename " + tmp_path_ + " to " + final_path_ + ": " + std::strerror(errno));
+      throw engine::InternalError("cannot rename " + tmp_path_ + " to " + final_path_ + ": " +
+                                  std::strerror(errno));
     }
     fsync_path(parent_dir(final_path_), true);
   });

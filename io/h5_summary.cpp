@@ -54,18 +54,27 @@ std::string dtype_name(hid_t type) {
       const std::string prefix = H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int";
       return prefix + std::to_string(8 * H5Tget_size(type));
     }
-    case H5T_FLOAT: return "float" + std::to_string(8 * H5Tget_size(type));
+    case H5T_FLOAT:
+      return "float" + std::to_string(8 * H5Tget_size(type));
     case H5T_STRING:
       if (H5Tis_variable_str(type) > 0) return "string";
       return "string[" + std::to_string(H5Tget_size(type)) + "]";
-    case H5T_COMPOUND: return "compound";
-    case H5T_ENUM: return "enum";
-    case H5T_ARRAY: return "array";
-    case H5T_VLEN: return "vlen";
-    case H5T_OPAQUE: return "opaque";
-    case H5T_BITFIELD: return "bitfield";
-    case H5T_REFERENCE: return "reference";
-    default: return "unknown";
+    case H5T_COMPOUND:
+      return "compound";
+    case H5T_ENUM:
+      return "enum";
+    case H5T_ARRAY:
+      return "array";
+    case H5T_VLEN:
+      return "vlen";
+    case H5T_OPAQUE:
+      return "opaque";
+    case H5T_BITFIELD:
+      return "bitfield";
+    case H5T_REFERENCE:
+      return "reference";
+    default:
+      return "unknown";
   }
 }
 
@@ -88,7 +97,8 @@ std::string shape_text(hid_t space) {
 // Reads `count` elements of an attribute (whole) or a dataset selection as display strings.
 // `read(mem_type, buffer)` performs the H5Aread / H5Dread.
 std::vector<std::string> read_as_text(hid_t file_type, std::size_t count,
-                                      const std::function<herr_t(hid_t, void*)>& read, std::size_t max_chars) {
+                                      const std::function<herr_t(hid_t, void*)>& read,
+                                      std::size_t max_chars) {
   std::vector<std::string> out;
   if (count == 0) return out;
   switch (H5Tget_class(file_type)) {
@@ -133,7 +143,8 @@ std::vector<std::string> read_as_text(hid_t file_type, std::size_t count,
       }
       return out;
     }
-    default: return {};
+    default:
+      return {};
   }
 }
 
@@ -197,8 +208,10 @@ std::string attribute_text(hid_t obj, const std::string& name, bool raw, std::si
   if (!attr) return "(unreadable)";
   H5Handle type(H5Aget_type(attr.get()), H5Tclose);
   H5Handle space(H5Aget_space(attr.get()), H5Sclose);
-  const auto count = static_cast<std::size_t>(std::max<hssize_t>(H5Sget_simple_extent_npoints(space.get()), 0));
-  if (raw && count == 1 && H5Tget_class(type.get()) == H5T_STRING) return string_value(attr.get(), type.get());
+  const auto count =
+      static_cast<std::size_t>(std::max<hssize_t>(H5Sget_simple_extent_npoints(space.get()), 0));
+  if (raw && count == 1 && H5Tget_class(type.get()) == H5T_STRING)
+    return string_value(attr.get(), type.get());
   auto values = read_as_text(
       type.get(), count, [&](hid_t mem, void* buffer) { return H5Aread(attr.get(), mem, buffer); },
       raw ? std::string::npos : 200);
@@ -217,7 +230,8 @@ std::string dataset_line(hid_t file, const std::string& name, std::size_t n) {
   H5Handle space(H5Dget_space(ds.get()), H5Sclose);
   std::string line = name + "  " + dtype_name(type.get()) + "  " + shape_text(space.get());
   const auto dims = dims_of(space.get());
-  const auto total = static_cast<std::uint64_t>(std::max<hssize_t>(H5Sget_simple_extent_npoints(space.get()), 0));
+  const auto total =
+      static_cast<std::uint64_t>(std::max<hssize_t>(H5Sget_simple_extent_npoints(space.get()), 0));
   if (total == 0 || n == 0) return line;
   // The first values of the first row (all of them for 1-D): a hyperslab [0, .., 0, 0:k).
   std::vector<hsize_t> start(dims.size(), 0);
@@ -226,13 +240,16 @@ std::string dataset_line(hid_t file, const std::string& name, std::size_t n) {
   if (!dims.empty()) {
     k = static_cast<std::size_t>(std::min<hsize_t>(n, dims.back()));
     count.back() = k;
-    if (H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr) < 0) return line;
+    if (H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr) < 0)
+      return line;
   }
   const hsize_t mem_dims[1] = {k};
   H5Handle mem_space(H5Screate_simple(1, mem_dims, nullptr), H5Sclose);
   const auto values = read_as_text(
       type.get(), k,
-      [&](hid_t mem, void* buffer) { return H5Dread(ds.get(), mem, mem_space.get(), space.get(), H5P_DEFAULT, buffer); },
+      [&](hid_t mem, void* buffer) {
+        return H5Dread(ds.get(), mem, mem_space.get(), space.get(), H5P_DEFAULT, buffer);
+      },
       60);
   if (values.empty()) return line;
   line += "  = ";
@@ -243,7 +260,8 @@ std::string dataset_line(hid_t file, const std::string& name, std::size_t n) {
 
 void require_file(const std::string& path) {
   struct stat info {};
-  if (::stat(path.c_str(), &info) != 0) throw engine::DataError("cannot open " + path + ": " + std::strerror(errno));
+  if (::stat(path.c_str(), &info) != 0)
+    throw engine::DataError("cannot open " + path + ": " + std::strerror(errno));
   if (S_ISDIR(info.st_mode)) throw engine::DataError(path + " is a directory, not an HDF5 file");
 }
 
@@ -273,7 +291,8 @@ void read_dataset_raw(const std::string& path, const std::string& name, ScalarTy
   check_status(count < 0 ? -1 : 0, "H5Sget_simple_extent_npoints", path, name);
   void* buffer = allocate(static_cast<std::uint64_t>(count));
   if (count == 0) return;
-  check_status(H5Dread(ds.get(), native_type(type), H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer), "H5Dread", path, name);
+  check_status(H5Dread(ds.get(), native_type(type), H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer), "H5Dread", path,
+               name);
 }
 
 }  // namespace detail
@@ -316,8 +335,10 @@ std::vector<std::string> read_strings(const std::string& path, const std::string
   H5Handle ds(check_id(H5Dopen2(file.get(), name.c_str(), H5P_DEFAULT), "H5Dopen2", path, name), H5Dclose);
   H5Handle type(check_id(H5Dget_type(ds.get()), "H5Dget_type", path, name), H5Tclose);
   H5Handle space(check_id(H5Dget_space(ds.get()), "H5Dget_space", path, name), H5Sclose);
-  if (H5Tget_class(type.get()) != H5T_STRING) throw engine::DataError(path + ": " + name + " is not a string dataset");
-  const auto count = static_cast<std::size_t>(std::max<hssize_t>(H5Sget_simple_extent_npoints(space.get()), 0));
+  if (H5Tget_class(type.get()) != H5T_STRING)
+    throw engine::DataError(path + ": " + name + " is not a string dataset");
+  const auto count =
+      static_cast<std::size_t>(std::max<hssize_t>(H5Sget_simple_extent_npoints(space.get()), 0));
   std::vector<std::string> out;
   if (count == 0) return out;
   if (H5Tis_variable_str(type.get()) > 0) {
@@ -325,7 +346,8 @@ std::vector<std::string> read_strings(const std::string& path, const std::string
     check_status(H5Tset_size(mem.get(), H5T_VARIABLE), "H5Tset_size", path, name);
     check_status(H5Tset_cset(mem.get(), H5Tget_cset(type.get())), "H5Tset_cset", path, name);
     std::vector<char*> values(count, nullptr);
-    check_status(H5Dread(ds.get(), mem.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), "H5Dread", path, name);
+    check_status(H5Dread(ds.get(), mem.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), "H5Dread", path,
+                 name);
     for (char* v : values) {
       out.emplace_back(v == nullptr ? "" : v);
       H5free_memory(v);
@@ -333,7 +355,8 @@ std::vector<std::string> read_strings(const std::string& path, const std::string
   } else {
     const std::size_t size = H5Tget_size(type.get());
     std::vector<char> values(count * size);
-    check_status(H5Dread(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), "H5Dread", path, name);
+    check_status(H5Dread(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), "H5Dread", path,
+                 name);
     for (std::size_t i = 0; i < count; ++i) {
       const char* begin = values.data() + i * size;
       out.emplace_back(begin, strnlen(begin, size));
@@ -344,22 +367,23 @@ std::vector<std::string> read_strings(const std::string& path, const std::string
 
 namespace {
 
-H5Handle open_attribute(hid_t file, const std::string& path, const std::string& object, const std::string& name) {
+H5Handle open_attribute(hid_t file, const std::string& path, const std::string& object,
+                        const std::string& name) {
   const std::string where = object.empty() ? "/" : object;
   const htri_t found = H5Aexists_by_name(file, where.c_str(), name.c_str(), H5P_DEFAULT);
   if (found <= 0) {
     H5Eclear2(H5E_DEFAULT);
     throw engine::DataError(path + " has no attribute " + name + " on " + where);
   }
-  return H5Handle(
-      check_id(H5Aopen_by_name(file, where.c_str(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT), "H5Aopen_by_name", path,
-               where + "@" + name),
-      H5Aclose);
+  return H5Handle(check_id(H5Aopen_by_name(file, where.c_str(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT),
+                           "H5Aopen_by_name", path, where + "@" + name),
+                  H5Aclose);
 }
 
 }  // namespace
 
-std::string read_string_attribute(const std::string& path, const std::string& object, const std::string& name) {
+std::string read_string_attribute(const std::string& path, const std::string& object,
+                                  const std::string& name) {
   detail::QuietErrors quiet;
   H5Handle file = detail::open_for_reading(path);
   H5Handle attr = open_attribute(file.get(), path, object, name);
@@ -392,7 +416,8 @@ double read_double_attribute(const std::string& path, const std::string& object,
   return value;
 }
 
-std::int64_t read_int64_attribute(const std::string& path, const std::string& object, const std::string& name) {
+std::int64_t read_int64_attribute(const std::string& path, const std::string& object,
+                                  const std::string& name) {
   detail::QuietErrors quiet;
   H5Handle file = detail::open_for_reading(path);
   H5Handle attr = open_attribute(file.get(), path, object, name);
@@ -415,7 +440,8 @@ std::string summarize_h5(const std::string& path, std::size_t values_per_dataset
     if (std::find(names.begin(), names.end(), name) != names.end()) ordered.emplace_back(name);
   }
   for (const auto& name : names) {
-    if (name != "config" && std::find(ordered.begin(), ordered.end(), name) == ordered.end()) ordered.push_back(name);
+    if (name != "config" && std::find(ordered.begin(), ordered.end(), name) == ordered.end())
+      ordered.push_back(name);
   }
   std::size_t width = 0;
   for (const auto& name : ordered) width = std::max(width, name.size());

@@ -40,9 +40,11 @@ std::vector<std::uint64_t> dataset_shape(const std::string& path, const std::str
 // A 1-D string dataset (variable- or fixed-length).
 std::vector<std::string> read_strings(const std::string& path, const std::string& name);
 // Scalar attributes of a group or dataset ("/" for the root).
-std::string read_string_attribute(const std::string& path, const std::string& object, const std::string& name);
+std::string read_string_attribute(const std::string& path, const std::string& object,
+                                  const std::string& name);
 double read_double_attribute(const std::string& path, const std::string& object, const std::string& name);
-std::int64_t read_int64_attribute(const std::string& path, const std::string& object, const std::string& name);
+std::int64_t read_int64_attribute(const std::string& path, const std::string& object,
+                                  const std::string& name);
 // Whether a group, dataset or attribute (when `attribute` is non-empty) exists.
 bool h5_exists(const std::string& path, const std::string& object, const std::string& attribute = "");
 

@@ -26,7 +26,9 @@ QuietErrors::QuietErrors() {
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
 }
 
-QuietErrors::~QuietErrors() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
+QuietErrors::~QuietErrors() {
+  H5Eset_auto2(H5E_DEFAULT, func_, data_);
+}
 
 std::string h5_error_text() {
   std::string text;
@@ -64,16 +66,26 @@ void check_status(herr_t status, const char* call, const std::string& file, cons
 
 hid_t native_type(ScalarType type) {
   switch (type) {
-    case ScalarType::i8: return H5T_NATIVE_INT8;
-    case ScalarType::u8: return H5T_NATIVE_UINT8;
-    case ScalarType::i16: return H5T_NATIVE_INT16;
-    case ScalarType::u16: return H5T_NATIVE_UINT16;
-    case ScalarType::i32: return H5T_NATIVE_INT32;
-    case ScalarType::u32: return H5T_NATIVE_UINT32;
-    case ScalarType::i64: return H5T_NATIVE_INT64;
-    case ScalarType::u64: return H5T_NATIVE_UINT64;
-    case ScalarType::f32: return H5T_NATIVE_FLOAT;
-    case ScalarType::f64: return H5T_NATIVE_DOUBLE;
+    case ScalarType::i8:
+      return H5T_NATIVE_INT8;
+    case ScalarType::u8:
+      return H5T_NATIVE_UINT8;
+    case ScalarType::i16:
+      return H5T_NATIVE_INT16;
+    case ScalarType::u16:
+      return H5T_NATIVE_UINT16;
+    case ScalarType::i32:
+      return H5T_NATIVE_INT32;
+    case ScalarType::u32:
+      return H5T_NATIVE_UINT32;
+    case ScalarType::i64:
+      return H5T_NATIVE_INT64;
+    case ScalarType::u64:
+      return H5T_NATIVE_UINT64;
+    case ScalarType::f32:
+      return H5T_NATIVE_FLOAT;
+    case ScalarType::f64:
+      return H5T_NATIVE_DOUBLE;
   }
   return H5I_INVALID_HID;
 }
@@ -81,15 +93,19 @@ hid_t native_type(ScalarType type) {
 std::size_t type_size(ScalarType type) {
   switch (type) {
     case ScalarType::i8:
-    case ScalarType::u8: return 1;
+    case ScalarType::u8:
+      return 1;
     case ScalarType::i16:
-    case ScalarType::u16: return 2;
+    case ScalarType::u16:
+      return 2;
     case ScalarType::i32:
     case ScalarType::u32:
-    case ScalarType::f32: return 4;
+    case ScalarType::f32:
+      return 4;
     case ScalarType::i64:
     case ScalarType::u64:
-    case ScalarType::f64: return 8;
+    case ScalarType::f64:
+      return 8;
   }
   return 0;
 }
@@ -146,8 +162,9 @@ H5Writer::H5Writer(const comm::Communicator& comm, const std::string& path) : co
     check_status(H5Pset_all_coll_metadata_ops(fapl.get(), true), "H5Pset_all_coll_metadata_ops", path_, "");
     check_status(H5Pset_coll_metadata_write(fapl.get(), true), "H5Pset_coll_metadata_write", path_, "");
 #endif
-    file_ = H5Handle(check_id(H5Fcreate(path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), "H5Fcreate", path_, ""),
-                     H5Fclose);
+    file_ = H5Handle(
+        check_id(H5Fcreate(path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), "H5Fcreate", path_, ""),
+        H5Fclose);
     dxpl_ = H5Handle(check_id(H5Pcreate(H5P_DATASET_XFER), "H5Pcreate", path_, ""), H5Pclose);
     check_status(H5Pset_dxpl_mpio(dxpl_.get(), H5FD_MPIO_COLLECTIVE), "H5Pset_dxpl_mpio", path_, "");
   });
@@ -195,14 +212,14 @@ void H5Writer::create_group(const std::string& group) {
   });
 }
 
-H5Handle H5Writer::create_dataset(const std::string& dataset, hid_t file_type, const std::vector<hsize_t>& dims,
-                                  bool contiguous_no_fill) {
+H5Handle H5Writer::create_dataset(const std::string& dataset, hid_t file_type,
+                                  const std::vector<hsize_t>& dims, bool contiguous_no_fill) {
   if (!file_) throw engine::InternalError("H5Writer: " + path_ + " is already closed");
   const std::string name = normalize(dataset);
   ensure_group(parent_of(name));
   if (exists(name)) throw engine::InternalError("HDF5 dataset '" + name + "' already exists in " + path_);
-  H5Handle space(check_id(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), "H5Screate_simple",
-                          path_, name),
+  H5Handle space(check_id(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+                          "H5Screate_simple", path_, name),
                  H5Sclose);
   H5Handle dcpl(check_id(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate", path_, name), H5Pclose);
   if (contiguous_no_fill) {
@@ -211,27 +228,29 @@ H5Handle H5Writer::create_dataset(const std::string& dataset, hid_t file_type, c
     check_status(H5Pset_layout(dcpl.get(), H5D_CONTIGUOUS), "H5Pset_layout", path_, name);
     check_status(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER), "H5Pset_fill_time", path_, name);
   }
-  return H5Handle(check_id(H5Dcreate2(file_.get(), name.c_str(), file_type, space.get(), H5P_DEFAULT, dcpl.get(),
-                                      H5P_DEFAULT),
+  return H5Handle(check_id(H5Dcreate2(file_.get(), name.c_str(), file_type, space.get(), H5P_DEFAULT,
+                                      dcpl.get(), H5P_DEFAULT),
                            "H5Dcreate2", path_, name),
                   H5Dclose);
 }
 
-void H5Writer::write_array(const std::string& dataset, detail::ScalarType type, const void* data, std::uint64_t rows,
-                           std::uint64_t cols, bool two_d, bool replicated) {
+void H5Writer::write_array(const std::string& dataset, detail::ScalarType type, const void* data,
+                           std::uint64_t rows, std::uint64_t cols, bool two_d, bool replicated) {
   const std::string name = normalize(dataset);
   // Shapes are agreed first; every rank reaches the same verdict, so throwing here leaves nobody behind.
   if (comm_.allreduce(cols, comm::Op::min) != comm_.allreduce(cols, comm::Op::max)) {
-    engine::throw_agreed_error(engine::ExitCode::internal,
-                               "H5Writer: ranks passed different column counts for '" + name + "' in " + path_);
+    engine::throw_agreed_error(
+        engine::ExitCode::internal,
+        "H5Writer: ranks passed different column counts for '" + name + "' in " + path_);
   }
   std::uint64_t global_rows = 0;
   std::uint64_t offset = 0;
   std::uint64_t my_rows = rows;
   if (replicated) {
     if (comm_.allreduce(rows, comm::Op::min) != comm_.allreduce(rows, comm::Op::max)) {
-      engine::throw_agreed_error(engine::ExitCode::internal,
-                                 "H5Writer: ranks passed different sizes for replicated '" + name + "' in " + path_);
+      engine::throw_agreed_error(
+          engine::ExitCode::internal,
+          "H5Writer: ranks passed different sizes for replicated '" + name + "' in " + path_);
     }
     global_rows = rows;
     my_rows = comm_.rank() == 0 ? rows : 0;
@@ -273,8 +292,8 @@ void H5Writer::write_array(const std::string& dataset, detail::ScalarType type, 
                      "H5Sselect_hyperslab", path_, name);
         buffer = static_cast<const char*>(data) + begin * cols * detail::type_size(type);
       }
-      check_status(H5Dwrite(ds.get(), mem_type, mem_space.get(), file_space.get(), dxpl_.get(), buffer), "H5Dwrite",
-                   path_, name);
+      check_status(H5Dwrite(ds.get(), mem_type, mem_space.get(), file_space.get(), dxpl_.get(), buffer),
+                   "H5Dwrite", path_, name);
       // HDF5 silently falls back to independent I/O in some cases (pitfall 2); make that visible.
       std::uint32_t local_cause = 0;
       std::uint32_t global_cause = 0;
@@ -292,8 +311,9 @@ void H5Writer::write_strings(const std::string& dataset, const std::vector<std::
   const std::string name = normalize(dataset);
   const std::uint64_t n = values.size();
   if (comm_.allreduce(n, comm::Op::min) != comm_.allreduce(n, comm::Op::max)) {
-    engine::throw_agreed_error(engine::ExitCode::internal,
-                               "H5Writer: ranks passed different sizes for replicated '" + name + "' in " + path_);
+    engine::throw_agreed_error(
+        engine::ExitCode::internal,
+        "H5Writer: ranks passed different sizes for replicated '" + name + "' in " + path_);
   }
   comm_.agree([&] {
     detail::QuietErrors quiet;
@@ -303,21 +323,24 @@ void H5Writer::write_strings(const std::string& dataset, const std::vector<std::
   });
 }
 
-void H5Writer::set_attribute(const std::string& object_path, const std::string& name, const std::string& value) {
+void H5Writer::set_attribute(const std::string& object_path, const std::string& name,
+                             const std::string& value) {
   const std::string object = normalize(object_path);
   comm_.agree([&] {
     detail::QuietErrors quiet;
     if (!file_) throw engine::InternalError("H5Writer: " + path_ + " is already closed");
     if (!exists(object)) ensure_group(object);
-    H5Handle obj(check_id(H5Oopen(file_.get(), object.c_str(), H5P_DEFAULT), "H5Oopen", path_, object), H5Oclose);
+    H5Handle obj(check_id(H5Oopen(file_.get(), object.c_str(), H5P_DEFAULT), "H5Oopen", path_, object),
+                 H5Oclose);
     const htri_t found = H5Aexists(obj.get(), name.c_str());
     check_status(found < 0 ? -1 : 0, "H5Aexists", path_, object + "@" + name);
     if (found > 0) check_status(H5Adelete(obj.get(), name.c_str()), "H5Adelete", path_, object + "@" + name);
     H5Handle type = vl_string_type(path_);
     H5Handle space(check_id(H5Screate(H5S_SCALAR), "H5Screate", path_, object), H5Sclose);
-    H5Handle attr(check_id(H5Acreate2(obj.get(), name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
-                           "H5Acreate2", path_, object + "@" + name),
-                  H5Aclose);
+    H5Handle attr(
+        check_id(H5Acreate2(obj.get(), name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                 "H5Acreate2", path_, object + "@" + name),
+        H5Aclose);
     const char* text = value.c_str();
     check_status(H5Awrite(attr.get(), type.get(), &text), "H5Awrite", path_, object + "@" + name);
   });
@@ -327,14 +350,15 @@ void H5Writer::set_attribute(const std::string& object_path, const std::string& 
   set_scalar_attribute(object_path, name, detail::ScalarType::f64, &value);
 }
 
-void H5Writer::set_scalar_attribute(const std::string& object_path, const std::string& name, detail::ScalarType type,
-                                    const void* value) {
+void H5Writer::set_scalar_attribute(const std::string& object_path, const std::string& name,
+                                    detail::ScalarType type, const void* value) {
   const std::string object = normalize(object_path);
   comm_.agree([&] {
     detail::QuietErrors quiet;
     if (!file_) throw engine::InternalError("H5Writer: " + path_ + " is already closed");
     if (!exists(object)) ensure_group(object);
-    H5Handle obj(check_id(H5Oopen(file_.get(), object.c_str(), H5P_DEFAULT), "H5Oopen", path_, object), H5Oclose);
+    H5Handle obj(check_id(H5Oopen(file_.get(), object.c_str(), H5P_DEFAULT), "H5Oopen", path_, object),
+                 H5Oclose);
     const htri_t found = H5Aexists(obj.get(), name.c_str());
     check_status(found < 0 ? -1 : 0, "H5Aexists", path_, object + "@" + name);
     if (found > 0) check_status(H5Adelete(obj.get(), name.c_str()), "H5Adelete", path_, object + "@" + name);
@@ -358,8 +382,8 @@ void H5Writer::write_pending_strings() {
     std::vector<const char*> pointers;
     pointers.reserve(values.size());
     for (const auto& v : values) pointers.push_back(v.c_str());
-    check_status(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, pointers.data()), "H5Dwrite", path_,
-                 name);
+    check_status(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, pointers.data()), "H5Dwrite",
+                 path_, name);
   }
   pending_strings_.clear();
   check_status(file.close(), "H5Fclose", path_, "");

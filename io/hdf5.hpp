@@ -23,7 +23,8 @@ class H5Handle {
   H5Handle() = default;
   H5Handle(hid_t id, Closer closer) : id_(id), closer_(closer) {}
   ~H5Handle() { reset(); }
-  H5Handle(H5Handle&& other) noexcept : id_(std::exchange(other.id_, H5I_INVALID_HID)), closer_(other.closer_) {}
+  H5Handle(H5Handle&& other) noexcept
+      : id_(std::exchange(other.id_, H5I_INVALID_HID)), closer_(other.closer_) {}
   H5Handle& operator=(H5Handle&& other) noexcept {
     if (this != &other) {
       reset();
@@ -78,12 +79,12 @@ constexpr ScalarType scalar_type_of() {
     static_assert(sizeof(U) == 4 || sizeof(U) == 8, "float or double");
     return sizeof(U) == 4 ? ScalarType::f32 : ScalarType::f64;
   } else if constexpr (std::is_signed_v<U>) {
-    return sizeof(U) == 1 ? ScalarType::i8
+    return sizeof(U) == 1   ? ScalarType::i8
            : sizeof(U) == 2 ? ScalarType::i16
            : sizeof(U) == 4 ? ScalarType::i32
                             : ScalarType::i64;
   } else {
-    return sizeof(U) == 1 ? ScalarType::u8
+    return sizeof(U) == 1   ? ScalarType::u8
            : sizeof(U) == 2 ? ScalarType::u16
            : sizeof(U) == 4 ? ScalarType::u32
                             : ScalarType::u64;
@@ -128,17 +129,22 @@ class H5Writer {
   // 2-D dataset [global_rows, cols] (row-major): this rank's `local_rows` rows follow lower ranks' rows.
   // `cols` must be the same on every rank.
   template <class T>
-  void write_distributed_rows(const std::string& dataset, const T* local, std::size_t local_rows, std::size_t cols) {
-    write_array(dataset, detail::scalar_type_of<T>(), local, local_rows, cols, /*two_d=*/true, /*replicated=*/false);
+  void write_distributed_rows(const std::string& dataset, const T* local, std::size_t local_rows,
+                              std::size_t cols) {
+    write_array(dataset, detail::scalar_type_of<T>(), local, local_rows, cols, /*two_d=*/true,
+                /*replicated=*/false);
   }
   // The same values on every rank (a model vector); written once. Sizes must agree across ranks.
   template <class T>
   void write_replicated(const std::string& dataset, const std::vector<T>& values) {
-    write_array(dataset, detail::scalar_type_of<T>(), values.data(), values.size(), 1, false, /*replicated=*/true);
+    write_array(dataset, detail::scalar_type_of<T>(), values.data(), values.size(), 1, false,
+                /*replicated=*/true);
   }
   template <class T>
-  void write_replicated_rows(const std::string& dataset, const T* values, std::size_t rows, std::size_t cols) {
-    write_array(dataset, detail::scalar_type_of<T>(), values, rows, cols, /*two_d=*/true, /*replicated=*/true);
+  void write_replicated_rows(const std::string& dataset, const T* values, std::size_t rows,
+                             std::size_t cols) {
+    write_array(dataset, detail::scalar_type_of<T>(), values, rows, cols, /*two_d=*/true,
+                /*replicated=*/true);
   }
   // A replicated list of variable-length UTF-8 strings. Parallel HDF5 cannot write variable-length data
   // through MPI-IO, so the dataset is created now and rank 0 fills it in close(), after the collective
@@ -174,8 +180,8 @@ class H5Writer {
                             const void* value);
   bool exists(const std::string& object_path) const;
   void ensure_group(const std::string& group);
-  detail::H5Handle create_dataset(const std::string& dataset, hid_t file_type, const std::vector<hsize_t>& dims,
-                                  bool contiguous_no_fill);
+  detail::H5Handle create_dataset(const std::string& dataset, hid_t file_type,
+                                  const std::vector<hsize_t>& dims, bool contiguous_no_fill);
   void write_pending_strings();
 
   const comm::Communicator& comm_;

@@ -17,10 +17,13 @@ namespace skein::io {
 namespace {
 
 bool ends_with(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return text.size() >= suffix.size() &&
+         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-bool has_wildcard(const std::string& pattern) { return pattern.find_first_of("*?[") != std::string::npos; }
+bool has_wildcard(const std::string& pattern) {
+  return pattern.find_first_of("*?[") != std::string::npos;
+}
 
 void check_extension(const std::string& key, const std::string& path) {
   if (!ends_with(path, ".jsonl") && !ends_with(path, ".json") && !ends_with(path, ".jsonl.zst")) {
@@ -40,7 +43,8 @@ std::vector<std::string> expand(const std::string& key, const std::string& patte
     if (has_wildcard(pattern)) throw engine::DataError(key + ": pattern " + pattern + " matches no file");
     throw engine::DataError(key + ": no such file: " + pattern);
   }
-  if (rc != 0) throw engine::DataError(key + ": cannot expand " + pattern + " (glob error " + std::to_string(rc) + ")");
+  if (rc != 0)
+    throw engine::DataError(key + ": cannot expand " + pattern + " (glob error " + std::to_string(rc) + ")");
   return paths;  // glob(3) sorts them
 }
 
@@ -70,7 +74,9 @@ std::vector<InputFile> resolve_locally(const std::vector<std::string>& patterns,
   return files;
 }
 
-void put_u64(std::string& out, std::uint64_t value) { out.append(reinterpret_cast<const char*>(&value), 8); }
+void put_u64(std::string& out, std::uint64_t value) {
+  out.append(reinterpret_cast<const char*>(&value), 8);
+}
 
 std::uint64_t get_u64(const std::string& in, std::size_t& pos) {
   std::uint64_t value = 0;
@@ -81,7 +87,8 @@ std::uint64_t get_u64(const std::string& in, std::size_t& pos) {
 
 }  // namespace
 
-std::vector<InputFile> resolve_inputs(const comm::Communicator& comm, const std::vector<std::string>& patterns,
+std::vector<InputFile> resolve_inputs(const comm::Communicator& comm,
+                                      const std::vector<std::string>& patterns,
                                       const std::string& config_key) {
   // Rank 0 alone touches the file system; the verdict (list or error) is broadcast, so every rank throws
   // the same error without a "rank 0:" prefix: the problem is the input, not a rank.

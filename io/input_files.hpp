@@ -10,9 +10,9 @@
 namespace skein::io {
 
 struct InputFile {
-  std::string path;   // as matched (not canonicalised), for error messages
+  std::string path;        // as matched (not canonicalised), for error messages
   std::uint64_t size = 0;  // bytes on disk (compressed size for .zst)
-  bool zstd = false;  // ".jsonl.zst": read through the zstd streaming decoder, never split
+  bool zstd = false;       // ".jsonl.zst": read through the zstd streaming decoder, never split
 };
 
 // Collective. Rank 0 expands each pattern with glob(3) (sorted matches; patterns in the given order; a
@@ -20,7 +20,8 @@ struct InputFile {
 // broadcasts the list. Errors throw on every rank with the same message, naming `config_key` and the path:
 //   UsageError: no patterns, or a file that is not .jsonl / .json / .jsonl.zst;
 //   DataError: a pattern that matches nothing, a missing or unreadable file, a directory.
-std::vector<InputFile> resolve_inputs(const comm::Communicator& comm, const std::vector<std::string>& patterns,
+std::vector<InputFile> resolve_inputs(const comm::Communicator& comm,
+                                      const std::vector<std::string>& patterns,
                                       const std::string& config_key);
 
 }  // namespace skein::io

@@ -1,5 +1,7 @@
 #include "io/json_field.hpp"
 
+#include <simdjson.h>
+
 #include <cstring>
 
 namespace skein::io {
@@ -15,7 +17,9 @@ bool blank(std::string_view text) {
   return true;
 }
 
-bool continuation(unsigned char c) { return (c & 0xC0) == 0x80; }
+bool continuation(unsigned char c) {
+  return (c & 0xC0) == 0x80;
+}
 
 // Length of the valid UTF-8 sequence at p (0 if the byte there does not start one). Second-byte ranges
 // follow Unicode Table 3-7, which excludes overlongs, surrogates and code points above U+10FFFF.
@@ -125,15 +129,43 @@ simdjson::error_code validate(simdjson::ondemand::value& value) {
 
 }  // namespace
 
-JsonFieldReader::JsonFieldReader(std::string field) : field_(std::move(field)) {}
+struct JsonFieldReader::Impl {
+  simdjson::ondemand::parser parser;
+  std::string scratch;  // padded copy for unpadded input and for the UTF-8 repair
+  simdjson::error_code last_error = simdjson::SUCCESS;
+
+  Status parse(JsonFieldReader& reader, const char* data, std::size_t size, std::size_t capacity,
+               std::string& out);
+  Status bad(JsonFieldReader& reader, simdjson::error_code error) {
+    reader.error_ = simdjson::error_message(error);
+    last_error = error;
+    return Status::bad_json;
+  }
+  Status bad(JsonFieldReader& reader, const char* reason) {
+    reader.error_ = reason;
+    last_error = simdjson::TAPE_ERROR;
+    return Status::bad_json;
+  }
+};
+
+JsonFieldReader::JsonFieldReader(std::string field)
+    : impl_(std::make_unique<Impl>()), field_(std::move(field)) {}
+JsonFieldReader::~JsonFieldReader() = default;
+JsonFieldReader::JsonFieldReader(JsonFieldReader&&) noexcept = default;
+JsonFieldReader& JsonFieldReader::operator=(JsonFieldReader&&) noexcept = default;
 
 const char* JsonFieldReader::status_name(Status status) {
   switch (status) {
-    case Status::ok: return "ok";
-    case Status::bad_json: return "bad JSON";
-    case Status::missing_field: return "missing field";
-    case Status::not_a_string: return "not a string";
-    case Status::empty_line: return "empty line";
+    case Status::ok:
+      return "ok";
+    case Status::bad_json:
+      return "bad JSON";
+    case Status::missing_field:
+      return "missing field";
+    case Status::not_a_string:
+      return "not a string";
+    case Status::empty_line:
+      return "empty line";
   }
   return "?";
 }
@@ -153,22 +185,12 @@ std::size_t JsonFieldReader::blank_invalid_utf8(char* data, std::size_t size) {
   return replaced;
 }
 
-JsonFieldReader::Status JsonFieldReader::bad(simdjson::error_code error) {
-  error_ = simdjson::error_message(error);
-  last_error_ = error;
-  return Status::bad_json;
-}
-
-JsonFieldReader::Status JsonFieldReader::bad(const char* reason) {
-  error_ = reason;
-  last_error_ = simdjson::TAPE_ERROR;
-  return Status::bad_json;
-}
-
-JsonFieldReader::Status JsonFieldReader::read(std::string_view bytes, const char* padded_end, std::string& out) {
+JsonFieldReader::Status JsonFieldReader::read(std::string_view bytes, const char* padded_end,
+                                              std::string& out) {
   invalid_utf8_ = false;
   error_.clear();
-  last_error_ = simdjson::SUCCESS;
+  impl_->last_error = simdjson::SUCCESS;
+  std::string& scratch = impl_->scratch;
   out.clear();
   if (!bytes.empty() && bytes.back() == '\r') bytes.remove_suffix(1);
   if (blank(bytes)) return Status::empty_line;
@@ -176,45 +198,46 @@ JsonFieldReader::Status JsonFieldReader::read(std::string_view bytes, const char
   const char* data = bytes.data();
   std::size_t capacity = padded_end == nullptr ? 0 : static_cast<std::size_t>(padded_end - bytes.data());
   if (capacity < bytes.size() + padding) {
-    scratch_.resize(bytes.size() + padding);
-    std::memcpy(scratch_.data(), bytes.data(), bytes.size());
-    data = scratch_.data();
-    capacity = scratch_.size();
+    scratch.resize(bytes.size() + padding);
+    std::memcpy(scratch.data(), bytes.data(), bytes.size());
+    data = scratch.data();
+    capacity = scratch.size();
   }
-  Status status = parse(data, bytes.size(), capacity, out);
-  if (status != Status::bad_json || last_error_ != simdjson::UTF8_ERROR) return status;
+  Status status = impl_->parse(*this, data, bytes.size(), capacity, out);
+  if (status != Status::bad_json || impl_->last_error != simdjson::UTF8_ERROR) return status;
 
   // simdjson rejects invalid UTF-8 outright; the job treats such bytes as separators, so blank them.
-  if (data != scratch_.data()) {
-    scratch_.resize(bytes.size() + padding);
-    std::memcpy(scratch_.data(), bytes.data(), bytes.size());
+  if (data != scratch.data()) {
+    scratch.resize(bytes.size() + padding);
+    std::memcpy(scratch.data(), bytes.data(), bytes.size());
   }
-  invalid_utf8_ = blank_invalid_utf8(scratch_.data(), bytes.size()) > 0;
+  invalid_utf8_ = blank_invalid_utf8(scratch.data(), bytes.size()) > 0;
   error_.clear();
-  return parse(scratch_.data(), bytes.size(), scratch_.size(), out);
+  return impl_->parse(*this, scratch.data(), bytes.size(), scratch.size(), out);
 }
 
-JsonFieldReader::Status JsonFieldReader::parse(const char* data, std::size_t size, std::size_t capacity,
-                                               std::string& out) {
+JsonFieldReader::Status JsonFieldReader::Impl::parse(JsonFieldReader& reader, const char* data,
+                                                     std::size_t size, std::size_t capacity,
+                                                     std::string& out) {
   using namespace simdjson;
   ondemand::document doc;
-  if (auto error = parser_.iterate(data, size, capacity).get(doc)) return bad(error);
+  if (auto error = parser.iterate(data, size, capacity).get(doc)) return bad(reader, error);
   ondemand::object object;
   if (auto error = doc.get_object().get(object)) {
-    return error == INCORRECT_TYPE ? bad("the line is not a JSON object") : bad(error);
+    return error == INCORRECT_TYPE ? bad(reader, "the line is not a JSON object") : bad(reader, error);
   }
   bool found = false;
   bool is_string = false;
   for (auto field : object) {
     std::string_view key;
-    if (auto error = field.unescaped_key().get(key)) return bad(error);
+    if (auto error = field.unescaped_key().get(key)) return bad(reader, error);
     ondemand::value value;
-    if (auto error = field.value().get(value)) return bad(error);
+    if (auto error = field.value().get(value)) return bad(reader, error);
     ondemand::json_type type;
-    if (auto error = value.type().get(type)) return bad(error);
-    if (key != field_ || type != ondemand::json_type::string) {
-      if (auto error = validate(value)) return bad(error);
-      if (key == field_) {
+    if (auto error = value.type().get(type)) return bad(reader, error);
+    if (key != reader.field_ || type != ondemand::json_type::string) {
+      if (auto error = validate(value)) return bad(reader, error);
+      if (key == reader.field_) {
         found = true;
         is_string = false;
         out.clear();
@@ -224,11 +247,11 @@ JsonFieldReader::Status JsonFieldReader::parse(const char* data, std::size_t siz
     found = true;
     is_string = true;
     std::string_view text;
-    if (auto error = value.get_string().get(text)) return bad(error);  // e.g. a lone surrogate escape
+    if (auto error = value.get_string().get(text)) return bad(reader, error);  // e.g. a lone surrogate escape
     out.assign(text.data(), text.size());
   }
   // A finished object leaves the iterator at the end; anything else is trailing content.
-  if (!doc.current_location().error()) return bad("trailing content after the JSON object");
+  if (!doc.current_location().error()) return bad(reader, "trailing content after the JSON object");
   if (!found) return Status::missing_field;
   return is_string ? Status::ok : Status::not_a_string;
 }

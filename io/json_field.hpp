@@ -3,27 +3,29 @@
 
 #include "io/jsonl_reader.hpp"
 
-#include <simdjson.h>
-
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 
 namespace skein::io {
 
 // One reader per thread; it reuses its simdjson parser and buffers across lines (no per-line allocation
-// once warmed up).
+// once warmed up). Lines from JsonlShard are parsed in place (they carry simdjson's padding).
 class JsonFieldReader {
  public:
   enum class Status {
-    ok,            // `out` holds the unescaped value
-    bad_json,      // not a JSON object, or malformed; error_message() says why
-    missing_field, // a JSON object without the field
-    not_a_string,  // the field's value is not a string
-    empty_line,    // nothing but whitespace (the caller skips it)
+    ok,             // `out` holds the unescaped value
+    bad_json,       // not a JSON object, or malformed; error_message() says why
+    missing_field,  // a JSON object without the field
+    not_a_string,   // the field's value is not a string
+    empty_line,     // nothing but whitespace (the caller skips it)
   };
 
   explicit JsonFieldReader(std::string field);
+  ~JsonFieldReader();
+  JsonFieldReader(JsonFieldReader&&) noexcept;
+  JsonFieldReader& operator=(JsonFieldReader&&) noexcept;
 
   // `out` = the unescaped string value of the top-level key (the last one, if the key is repeated, as
   // Python's json does). A trailing '\r' is ignored. Invalid UTF-8 bytes (overlongs, surrogates,
@@ -32,7 +34,7 @@ class JsonFieldReader {
   // trailing content), except that integers beyond 64 bits are accepted, as Python's json does.
   Status read(const Line& line, std::string& out) { return read(line.bytes, line.padded_end, out); }
   // `padded_end`: end of readable memory after `bytes` (copied first if that leaves less than
-  // simdjson::SIMDJSON_PADDING bytes).
+  // simdjson::SIMDJSON_PADDING = 64 bytes).
   Status read(std::string_view bytes, const char* padded_end, std::string& out);
   // Any bytes (copied to a padded buffer).
   Status read(std::string_view bytes, std::string& out) { return read(bytes, nullptr, out); }
@@ -49,16 +51,13 @@ class JsonFieldReader {
   static std::size_t blank_invalid_utf8(char* data, std::size_t size);
 
  private:
-  Status parse(const char* data, std::size_t size, std::size_t capacity, std::string& out);
-  Status bad(simdjson::error_code error);
-  Status bad(const char* reason);
-
+  // simdjson stays out of this header: its parser's layout depends on compile definitions
+  // (SIMDJSON_THREADS_ENABLED), which every includer would otherwise have to match.
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
   std::string field_;
-  simdjson::ondemand::parser parser_;
-  std::string scratch_;  // padded copy for unpadded input and for the UTF-8 repair
   bool invalid_utf8_ = false;
   std::string error_;
-  simdjson::error_code last_error_ = simdjson::SUCCESS;
 };
 
 }  // namespace skein::io

@@ -47,7 +47,8 @@ int open_input(const std::string& path) {
 JsonlShard::JsonlShard(const std::vector<InputFile>& files, int rank, int size, std::size_t block_bytes)
     : files_(files) {
   if (size <= 0 || rank < 0 || rank >= size) {
-    throw engine::InternalError("JsonlShard: bad rank " + std::to_string(rank) + " of " + std::to_string(size));
+    throw engine::InternalError("JsonlShard: bad rank " + std::to_string(rank) + " of " +
+                                std::to_string(size));
   }
   if (files_.size() > std::numeric_limits<std::uint32_t>::max()) {
     throw engine::UsageError("too many input files (" + std::to_string(files_.size()) + ")");
@@ -55,7 +56,8 @@ JsonlShard::JsonlShard(const std::vector<InputFile>& files, int rank, int size, 
   std::uint64_t total = 0;
   for (const auto& f : files_) total += f.size;
   using wide = unsigned __int128;
-  const auto lo = static_cast<std::uint64_t>(wide{total} * static_cast<unsigned>(rank) / static_cast<unsigned>(size));
+  const auto lo =
+      static_cast<std::uint64_t>(wide{total} * static_cast<unsigned>(rank) / static_cast<unsigned>(size));
   const auto hi =
       static_cast<std::uint64_t>(wide{total} * static_cast<unsigned>(rank + 1) / static_cast<unsigned>(size));
   std::uint64_t base = 0;
@@ -196,7 +198,8 @@ std::size_t JsonlShard::refill_zstd(char* out, std::size_t want) {
   ZSTD_outBuffer output{out, want, 0};
   while (output.pos == 0) {
     if (zstd_in_pos_ == zstd_in_size_ && read_offset_ < file.size) {
-      const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(zstd_in_.size(), file.size - read_offset_));
+      const std::size_t n =
+          static_cast<std::size_t>(std::min<std::uint64_t>(zstd_in_.size(), file.size - read_offset_));
       if (read_fully(fd_, zstd_in_.data(), n, read_offset_, file.path) != n) {
         throw engine::DataError(file.path + " is shorter than the " + std::to_string(file.size) +
                                 " bytes it had when the job started");
@@ -210,14 +213,15 @@ std::size_t JsonlShard::refill_zstd(char* out, std::size_t want) {
     const bool progress = input.pos != zstd_in_pos_ || output.pos != 0;
     zstd_in_pos_ = input.pos;
     if (ZSTD_isError(ret)) {
-      throw engine::DataError(file.path + ": bad zstd data before compressed byte " + std::to_string(read_offset_) +
-                              ": " + ZSTD_getErrorName(ret));
+      throw engine::DataError(file.path + ": bad zstd data before compressed byte " +
+                              std::to_string(read_offset_) + ": " + ZSTD_getErrorName(ret));
     }
     // An idle call after a finished frame returns a size hint for the next one, not 0: keep the last
     // real answer.
     if (progress) zstd_last_ret_ = ret;
     if (output.pos == 0 && zstd_in_pos_ == zstd_in_size_ && read_offset_ == file.size) {
-      if (zstd_last_ret_ != 0) throw engine::DataError(file.path + ": truncated zstd stream (the file ends mid-frame)");
+      if (zstd_last_ret_ != 0)
+        throw engine::DataError(file.path + ": truncated zstd stream (the file ends mid-frame)");
       source_eof_ = true;
       break;
     }

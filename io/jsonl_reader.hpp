@@ -16,10 +16,11 @@ namespace skein::io {
 // One line handed to a JsonlShard callback; valid only during the callback.
 struct Line {
   std::uint32_t file_index = 0;  // index into the InputFile list
-  std::uint64_t byte_offset = 0;  // of the line's first byte in its file (in the decompressed stream for .zst)
-  std::string_view bytes;        // without the '\n'; a trailing '\r' is kept
-  // End of readable memory after `bytes`: at least simdjson::SIMDJSON_PADDING bytes past bytes.end(), so
-  // simdjson can parse in place (capacity = padded_end - bytes.data()). The padding's contents are arbitrary.
+  // Of the line's first byte in its file (in the decompressed stream for .zst).
+  std::uint64_t byte_offset = 0;
+  std::string_view bytes;  // without the '\n'; a trailing '\r' is kept
+  // End of readable memory after `bytes`: at least simdjson::SIMDJSON_PADDING bytes past bytes.end(),
+  // so simdjson parses in place (capacity = padded_end - bytes.data()). The padding's bytes are arbitrary.
   const char* padded_end = nullptr;
 };
 
@@ -35,14 +36,15 @@ class JsonlShard {
   static constexpr std::size_t default_block_bytes = std::size_t{8} << 20;
 
   // `block_bytes` is the initial buffer size (it grows to hold a longer line); tests make it small.
-  JsonlShard(const std::vector<InputFile>& files, int rank, int size, std::size_t block_bytes = default_block_bytes);
+  JsonlShard(const std::vector<InputFile>& files, int rank, int size,
+             std::size_t block_bytes = default_block_bytes);
   ~JsonlShard();
   JsonlShard(const JsonlShard&) = delete;
   JsonlShard& operator=(const JsonlShard&) = delete;
 
   // Reads about `max_bytes` more input (at least 64 KiB, or the block size if smaller) and calls
-  // `on_line` for every whole line found, in file order. Returns false once the shard is exhausted (that call may still
-  // have delivered lines), so `while (shard.next_chunk(n, f)) {}` reads everything.
+  // `on_line` for every whole line found, in file order. Returns false once the shard is exhausted
+  // (that call may still have delivered lines), so `while (shard.next_chunk(n, f)) {}` reads everything.
   bool next_chunk(std::size_t max_bytes, const std::function<void(const Line&)>& on_line);
   bool exhausted() const { return segment_ >= segments_.size(); }
   // Starts over from the first line of the shard (for a second pass).
@@ -61,7 +63,7 @@ class JsonlShard {
  private:
   struct Segment {
     std::uint32_t file;
-    std::uint64_t begin;   // lines starting in [begin, end) of the file (zstd: the whole stream)
+    std::uint64_t begin;  // lines starting in [begin, end) of the file (zstd: the whole stream)
     std::uint64_t end;
     bool zstd;
     std::uint64_t weight;  // input bytes this segment accounts for in bytes_total()
@@ -86,11 +88,11 @@ class JsonlShard {
 
   std::vector<char> buffer_;  // capacity_ usable bytes + SIMDJSON padding
   std::size_t capacity_ = 0;
-  std::size_t fill_ = 0;      // valid bytes in buffer_
-  std::size_t pos_ = 0;       // start of the next undelivered line
-  std::size_t scanned_ = 0;   // [pos_, scanned_) holds no '\n'
+  std::size_t fill_ = 0;             // valid bytes in buffer_
+  std::size_t pos_ = 0;              // start of the next undelivered line
+  std::size_t scanned_ = 0;          // [pos_, scanned_) holds no '\n'
   std::uint64_t buffer_offset_ = 0;  // stream offset of buffer_[0]
-  bool skipping_ = false;     // discarding the tail of a line that started before this range
+  bool skipping_ = false;            // discarding the tail of a line that started before this range
   bool source_eof_ = false;
 
   int fd_ = -1;

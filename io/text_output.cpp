@@ -33,7 +33,8 @@ class MpiFile {
 
 }  // namespace
 
-void write_concatenated(const comm::Communicator& comm, const std::string& path, const std::string& local_bytes) {
+void write_concatenated(const comm::Communicator& comm, const std::string& path,
+                        const std::string& local_bytes) {
   AtomicOutput out(comm, path);
   const std::uint64_t size = local_bytes.size();
   const std::uint64_t offset = comm.exscan(size);
@@ -56,15 +57,17 @@ void write_concatenated(const comm::Communicator& comm, const std::string& path,
         const std::uint64_t n = begin < size ? std::min(max_bytes_per_write, size - begin) : 0;
         MPI_Status status;
         const int rc = MPI_File_write_at_all(file.handle, static_cast<MPI_Offset>(offset + begin),
-                                             local_bytes.data() + std::min(begin, size), static_cast<int>(n), MPI_BYTE,
-                                             &status);
-        if (rc != MPI_SUCCESS) throw engine::InternalError("writing " + out.tmp_path() + " failed: " + mpi_text(rc));
+                                             local_bytes.data() + std::min(begin, size), static_cast<int>(n),
+                                             MPI_BYTE, &status);
+        if (rc != MPI_SUCCESS)
+          throw engine::InternalError("writing " + out.tmp_path() + " failed: " + mpi_text(rc));
       });
     }
     comm.agree([&] {
       const int rc = MPI_File_close(&file.handle);
       file.handle = MPI_FILE_NULL;
-      if (rc != MPI_SUCCESS) throw engine::InternalError("closing " + out.tmp_path() + " failed: " + mpi_text(rc));
+      if (rc != MPI_SUCCESS)
+        throw engine::InternalError("closing " + out.tmp_path() + " failed: " + mpi_text(rc));
     });
   }
   out.commit();

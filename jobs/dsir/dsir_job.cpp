@@ -79,11 +79,17 @@ std::uint64_t document_id(std::uint32_t file_index, std::uint64_t byte_offset) {
   return (static_cast<std::uint64_t>(file_index) << kOffsetBits) | byte_offset;
 }
 
-// Σ_j p_j (log(p_j + ε) − log(q_j + ε)): the KL divergence with the reference's ε, finite where q_j = 0.
-double kl_divergence(const std::vector<double>& p, const std::vector<double>& q) {
+// KL(p || q) = Σ_j p_j log(p_j / q_j) with q the add-one (Laplace) smoothed distribution of `q_counts`.
+// Smoothing keeps the divergence finite and comparable between samples of the same size: a raw sample
+// rarely has every bucket the target uses, and the reference's 1e-8 floor would let those empty buckets
+// dominate (the selection and its random baseline are compared at equal size).
+double kl_divergence(const std::vector<double>& p, const HostCounts& q_counts) {
+  double total = 0;
+  for (std::size_t j = 0; j < q_counts.extent(0); ++j) total += static_cast<double>(q_counts(j));
+  const double denominator = total + static_cast<double>(q_counts.extent(0));
   double kl = 0;
   for (std::size_t j = 0; j < p.size(); ++j) {
-    if (p[j] > 0) kl += p[j] * (std::log(p[j] + kLogEpsilon) - std::log(q[j] + kLogEpsilon));
+    if (p[j] > 0) kl += p[j] * std::log(p[j] * denominator / (static_cast<double>(q_counts(j)) + 1.0));
   }
   return kl;
 }
@@ -409,11 +415,9 @@ class DsirJob final : public engine::Job {
 };
 
 void DsirJob::finalize() {
-  const std::vector<double> selected_prob = normalized(selected_counts_);
-  const std::vector<double> random_prob = normalized(random_counts_);
-  const double kl_target_raw = kl_divergence(target_prob_, raw_prob_);
-  const double kl_target_selected = kl_divergence(target_prob_, selected_prob);
-  const double kl_target_random = kl_divergence(target_prob_, random_prob);
+  const double kl_target_raw = kl_divergence(target_prob_, raw_counts_);
+  const double kl_target_selected = kl_divergence(target_prob_, selected_counts_);
+  const double kl_target_random = kl_divergence(target_prob_, random_counts_);
 
   io::write_concatenated(comm_, env_.out_dir + "/selected.jsonl", selected_lines_);
 
@@ -471,6 +475,7 @@ void DsirJob::finalize() {
     h5.set_attribute(metrics, "target_docs_skipped",
                      static_cast<std::int64_t>(target_tally_.bad_json + target_tally_.missing_field));
     h5.set_attribute(metrics, "target_docs_invalid_utf8", static_cast<std::int64_t>(target_tally_.invalid_utf8));
+    h5.close();  // collective; throws (agreed) where the destructor could only log
   }
   output.commit();
 

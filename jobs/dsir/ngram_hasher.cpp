@@ -1,6 +1,7 @@
 #include "ngram_hasher.hpp"
 
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -233,8 +234,8 @@ struct NgramHasher::Impl {
 
   std::uint32_t bucket(std::string_view s) const { return kind == HashKind::xxh3 ? xxh3(s) : sha256(s); }
 
-  // tokens[i] .. tokens[i + n - 1] joined by single spaces: in place when they are one space apart, else
-  // copied to the arena, which must have room (see fill_items).
+  // tokens[i] .. tokens[i + n - 1] joined by single spaces: in place when they are one space apart (as Tokenizer
+  // leaves most of them), else copied to scratch space, valid until the next call.
   std::string_view join(const std::vector<std::string_view>& tokens, std::size_t i, std::size_t n) {
     std::size_t k = 1;
     while (k < n && one_space_apart(tokens[i + k - 1], tokens[i + k])) ++k;
@@ -242,95 +243,56 @@ struct NgramHasher::Impl {
       const std::string_view last = tokens[i + n - 1];
       return {tokens[i].data(), static_cast<std::size_t>(last.data() - tokens[i].data()) + last.size()};
     }
-    char* const start = arena.get() + arena_used;
-    char* o = start;
+    std::size_t size = n - 1;
+    for (k = 0; k < n; ++k) size += tokens[i + k].size();
+    if (scratch_cap < size) {
+      scratch_cap = std::max(size, 2 * scratch_cap);
+      scratch.reset(new char[scratch_cap]);
+    }
+    char* o = scratch.get();
     for (k = 0; k < n; ++k) {
       if (k > 0) *o++ = ' ';
       const std::string_view t = tokens[i + k];
       if (!t.empty()) std::memcpy(o, t.data(), t.size());
       o += t.size();
     }
-    arena_used += static_cast<std::size_t>(o - start);
-    return {start, static_cast<std::size_t>(o - start)};
+    return {scratch.get(), size};
   }
 
-  // items = the n-grams of orders first..last in the reference's order, with arena room for any join.
-  void fill_items(const std::vector<std::string_view>& tokens, std::size_t first, std::size_t last) {
-    const std::size_t n = tokens.size();
-    std::size_t count = 0, chars = 0;
-    for (std::string_view t : tokens) chars += t.size();
-    std::size_t arena_need = 0;
-    for (std::size_t k = first; k <= last && k <= n; ++k) {
-      count += n - k + 1;
-      if (k > 1) arena_need += k * (chars + n);
-    }
-    if (arena_cap < arena_need) {
-      arena.reset(new char[arena_need]);
-      arena_cap = arena_need;
-    }
-    arena_used = 0;
-    items.resize(count);
-    std::size_t j = 0;
-    for (std::size_t k = first; k <= last && k <= n; ++k) {
-      for (std::size_t i = 0; i + k <= n; ++i) items[j++] = k == 1 ? tokens[i] : join(tokens, i, k);
-    }
-  }
-
-  // hashes[i] = XXH3_64bits(items[i]). XXH3 branches on the input length (0-16, 17-128, 129-240, longer, and
-  // within those); n-gram lengths vary at random, so hashing them in order mispredicts most of those branches.
-  // Hashing them grouped by length class (a counting sort of their indices) keeps the branches predictable.
-  template <class Sink>
-  void hash_items(Sink&& sink) {
-    constexpr int kClasses = 10;
-    const std::size_t count = items.size();
-    std::size_t pos[kClasses] = {};
-    cls.resize(count);
-    for (std::size_t i = 0; i < count; ++i) {
-      const std::size_t len = items[i].size();
-      const int c = (len > 3) + (len > 8) + (len > 16) + (len > 32) + (len > 64) + (len > 96) + (len > 128) +
-                    (len > 240) + (len > 1024);
-      cls[i] = static_cast<std::uint8_t>(c);
-      ++pos[c];
-    }
-    std::size_t sum = 0;
-    for (std::size_t& p : pos) {
-      const std::size_t c = p;
-      p = sum;
-      sum += c;
-    }
-    order.resize(count);
-    for (std::size_t i = 0; i < count; ++i) order[pos[cls[i]]++] = static_cast<std::uint32_t>(i);
-    for (std::uint32_t i : order) sink(i, XXH3_64bits(items[i].data(), items[i].size()));
-  }
-
-  void buckets_xxh3(const std::vector<std::string_view>& tokens, std::uint32_t* out) {
-    fill_items(tokens, 1, static_cast<std::size_t>(ngrams));
-    hash_items([&](std::uint32_t i, std::uint64_t h) { out[i] = mod(h); });
-  }
-
+  void buckets_xxh3(const std::vector<std::string_view>& tokens, std::uint32_t* out);
   void buckets_sha256(const std::vector<std::string_view>& tokens, std::uint32_t* out);
 
   HashKind kind;
   int ngrams;
   std::uint32_t num_buckets;
   FastMod mod;
-  std::vector<std::string_view> items;
-  std::vector<std::uint8_t> cls;
-  std::vector<std::uint32_t> order;
+  std::unique_ptr<char[]> scratch;
+  std::size_t scratch_cap = 0;
   std::vector<std::uint64_t> hashes;
   std::vector<std::uint32_t> ids;
-  std::string scratch;
-  std::unique_ptr<char[]> arena;
-  std::size_t arena_cap = 0;
-  std::size_t arena_used = 0;
   std::unique_ptr<TokenMemo> token_memo;
   std::unique_ptr<PairMemo> pair_memo;
 };
 
+// With xxh3 every n-gram is hashed directly: a memo probe would cost as much as the hash.
+void NgramHasher::Impl::buckets_xxh3(const std::vector<std::string_view>& tokens, std::uint32_t* out) {
+  const std::size_t n = tokens.size();
+  for (std::size_t i = 0; i < n; ++i) *out++ = xxh3(tokens[i]);
+  if (ngrams >= 2) {
+    for (std::size_t i = 0; i + 1 < n; ++i) {
+      const std::string_view a = tokens[i], b = tokens[i + 1];
+      *out++ = one_space_apart(a, b) ? xxh3({a.data(), a.size() + 1 + b.size()}) : xxh3(join(tokens, i, 2));
+    }
+  }
+  for (std::size_t k = 3; k <= static_cast<std::size_t>(ngrams) && k <= n; ++k) {
+    for (std::size_t i = 0; i + k <= n; ++i) *out++ = xxh3(join(tokens, i, k));
+  }
+}
+
 // Unigrams and bigrams go through the memo in two sweeps, each prefetching the table slot of the entry a few
 // positions ahead: the tables outgrow the caches, and a miss to memory costs about as much as a SHA-256.
 void NgramHasher::Impl::buckets_sha256(const std::vector<std::string_view>& tokens, std::uint32_t* out) {
-  constexpr std::size_t kAhead = 8;
+  constexpr std::size_t kAhead = 16;
   const std::size_t n = tokens.size();
   if (!token_memo) {
     token_memo = std::make_unique<TokenMemo>();
@@ -338,9 +300,8 @@ void NgramHasher::Impl::buckets_sha256(const std::vector<std::string_view>& toke
   }
   auto sha = [this](std::string_view s) { return sha256(s); };
 
-  fill_items(tokens, 1, 1);
   hashes.resize(n);
-  hash_items([&](std::uint32_t i, std::uint64_t h) { hashes[i] = h; });
+  for (std::size_t i = 0; i < n; ++i) hashes[i] = XXH3_64bits(tokens[i].data(), tokens[i].size());
   ids.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
     if (i + kAhead < n) token_memo->prefetch(hashes[i + kAhead]);
@@ -348,29 +309,19 @@ void NgramHasher::Impl::buckets_sha256(const std::vector<std::string_view>& toke
   }
   out += n;
   if (ngrams >= 2 && n >= 2) {
-    auto pair_key = [&](std::size_t i) { return PairMemo::key(ids[i], ids[i + 1]); };
     for (std::size_t i = 0; i + 1 < n; ++i) {
-      if (i + 1 + kAhead < n && pair_memo) pair_memo->prefetch(pair_key(i + kAhead));
-      auto direct = [&] {
-        if (one_space_apart(tokens[i], tokens[i + 1])) {
-          return sha256({tokens[i].data(), tokens[i].size() + 1 + tokens[i + 1].size()});
-        }
-        scratch.assign(tokens[i]);  // fill_items(tokens, 1, 1) left no arena room for bigrams
-        scratch += ' ';
-        scratch.append(tokens[i + 1]);
-        return sha256(scratch);
-      };
+      auto direct = [&] { return sha256(join(tokens, i, 2)); };
       if (pair_memo && ids[i] != kNoId && ids[i + 1] != kNoId) {
-        out[i] = pair_memo->find_or_insert(pair_key(i), direct);
+        if (i + 1 + kAhead < n) pair_memo->prefetch(PairMemo::key(ids[i + kAhead], ids[i + 1 + kAhead]));
+        out[i] = pair_memo->find_or_insert(PairMemo::key(ids[i], ids[i + 1]), direct);
       } else {
         out[i] = direct();
       }
     }
     out += n - 1;
   }
-  if (ngrams >= 3) {
-    fill_items(tokens, 3, static_cast<std::size_t>(ngrams));
-    for (std::size_t i = 0; i < items.size(); ++i) out[i] = sha256(items[i]);
+  for (std::size_t k = 3; k <= static_cast<std::size_t>(ngrams) && k <= n; ++k) {
+    for (std::size_t i = 0; i + k <= n; ++i) *out++ = sha256(join(tokens, i, k));
   }
 }
 

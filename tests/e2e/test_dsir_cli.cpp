@@ -185,7 +185,7 @@ TEST_F(BrownMix, CompressedInputGivesTheSameSelection) {
   write_file(dir_ + "/raw.jsonl.zst", compressed);
   const std::string plain_out = make_temp_dir("brown-plain"), zst_out = make_temp_dir("brown-zst");
   auto zst_args = args(zst_out);
-  zst_args[5] = "--dsir.raw=" + dir_ + "/raw.jsonl.zst";
+  zst_args[4] = "--dsir.raw=" + dir_ + "/raw.jsonl.zst";
   const RunResult plain = run_skein(2, args(plain_out));
   const RunResult zst = run_skein(2, zst_args);
   ASSERT_EQ(plain.exit_code, 0) << plain.output;
@@ -226,6 +226,8 @@ TEST_P(DsirBadInput, ClearMessageAndExitCodeAtThreeRanks) {
   for (const auto& a : bad.extra) {
     if (a.rfind("--dsir.raw=", 0) == 0) {
       args[4] = a.substr(0, 11) + dir + "/" + a.substr(11);
+    } else if (a.rfind("--dsir.num_select=", 0) == 0) {
+      args[6] = a;
     } else {
       args.push_back(a);
     }

@@ -106,7 +106,8 @@ TEST(Hdf5Io, DistributedWritesReadBackAsTheGlobalArray) {
     std::vector<std::int64_t> last_only;
     if (comm.rank() == comm.size() - 1) last_only = {5, 6, 7};
     h5.write_distributed("deep/er/last_only", last_only);
-    h5.write_distributed_rows("/matrix", matrix.data() + row_part.first * cols, row_part.second - row_part.first, cols);
+    h5.write_distributed_rows("/matrix", matrix.data() + row_part.first * cols,
+                              row_part.second - row_part.first, cols);
     h5.write_replicated("/model/weights", std::vector<double>{1.5, -2.25, 1e-300});
     h5.write_replicated_rows("/model/table", matrix.data(), 2, cols);
     h5.close();
@@ -128,7 +129,8 @@ TEST(Hdf5Io, DistributedWritesReadBackAsTheGlobalArray) {
   EXPECT_EQ(io::dataset_shape(path, "/matrix"), (std::vector<std::uint64_t>{rows, cols}));
   EXPECT_EQ(io::read_dataset<double>(path, "/matrix"), matrix);
   EXPECT_EQ(io::read_dataset<double>(path, "/model/weights"), (std::vector<double>{1.5, -2.25, 1e-300}));
-  EXPECT_EQ(io::read_dataset<double>(path, "/model/table"), std::vector<double>(matrix.begin(), matrix.begin() + 6));
+  EXPECT_EQ(io::read_dataset<double>(path, "/model/table"),
+            std::vector<double>(matrix.begin(), matrix.begin() + 6));
   // Conversion on read works too (the file stores int32).
   EXPECT_EQ(io::read_dataset<double>(path, "/values/i32")[2], static_cast<double>(i32[2]));
 }
@@ -136,7 +138,10 @@ TEST(Hdf5Io, DistributedWritesReadBackAsTheGlobalArray) {
 TEST(Hdf5Io, StringsAndAttributes) {
   Communicator comm(MPI_COMM_WORLD);
   SharedDir dir(comm);
-  const std::vector<std::string> names = {"alpha", "\xce\xb2-\xc3\xbcnic\xc3\xb6" "de", "", "with \"quotes\""};
+  const std::vector<std::string> names = {"alpha",
+                                          "\xce\xb2-\xc3\xbcnic\xc3\xb6"
+                                          "de",
+                                          "", "with \"quotes\""};
   std::string config = "[dsir]\n";
   for (int i = 0; i < 6000; ++i) config += "key" + std::to_string(i) + " = value " + std::to_string(i) + "\n";
   ASSERT_GT(config.size(), 64u * 1024u);  // past HDF5's compact attribute limit

@@ -102,7 +102,8 @@ class SharedDir {
 // Rank 0 writes the files (contents uncompressed; ".zst" names get compressed in `frames` frames); every
 // rank gets the resolved list.
 std::vector<InputFile> write_files(const Communicator& comm, const SharedDir& dir,
-                                   const std::vector<std::pair<std::string, std::string>>& files, int frames = 2) {
+                                   const std::vector<std::pair<std::string, std::string>>& files,
+                                   int frames = 2) {
   std::vector<std::string> paths;
   for (const auto& [name, content] : files) {
     paths.push_back(dir.file(name));
@@ -127,7 +128,8 @@ struct ShardResult {
   std::uint64_t bytes_total = 0;
 };
 
-ShardResult read_shard(const std::vector<InputFile>& files, int rank, int size, std::size_t block, std::size_t chunk) {
+ShardResult read_shard(const std::vector<InputFile>& files, int rank, int size, std::size_t block,
+                       std::size_t chunk) {
   JsonlShard shard(files, rank, size, block);
   ShardResult result;
   std::uint64_t last_done = 0;
@@ -161,8 +163,8 @@ std::uint64_t total_size(const std::vector<InputFile>& files) {
 }
 
 // Every rank reads its own shard; the union over ranks must be exactly the expected lines.
-void check_across_ranks(const Communicator& comm, const std::vector<InputFile>& files, const std::vector<Rec>& expected,
-                        std::size_t block, std::size_t chunk) {
+void check_across_ranks(const Communicator& comm, const std::vector<InputFile>& files,
+                        const std::vector<Rec>& expected, std::size_t block, std::size_t chunk) {
   auto mine = read_shard(files, comm.rank(), comm.size(), block, chunk);
   auto all = comm.allgatherv(mine.lines);
   std::sort(all.begin(), all.end());
@@ -172,8 +174,8 @@ void check_across_ranks(const Communicator& comm, const std::vector<InputFile>& 
 }
 
 // The same check for any rank count, simulated in this process.
-void check_simulated(const std::vector<InputFile>& files, const std::vector<Rec>& expected, int size, std::size_t block,
-                     std::size_t chunk) {
+void check_simulated(const std::vector<InputFile>& files, const std::vector<Rec>& expected, int size,
+                     std::size_t block, std::size_t chunk) {
   std::vector<Rec> all;
   std::uint64_t total = 0;
   for (int r = 0; r < size; ++r) {
@@ -191,8 +193,8 @@ void check_simulated(const std::vector<InputFile>& files, const std::vector<Rec>
 std::vector<std::pair<std::string, std::string>> hand_written_files() {
   std::string a;
   for (int i = 0; i < 40; ++i) {
-    a += "{\"id\": " + std::to_string(i) + ", \"text\": \"" + std::string(static_cast<std::size_t>(i * 7 % 23), 'a') +
-         "\"}\n";
+    a += "{\"id\": " + std::to_string(i) + ", \"text\": \"" +
+         std::string(static_cast<std::size_t>(i * 7 % 23), 'a') + "\"}\n";
     if (i % 9 == 0) a += "\n\n";  // empty lines
   }
   std::string zst;
@@ -235,6 +237,31 @@ TEST(JsonlSplit, AnyRankCountSimulated) {
   }
   // More ranks than bytes in some files, and than lines overall.
   check_simulated(files, expected, 1000, 16, 7);
+}
+
+TEST(JsonlSplit, RangeBoundaryAtEveryByte) {
+  // With small files and up to T + 2 simulated ranks, some range starts at every byte: at a line start,
+  // right after a '\n', on an empty line, on a '\r', at a file's first or last byte.
+  Communicator comm(MPI_COMM_WORLD);
+  SharedDir dir(comm);
+  const std::vector<std::pair<std::string, std::string>> spec = {
+      {"1.jsonl", "a\n\nbc\n\r\n\nxyz"},
+      {"2.jsonl", ""},
+      {"3.jsonl", "\n"},
+      {"4.jsonl", "cd\n"},
+      {"5.jsonl", "e"},
+      {"6.jsonl.zst", "z1\n\nz2\n"},
+      {"7.jsonl", "\n\n\nlast\n"},
+  };
+  const auto files = write_files(comm, dir, spec);
+  const auto expected = expected_lines(contents_of(spec));
+  const auto total = static_cast<int>(total_size(files));
+  for (int size = 1; size <= total + 2; ++size) {
+    for (const std::size_t block : {std::size_t{1}, std::size_t{3}, std::size_t{4096}}) {
+      check_simulated(files, expected, size, block, 1);
+      check_simulated(files, expected, size, block, 1 << 20);
+    }
+  }
 }
 
 TEST(JsonlSplit, LineLongerThanTheDefaultBlock) {
@@ -283,7 +310,8 @@ TEST(JsonlSplit, Randomized) {
     const std::size_t block = 16 + rng() % 300;
     const std::size_t chunk = 1 + rng() % 2000;
     check_across_ranks(comm, files, expected, block, chunk);
-    for (int size = 1; size <= 9; ++size) check_simulated(files, expected, size, block, chunk);
+    for (const int size : {1, 2, 3, 4, 5, 7, 9, 16, 61, 250})
+      check_simulated(files, expected, size, block, chunk);
   }
 }
 
@@ -312,11 +340,13 @@ TEST(JsonlSplit, RewindReadsTheSameLinesAgain) {
   JsonlShard shard(files, comm.rank(), comm.size(), 128);
   std::vector<Rec> first;
   std::vector<Rec> second;
-  while (shard.next_chunk(300, [&](const Line& l) { first.push_back(make_rec(l.file_index, l.byte_offset, l.bytes)); })) {
+  while (shard.next_chunk(
+      300, [&](const Line& l) { first.push_back(make_rec(l.file_index, l.byte_offset, l.bytes)); })) {
   }
   shard.rewind();
   EXPECT_EQ(shard.bytes_done(), 0u);
-  while (shard.next_chunk(1 << 20, [&](const Line& l) { second.push_back(make_rec(l.file_index, l.byte_offset, l.bytes)); })) {
+  while (shard.next_chunk(
+      1 << 20, [&](const Line& l) { second.push_back(make_rec(l.file_index, l.byte_offset, l.bytes)); })) {
   }
   EXPECT_EQ(first, second);
 }
@@ -345,7 +375,8 @@ TEST(JsonlSplit, CorruptZstdIsADataError) {
   const std::string compressed = zstd_frames(content, 1);
   if (comm.rank() == 0) {
     std::ofstream(dir.file("garbage.jsonl.zst"), std::ios::binary) << "this is not zstd at all\n";
-    std::ofstream(dir.file("truncated.jsonl.zst"), std::ios::binary) << compressed.substr(0, compressed.size() / 2);
+    std::ofstream(dir.file("truncated.jsonl.zst"), std::ios::binary)
+        << compressed.substr(0, compressed.size() / 2);
   }
   comm.barrier();
   for (const char* name : {"garbage.jsonl.zst", "truncated.jsonl.zst"}) {
@@ -383,7 +414,8 @@ TEST(InputFiles, ResolveExpandsSortsAndDeduplicates) {
     std::ofstream(dir.file("notes.txt")) << "text";
   }
   comm.barrier();
-  auto files = skein::io::resolve_inputs(comm, {dir.file("*.jsonl"), dir.file("a.jsonl"), dir.file("c.json")}, "k");
+  auto files =
+      skein::io::resolve_inputs(comm, {dir.file("*.jsonl"), dir.file("a.jsonl"), dir.file("c.json")}, "k");
   ASSERT_EQ(files.size(), 3u);
   EXPECT_EQ(files[0].path, dir.file("a.jsonl"));
   EXPECT_EQ(files[0].size, 3u);
@@ -392,7 +424,8 @@ TEST(InputFiles, ResolveExpandsSortsAndDeduplicates) {
   EXPECT_EQ(files[2].path, dir.file("c.json"));
   for (const auto& f : files) EXPECT_FALSE(f.zstd);
   // The pattern order is kept; the same file by another name is dropped.
-  files = skein::io::resolve_inputs(comm, {dir.file("d.jsonl.zst"), dir.file("b.jsonl"), dir.file("./b.jsonl")}, "k");
+  files = skein::io::resolve_inputs(
+      comm, {dir.file("d.jsonl.zst"), dir.file("b.jsonl"), dir.file("./b.jsonl")}, "k");
   ASSERT_EQ(files.size(), 2u);
   EXPECT_TRUE(files[0].zstd);
   EXPECT_EQ(files[1].path, dir.file("b.jsonl"));

@@ -2,6 +2,7 @@
 #include "io/json_field.hpp"
 
 #include <gtest/gtest.h>
+#include <simdjson.h>
 
 #include <string>
 
@@ -88,20 +89,22 @@ TEST(JsonField, NotAString) {
 
 TEST(JsonField, BadJsonHasAReason) {
   JsonFieldReader reader("text");
-  for (const char* line : {R"({"text": "abc")", R"({"text": "abc"} trailing)", R"({"text": "abc"}{})", "not json",
-                           R"([1, 2])", R"("just a string")", R"(42)", R"({"text" "abc"})", R"({"text": "abc",})",
-                           R"({"a": [1, 2}, "text": "x"})", R"({"text": "unterminated)",
-                           // Malformed values in other fields are caught too.
-                           R"({"id": tru, "text": "x"})", R"({"id": nul, "text": "x"})", R"({"id": 01, "text": "x"})",
-                           R"({"meta": {"a": [1, {"b": 1.e5}]}, "text": "x"})", R"({"text": "x", "bad": "\q"})",
-                           R"({"text": 5, "after": [}"})"}) {
+  for (const char* line :
+       {R"({"text": "abc")", R"({"text": "abc"} trailing)", R"({"text": "abc"}{})", "not json", R"([1, 2])",
+        R"("just a string")", R"(42)", R"({"text" "abc"})", R"({"text": "abc",})",
+        R"({"a": [1, 2}, "text": "x"})", R"({"text": "unterminated)",
+        // Malformed values in other fields are caught too.
+        R"({"id": tru, "text": "x"})", R"({"id": nul, "text": "x"})", R"({"id": 01, "text": "x"})",
+        R"({"meta": {"a": [1, {"b": 1.e5}]}, "text": "x"})", R"({"text": "x", "bad": "\q"})",
+        R"({"text": 5, "after": [}"})"}) {
     const auto r = read(reader, line);
     EXPECT_EQ(r.status, Status::bad_json) << line;
     EXPECT_FALSE(r.error.empty()) << line;
   }
   // Valid values of every kind in other fields, big integers included (Python accepts them).
-  const auto r = read(reader, R"({"n": [1, -2.5e-3, true, false, null, {"k": [[]]}], "big": 123456789012345678901234567890,)"
-                              R"( "s": "é", "text": "ok"})");
+  const auto r = read(
+      reader, R"({"n": [1, -2.5e-3, true, false, null, {"k": [[]]}], "big": 123456789012345678901234567890,)"
+              R"( "s": "é", "text": "ok"})");
   EXPECT_EQ(r.status, Status::ok) << r.error;
   EXPECT_EQ(r.text, "ok");
   // The reader recovers after an error.
@@ -125,15 +128,29 @@ TEST(JsonField, InvalidUtf8BytesBecomeSpaces) {
     std::string out;
   };
   const Case cases[] = {
-      {"a\xff" "b", "a b"},                        // never valid
-      {"a\xc0\xaf" "b", "a  b"},                   // overlong '/'
-      {"a\xe0\x80\xaf" "b", "a   b"},              // overlong 3-byte
-      {"a\xed\xa0\x80" "b", "a   b"},              // UTF-8-encoded surrogate U+D800
-      {"a\xf4\x90\x80\x80" "b", "a    b"},         // U+110000
-      {"a\xe2\x82" "b", "a  b"},                   // truncated 3-byte sequence
-      {"a\x80" "b", "a b"},                        // stray continuation byte
+      {"a\xff"
+       "b",
+       "a b"},  // never valid
+      {"a\xc0\xaf"
+       "b",
+       "a  b"},  // overlong '/'
+      {"a\xe0\x80\xaf"
+       "b",
+       "a   b"},  // overlong 3-byte
+      {"a\xed\xa0\x80"
+       "b",
+       "a   b"},  // UTF-8-encoded surrogate U+D800
+      {"a\xf4\x90\x80\x80"
+       "b",
+       "a    b"},  // U+110000
+      {"a\xe2\x82"
+       "b",
+       "a  b"},  // truncated 3-byte sequence
+      {"a\x80"
+       "b",
+       "a b"},                                        // stray continuation byte
       {"\xc3\xa9\xff\xc3\xa9", "\xc3\xa9 \xc3\xa9"},  // valid neighbours survive
-      {"end\xf0\x9f\x98", "end   "},               // truncated at the end of the string
+      {"end\xf0\x9f\x98", "end   "},                  // truncated at the end of the string
   };
   for (const auto& c : cases) {
     const auto r = read(reader, "{\"id\": 1, \"text\": \"" + c.in + "\"}");

@@ -173,6 +173,7 @@ TEST_F(BrownMix, SelectionFindsTheTargetGenreFarAboveRandom) {
   const double kl_reduction_random = skein::io::read_double_attribute(h5, "/metrics", "kl_reduction_random");
   EXPECT_GT(kl_reduction, 0);
   EXPECT_GT(kl_reduction, kl_reduction_random + 0.1);
+  EXPECT_GT(skein::io::read_double_attribute(h5, "/metrics", "kl_gain_over_random"), 0.1);
   // Each selected line is an original raw line, byte for byte.
   const std::string raw = read_file(dir_ + "/raw.jsonl");
   for (const auto& line : lines) EXPECT_NE(raw.find(line + "\n"), std::string::npos);

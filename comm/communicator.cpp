@@ -106,4 +106,34 @@ void Communicator::gather_bytes(const void* local, std::size_t bytes, void* all,
   }
 }
 
+std::vector<std::uint64_t> Communicator::exchange_counts(const std::vector<std::uint64_t>& send_counts) const {
+  std::vector<std::uint64_t> receive_counts(send_counts.size());
+  detail::check("MPI_Alltoall", MPI_Alltoall(send_counts.data(), 1, MPI_UINT64_T, receive_counts.data(), 1,
+                                             MPI_UINT64_T, comm_));
+  return receive_counts;
+}
+
+void Communicator::exchange_bytes(const void* send, const std::vector<std::uint64_t>& send_counts, void* receive,
+                                  const std::vector<std::uint64_t>& receive_counts, std::size_t item_bytes) const {
+  const std::size_t p = send_counts.size();
+  std::vector<int> sc(p), sd(p), rc(p), rd(p);
+  std::uint64_t send_offset = 0, receive_offset = 0;
+  bool too_big = false;
+  for (std::size_t r = 0; r < p; ++r) {
+    const std::uint64_t s_bytes = send_counts[r] * item_bytes, r_bytes = receive_counts[r] * item_bytes;
+    too_big |= send_offset + s_bytes > INT_MAX || receive_offset + r_bytes > INT_MAX;
+    sc[r] = static_cast<int>(s_bytes);
+    sd[r] = static_cast<int>(send_offset);
+    rc[r] = static_cast<int>(r_bytes);
+    rd[r] = static_cast<int>(receive_offset);
+    send_offset += s_bytes;
+    receive_offset += r_bytes;
+  }
+  if (allreduce(static_cast<int>(too_big), Op::max)) {
+    throw engine::InternalError("exchange of more than 2 GiB per rank is not supported");
+  }
+  detail::check("MPI_Alltoallv", MPI_Alltoallv(send, sc.data(), sd.data(), MPI_BYTE, receive, rc.data(), rd.data(),
+                                               MPI_BYTE, comm_));
+}
+
 }  // namespace skein::comm

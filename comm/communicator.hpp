@@ -128,6 +128,29 @@ class Communicator {
     return gather_impl(local, root);
   }
 
+  // Sends each item to rank `destination(item)`; returns the items this rank received, ordered by source rank,
+  // each source's items in their original order (so globally ordered input stays ordered).
+  template <class T, class Destination>
+  std::vector<T> exchange(const std::vector<T>& items, Destination destination) const {
+    static_assert(std::is_trivially_copyable_v<T>);
+    std::vector<std::uint64_t> send_counts(static_cast<std::size_t>(size_), 0);
+    std::vector<int> owner(items.size());
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      owner[i] = destination(items[i]);
+      ++send_counts[static_cast<std::size_t>(owner[i])];
+    }
+    std::vector<std::uint64_t> cursor(send_counts.size(), 0);
+    for (std::size_t r = 1; r < cursor.size(); ++r) cursor[r] = cursor[r - 1] + send_counts[r - 1];
+    std::vector<T> send(items.size());
+    for (std::size_t i = 0; i < items.size(); ++i) send[cursor[static_cast<std::size_t>(owner[i])]++] = items[i];
+    const auto receive_counts = exchange_counts(send_counts);
+    std::uint64_t total = 0;
+    for (const auto c : receive_counts) total += c;
+    std::vector<T> received(static_cast<std::size_t>(total));
+    exchange_bytes(send.data(), send_counts, received.data(), receive_counts, sizeof(T));
+    return received;
+  }
+
   // --- Kokkos Views (host-staged when the View is not host-accessible) -------------------------------
   template <class View, std::enable_if_t<Kokkos::is_view<View>::value, int> = 0>
   void allreduce(const View& view, Op op) const {
@@ -159,6 +182,9 @@ class Communicator {
     return static_cast<int>(remaining < max_count ? remaining : max_count);
   }
   void bcast_bytes(void* data, std::size_t bytes, int root) const;
+  std::vector<std::uint64_t> exchange_counts(const std::vector<std::uint64_t>& send_counts) const;
+  void exchange_bytes(const void* send, const std::vector<std::uint64_t>& send_counts, void* receive,
+                      const std::vector<std::uint64_t>& receive_counts, std::size_t item_bytes) const;
   std::vector<std::uint64_t> gather_sizes(std::uint64_t bytes, int root) const;
   void gather_bytes(const void* local, std::size_t bytes, void* all, const std::vector<std::uint64_t>& sizes,
                     int root) const;

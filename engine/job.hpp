@@ -2,6 +2,7 @@
 #pragma once
 
 #include "engine/config.hpp"
+#include "engine/state.hpp"
 
 #include <string>
 #include <vector>
@@ -21,6 +22,14 @@ class Job {
   virtual bool step() = 0;
   // Writes the outputs (collectively) into the output directory.
   virtual void finalize() = 0;
+
+  // Checkpointing. save_state is called between steps and must capture everything step() and finalize()
+  // still need, in rank-count-independent form; restore_state is called after load() on a fresh job,
+  // possibly on a different number of ranks, and must leave it as if it had run the saved steps.
+  virtual void save_state(StateWriter& state) const = 0;
+  virtual void restore_state(StateReader& state) = 0;
+  // The seed recorded in checkpoints (0 for jobs without randomness).
+  virtual std::uint64_t seed() const { return 0; }
 };
 
 // What `skein jobs` and `skein run --help` show about a job, and what its config accepts.

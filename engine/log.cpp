@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -84,15 +85,15 @@ void Progress::set_done(double done) {
   }
 }
 
-void Progress::finish() {
+void Progress::finish(double total_all_ranks, int ranks) {
   if (finished_) return;
   finished_ = true;
   if (Log::rank() != 0) return;
   done_ = total_;
-  print(true);
+  print(true, total_all_ranks, ranks);
 }
 
-void Progress::print(bool final_line) {
+void Progress::print(bool final_line, double total_all_ranks, int ranks) {
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const double rate = elapsed > 0 ? done_ / elapsed : 0;
   const double percent = total_ > 0 ? 100.0 * done_ / total_ : 100.0;
@@ -102,8 +103,11 @@ void Progress::print(bool final_line) {
   const std::string speed = bytes ? human_bytes(rate) + "/s" : fmt::format("{:.1f} {}/s", rate, unit_);
   std::string line;
   if (final_line) {
-    line = fmt::format("skein: {}: done, {} in {} ({} per rank)", label_, bytes ? human_bytes(total_) : amount,
-                       human_duration(elapsed), speed);
+    const double per_rank_rate = elapsed > 0 ? total_all_ranks / elapsed / std::max(ranks, 1) : 0;
+    line = fmt::format("skein: {}: done, {} in {} ({} per rank)", label_,
+                       bytes ? human_bytes(total_all_ranks) : fmt::format("{:.0f} {}", total_all_ranks, unit_),
+                       human_duration(elapsed),
+                       bytes ? human_bytes(per_rank_rate) + "/s" : fmt::format("{:.1f} {}/s", per_rank_rate, unit_));
   } else {
     const double eta = rate > 0 ? (total_ - done_) / rate : -1;
     line = fmt::format("skein: {}: {:5.1f}%  {}  {}  ETA {}", label_, percent, amount, speed, human_duration(eta));

@@ -32,10 +32,11 @@ class Progress {
  public:
   Progress(std::string label, double total, std::string unit);
   void set_done(double done);
-  void finish();
+  // The final line; `total_all_ranks` (summed over `ranks`) gives the true total and per-rank rate.
+  void finish(double total_all_ranks, int ranks);
 
  private:
-  void print(bool final_line);
+  void print(bool final_line, double total_all_ranks = 0, int ranks = 1);
   std::string label_;
   double total_;
   std::string unit_;

@@ -44,37 +44,48 @@ int open_input(const std::string& path) {
 
 }  // namespace
 
-JsonlShard::JsonlShard(const std::vector<InputFile>& files, int rank, int size, std::size_t block_bytes)
-    : files_(files) {
+ByteRange JsonlShard::rank_range(std::uint64_t total, int rank, int size) {
   if (size <= 0 || rank < 0 || rank >= size) {
-    throw engine::InternalError("JsonlShard: bad rank " + std::to_string(rank) + " of " +
-                                std::to_string(size));
+    throw engine::InternalError("JsonlShard: bad rank " + std::to_string(rank) + " of " + std::to_string(size));
   }
+  using wide = unsigned __int128;
+  return {static_cast<std::uint64_t>(wide{total} * static_cast<unsigned>(rank) / static_cast<unsigned>(size)),
+          static_cast<std::uint64_t>(wide{total} * static_cast<unsigned>(rank + 1) / static_cast<unsigned>(size))};
+}
+
+std::uint64_t JsonlShard::total_bytes(const std::vector<InputFile>& files) {
+  std::uint64_t total = 0;
+  for (const auto& f : files) total += f.size;
+  return total;
+}
+
+JsonlShard::JsonlShard(const std::vector<InputFile>& files, int rank, int size, std::size_t block_bytes)
+    : JsonlShard(files, std::vector<ByteRange>{rank_range(total_bytes(files), rank, size)}, block_bytes) {}
+
+JsonlShard::JsonlShard(const std::vector<InputFile>& files, const std::vector<ByteRange>& ranges,
+                       std::size_t block_bytes)
+    : files_(files) {
   if (files_.size() > std::numeric_limits<std::uint32_t>::max()) {
     throw engine::UsageError("too many input files (" + std::to_string(files_.size()) + ")");
   }
-  std::uint64_t total = 0;
-  for (const auto& f : files_) total += f.size;
-  using wide = unsigned __int128;
-  const auto lo =
-      static_cast<std::uint64_t>(wide{total} * static_cast<unsigned>(rank) / static_cast<unsigned>(size));
-  const auto hi =
-      static_cast<std::uint64_t>(wide{total} * static_cast<unsigned>(rank + 1) / static_cast<unsigned>(size));
-  std::uint64_t base = 0;
   bool any_zstd = false;
-  for (std::uint32_t i = 0; i < files_.size(); ++i) {
-    const std::uint64_t s = files_[i].size;
-    if (s > 0 && files_[i].zstd) {
-      if (lo <= base && base < hi) {
-        segments_.push_back({i, 0, std::numeric_limits<std::uint64_t>::max(), true, s});
-        any_zstd = true;
+  for (const ByteRange& range : ranges) {
+    const std::uint64_t lo = range.begin, hi = range.end;
+    std::uint64_t base = 0;
+    for (std::uint32_t i = 0; i < files_.size(); ++i) {
+      const std::uint64_t s = files_[i].size;
+      if (s > 0 && files_[i].zstd) {
+        if (lo <= base && base < hi) {
+          segments_.push_back({i, 0, std::numeric_limits<std::uint64_t>::max(), true, s});
+          any_zstd = true;
+        }
+      } else if (s > 0) {
+        const std::uint64_t b = std::max(lo, base);
+        const std::uint64_t e = std::min(hi, base + s);
+        if (b < e) segments_.push_back({i, b - base, e - base, false, e - b});
       }
-    } else if (s > 0) {
-      const std::uint64_t b = std::max(lo, base);
-      const std::uint64_t e = std::min(hi, base + s);
-      if (b < e) segments_.push_back({i, b - base, e - base, false, e - b});
+      base += s;
     }
-    base += s;
   }
   for (const auto& seg : segments_) bytes_total_ += seg.weight;
   capacity_ = std::max<std::size_t>(block_bytes, 16);

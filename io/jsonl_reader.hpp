@@ -31,6 +31,12 @@ struct Line {
 // wholly to the rank whose range holds its first byte. So every line of the input is read by exactly one
 // rank, whatever the rank count. Reading is local (no communication); errors throw DataError naming the
 // file. Lines are found with memchr in blocks read by pread (no per-line allocation).
+// A half-open range [begin, end) of the global byte space.
+struct ByteRange {
+  std::uint64_t begin = 0;
+  std::uint64_t end = 0;
+};
+
 class JsonlShard {
  public:
   static constexpr std::size_t default_block_bytes = std::size_t{8} << 20;
@@ -38,6 +44,13 @@ class JsonlShard {
   // `block_bytes` is the initial buffer size (it grows to hold a longer line); tests make it small.
   JsonlShard(const std::vector<InputFile>& files, int rank, int size,
              std::size_t block_bytes = default_block_bytes);
+  // The lines that start in any of `ranges` (sorted, disjoint), with the same rules as for a rank's range;
+  // a job that splits the byte space into pieces and hands them out uses this.
+  JsonlShard(const std::vector<InputFile>& files, const std::vector<ByteRange>& ranges,
+             std::size_t block_bytes = default_block_bytes);
+  // Rank r of P's range of a byte space of `total` bytes: [r*total/P, (r+1)*total/P).
+  static ByteRange rank_range(std::uint64_t total, int rank, int size);
+  static std::uint64_t total_bytes(const std::vector<InputFile>& files);
   ~JsonlShard();
   JsonlShard(const JsonlShard&) = delete;
   JsonlShard& operator=(const JsonlShard&) = delete;

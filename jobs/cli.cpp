@@ -6,6 +6,7 @@
 #include "engine/log.hpp"
 #include "io/h5_summary.hpp"
 #include "jobs/registry.hpp"
+#include "jobs/runner.hpp"
 
 #include <boost/program_options.hpp>
 
@@ -28,7 +29,8 @@ constexpr const char* kUsage =
     "skein — a distributed compute engine (MPI + Kokkos + HDF5)\n"
     "\n"
     "usage:\n"
-    "  skein run JOB [--config FILE.ini] [--JOB.KEY=VALUE ...] [--out DIR]   run a job (under mpirun or srun)\n"
+    "  skein run JOB [--config FILE.ini] [--JOB.KEY=VALUE ...] [--out DIR] [--resume]\n"
+    "                                                    run a job (under mpirun or srun)\n"
     "  skein inspect FILE.h5                                                  summarise an output file\n"
     "  skein jobs                                                             list jobs and their config keys\n"
     "  skein --version\n"
@@ -122,7 +124,8 @@ int run(const comm::Communicator& world, const std::vector<std::string>& args) {
   const auto started = std::chrono::steady_clock::now();
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     if (world.rank() == 0) {
-      std::cout << "usage: skein run JOB [--config FILE.ini] [--JOB.KEY=VALUE ...] [--out DIR] [--log-level L]\n"
+      std::cout << "usage: skein run JOB [--config FILE.ini] [--JOB.KEY=VALUE ...] [--out DIR] [--resume]\n"
+                   "                     [--checkpoint-every SECONDS] [--checkpoint-steps N] [--log-level L]\n"
                    "                     [--debug-log DIR]\n\njobs: "
                 << job_names() << "\n`skein run JOB --help` lists the job's config keys.\n";
     }
@@ -137,14 +140,20 @@ int run(const comm::Communicator& world, const std::vector<std::string>& args) {
       "config", po::value<std::string>(), ("INI file with a [" + name + "] section").c_str())(
       "out", po::value<std::string>()->default_value("out"), "output directory (created if missing)")(
       "log-level", po::value<std::string>()->default_value("info"), "error|warn|info|debug")(
-      "debug-log", po::value<std::string>()->default_value(""), "directory for per-rank debug logs");
+      "debug-log", po::value<std::string>()->default_value(""), "directory for per-rank debug logs")(
+      "resume", "continue from the newest valid checkpoint in --out (start fresh if there is none)")(
+      "checkpoint-every", po::value<double>()->default_value(0), "checkpoint every SECONDS (0: only on a signal)")(
+      "checkpoint-steps", po::value<std::int64_t>()->default_value(0), "checkpoint every N steps (0: never)");
   po::options_description job_keys(name + " keys");
   std::vector<std::string> valid;
   for (const auto& key : entry.spec.keys) {
     job_keys.add_options()((name + "." + key.name).c_str(), po::value<std::string>(), key.help.c_str());
     valid.push_back("--" + name + "." + key.name);
   }
-  for (const char* option : {"--help", "--config", "--out", "--log-level", "--debug-log"}) valid.push_back(option);
+  for (const char* option : {"--help", "--config", "--out", "--log-level", "--debug-log", "--resume",
+                             "--checkpoint-every", "--checkpoint-steps"}) {
+    valid.push_back(option);
+  }
   po::options_description all;
   all.add(general).add(job_keys);
 
@@ -206,10 +215,14 @@ int run(const comm::Communicator& world, const std::vector<std::string>& args) {
   }
   engine::Log::rank_log().debug("resolved config:\n{}", config.to_ini());
 
-  job->load();
-  while (!job->step()) {
+  RunOptions options;
+  options.resume = vm.count("resume") > 0;
+  options.checkpoint_every_seconds = vm["checkpoint-every"].as<double>();
+  options.checkpoint_every_steps = vm["checkpoint-steps"].as<std::int64_t>();
+  if (options.checkpoint_every_seconds < 0 || options.checkpoint_every_steps < 0) {
+    throw UsageError("--checkpoint-every and --checkpoint-steps must not be negative");
   }
-  job->finalize();
+  run_job(*job, env, entry.spec.keys, options);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   log.info("{} finished in {}", name, engine::human_duration(seconds));
   return 0;
@@ -251,7 +264,8 @@ int run_cli(int argc, char** argv) {
     // replayed on every rank: rank 0 reports and all end normally. Anything else ends all ranks now.
     const bool everywhere = e.agreed() || world.size() == 1 || e.code() == engine::ExitCode::usage;
     if (everywhere) {
-      if (world.rank() == 0) std::cerr << "skein: error: " << e.what() << std::endl;
+      const bool stopped = e.code() == engine::ExitCode::checkpointed;
+      if (world.rank() == 0) std::cerr << (stopped ? "skein: " : "skein: error: ") << e.what() << std::endl;
       return static_cast<int>(e.code());
     }
     std::cerr << "skein: error on rank " << world.rank() << ": " << e.what() << std::endl;

@@ -6,18 +6,17 @@
 #include "io/atomic_output.hpp"
 #include "io/hdf5.hpp"
 #include "io/input_files.hpp"
-#include "io/json_field.hpp"
 #include "io/jsonl_reader.hpp"
 #include "io/text_output.hpp"
-#include "jobs/dsir/ngram_hasher.hpp"
-#include "jobs/dsir/tokenizer.hpp"
+#include "jobs/dsir/featurizer.hpp"
+#include "jobs/dsir/pieces.hpp"
+#include "jobs/dsir/settings.hpp"
 #include "jobs/run_attributes.hpp"
 
 #include <Kokkos_Core.hpp>
 
 #include <algorithm>
 #include <cmath>
-#include <optional>
 
 namespace skein::dsir {
 namespace {
@@ -26,57 +25,24 @@ using engine::DataError;
 using engine::UsageError;
 using HostCounts = Kokkos::View<std::uint64_t*, Kokkos::HostSpace>;
 
-constexpr double kLogEpsilon = 1e-8;        // the reference's log(p + 1e-8)
-constexpr std::size_t kChunkBytes = 32u << 20;  // one step reads about this much of a rank's share
-constexpr int kFileBits = 24;                // document id = file index << 40 | byte offset
-constexpr int kOffsetBits = 40;
-
-struct Settings {
-  std::vector<std::string> target_patterns;
-  std::vector<std::string> raw_patterns;
-  std::string text_field;
-  int ngrams = 2;
-  std::uint32_t num_buckets = 10000;
-  bool lowercase = true;
-  HashKind hash = HashKind::xxh3;
-  std::int64_t min_tokens = 100;
-  std::uint64_t num_select = 0;
-  bool top_k = false;
-  std::uint64_t seed = 0;
-  bool skip_bad_lines = false;
-  bool save_weights = false;
-  double raw_fit = 1.0;  // fraction of raw documents (sampled by id) used to fit the raw model
-};
-
-Settings parse_settings(const engine::Config& config) {
-  Settings s;
-  s.target_patterns = config.get_list("target");
-  s.raw_patterns = config.get_list("raw");
-  if (s.target_patterns.empty()) throw UsageError("config key 'dsir.target' names no files");
-  if (s.raw_patterns.empty()) throw UsageError("config key 'dsir.raw' names no files");
-  s.text_field = config.get("text_field");
-  if (s.text_field.empty()) throw UsageError("config key 'dsir.text_field' is empty");
-  s.ngrams = static_cast<int>(config.get_int("ngrams", 1, 8));
-  s.num_buckets = static_cast<std::uint32_t>(config.get_int("num_buckets", 1, 1u << 30));
-  s.lowercase = config.get_bool("lowercase");
-  s.hash = config.get_choice("hash", {"xxh3", "sha256"}) == "sha256" ? HashKind::sha256 : HashKind::xxh3;
-  s.min_tokens = config.get_int("min_tokens", 0, std::int64_t{1} << 40);
-  s.num_select = static_cast<std::uint64_t>(config.get_int("num_select", 1, std::int64_t{1} << 50));
-  s.top_k = config.get_bool("top_k");
-  s.seed = static_cast<std::uint64_t>(config.get_int("seed", 0, INT64_MAX));
-  s.skip_bad_lines = config.get_choice("on_bad_line", {"error", "skip"}) == "skip";
-  s.save_weights = config.get_bool("save_weights");
-  if (config.get("raw_fit") != "all") {
-    s.raw_fit = config.get_double("raw_fit");
-    if (!(s.raw_fit > 0 && s.raw_fit <= 1)) {
-      throw UsageError("config key 'dsir.raw_fit': " + config.get("raw_fit") + " is not 'all' or a fraction in (0, 1]");
-    }
-  }
-  return s;
-}
+constexpr double kLogEpsilon = 1e-8;  // the reference's log(p + 1e-8)
+constexpr int kOffsetBits = 40;       // document id = file index << 40 | byte offset
+constexpr int kFileBits = 24;
 
 std::uint64_t document_id(std::uint32_t file_index, std::uint64_t byte_offset) {
   return (static_cast<std::uint64_t>(file_index) << kOffsetBits) | byte_offset;
+}
+std::uint32_t file_of(std::uint64_t id) { return static_cast<std::uint32_t>(id >> kOffsetBits); }
+std::uint64_t offset_of(std::uint64_t id) { return id & ((std::uint64_t{1} << kOffsetBits) - 1); }
+
+std::vector<double> normalized(const HostCounts& counts) {
+  double total = 0;
+  for (std::size_t j = 0; j < counts.extent(0); ++j) total += static_cast<double>(counts(j));
+  std::vector<double> p(counts.extent(0), 0.0);
+  if (total > 0) {
+    for (std::size_t j = 0; j < p.size(); ++j) p[j] = static_cast<double>(counts(j)) / total;
+  }
+  return p;
 }
 
 // The distribution of `counts` smoothed with a prior of weight num_buckets: q = (c + B·prior) / (N + B).
@@ -103,99 +69,22 @@ double kl_divergence(const std::vector<double>& p, const std::vector<double>& q)
   return kl;
 }
 
-std::vector<double> normalized(const HostCounts& counts) {
-  double total = 0;
-  for (std::size_t j = 0; j < counts.extent(0); ++j) total += static_cast<double>(counts(j));
-  std::vector<double> p(counts.extent(0), 0.0);
-  if (total > 0) {
-    for (std::size_t j = 0; j < p.size(); ++j) p[j] = static_cast<double>(counts(j)) / total;
-  }
-  return p;
+std::vector<std::uint64_t> counts_vector(const HostCounts& counts) {
+  return std::vector<std::uint64_t>(counts.data(), counts.data() + counts.extent(0));
+}
+void assign_counts(HostCounts& counts, const std::vector<std::uint64_t>& values) {
+  for (std::size_t j = 0; j < counts.extent(0); ++j) counts(j) = j < values.size() ? values[j] : 0;
 }
 
-// Document tallies, summed over ranks at the end of each pass.
-struct Tally {
-  std::uint64_t read = 0;              // non-empty lines
-  std::uint64_t scored = 0;            // documents turned into n-grams
-  std::uint64_t bad_json = 0;          // skipped: not valid JSON
-  std::uint64_t missing_field = 0;     // skipped: no (string) text field
-  std::uint64_t invalid_utf8 = 0;      // scored, with invalid bytes as separators
-  std::uint64_t eligible = 0;          // scored with at least min_tokens tokens
-  std::uint64_t fit = 0;               // used to fit the model
-
-  void sum(const comm::Communicator& comm) {
-    std::uint64_t values[] = {read, scored, bad_json, missing_field, invalid_utf8, eligible, fit};
-    comm.allreduce_inplace(values, 7, comm::Op::sum);
-    read = values[0], scored = values[1], bad_json = values[2], missing_field = values[3];
-    invalid_utf8 = values[4], eligible = values[5], fit = values[6];
-  }
+// One scored raw document, kept for /raw/* when save_weights is on.
+struct WeightEntry {
+  std::uint64_t id;
+  double log_weight;
+  std::int64_t num_tokens;
 };
 
-// One JSONL line -> its hashed n-gram buckets, with the corpus' bad-line policy applied.
-class Featurizer {
- public:
-  Featurizer(const Settings& settings, const std::vector<io::InputFile>& files, const io::JsonlShard& shard)
-      : settings_(settings),
-        files_(files),
-        shard_(shard),
-        json_(settings.text_field),
-        tokenizer_(settings.lowercase),
-        hasher_(settings.hash, settings.ngrams, settings.num_buckets) {}
-
-  // False when the line holds no document (empty, or a bad line that is skipped).
-  bool featurize(const io::Line& line, Tally& tally) {
-    const io::JsonFieldReader::Status status = json_.read(line, text_);
-    if (status == io::JsonFieldReader::Status::empty_line) return false;
-    ++tally.read;
-    if (status != io::JsonFieldReader::Status::ok) {
-      const bool bad_json = status == io::JsonFieldReader::Status::bad_json;
-      if (!settings_.skip_bad_lines) {
-        const std::string where =
-            files_[line.file_index].path + ":" + std::to_string(shard_.line_number(line.file_index, line.byte_offset));
-        std::string what;
-        if (bad_json) {
-          what = "not valid JSON (" + json_.error_message() + ")";
-        } else if (status == io::JsonFieldReader::Status::missing_field) {
-          what = "no field '" + settings_.text_field + "'";
-        } else {
-          what = "field '" + settings_.text_field + "' is not a string";
-        }
-        throw DataError(where + ": " + what + " (set dsir.on_bad_line=skip to skip such lines)");
-      }
-      ++(bad_json ? tally.bad_json : tally.missing_field);
-      return false;
-    }
-    // Invalid bytes outside strings were blanked by the JSON reader; inside strings, JSON escapes can still
-    // decode to text the tokenizer must treat as separators.
-    const bool invalid_text = tokenizer_.tokenize(text_, tokens_);
-    if (json_.invalid_utf8() || invalid_text) ++tally.invalid_utf8;
-    buckets_.clear();
-    hasher_.buckets(tokens_, buckets_);
-    ++tally.scored;
-    return true;
-  }
-
-  const std::vector<std::uint32_t>& buckets() const { return buckets_; }
-  // The reference's length: (number of n-grams + n(n-1)/2) // n, i.e. the token count.
-  std::int64_t num_tokens() const {
-    const std::int64_t n = settings_.ngrams;
-    return (static_cast<std::int64_t>(buckets_.size()) + n * (n - 1) / 2) / n;
-  }
-
- private:
-  const Settings& settings_;
-  const std::vector<io::InputFile>& files_;
-  const io::JsonlShard& shard_;
-  io::JsonFieldReader json_;
-  Tokenizer tokenizer_;
-  NgramHasher hasher_;
-  std::string text_;
-  std::vector<std::string_view> tokens_;
-  std::vector<std::uint32_t> buckets_;
-};
-
-// The passes over the data, in order. Each is a sequence of steps, one chunk of every rank's share each.
-enum class Pass { fit_target, fit_raw, score, collect, done };
+// The passes over the data, in order. Each is a sequence of steps; a step is one piece per rank.
+enum class Pass : std::int64_t { fit_target = 0, fit_raw = 1, score = 2, collect = 3, done = 4 };
 
 const char* pass_label(Pass pass) {
   switch (pass) {
@@ -210,8 +99,7 @@ const char* pass_label(Pass pass) {
 
 class DsirJob final : public engine::Job {
  public:
-  explicit DsirJob(const jobs::JobEnv& env)
-      : env_(env), comm_(env.comm), settings_(parse_settings(env.config)) {}
+  explicit DsirJob(const jobs::JobEnv& env) : env_(env), comm_(env.comm), settings_(parse_settings(env.config)) {}
 
   void load() override {
     target_files_ = io::resolve_inputs(comm_, settings_.target_patterns, "dsir.target");
@@ -227,50 +115,98 @@ class DsirJob final : public engine::Job {
                          std::to_string((1u << kFileBits) - 1) + " are supported");
       }
     });
+    target_pieces_ = std::make_unique<Pieces>(target_files_, settings_.piece_bytes);
+    raw_pieces_ = std::make_unique<Pieces>(raw_files_, settings_.piece_bytes);
     target_counts_ = HostCounts("target_counts", settings_.num_buckets);
     raw_counts_ = HostCounts("raw_counts", settings_.num_buckets);
-    engine::Log::user().info("dsir: {} target file{}, {} raw file{}, {} buckets, hash {}, {}-grams", target_files_.size(),
-                             target_files_.size() == 1 ? "" : "s", raw_files_.size(), raw_files_.size() == 1 ? "" : "s",
+    selected_counts_ = HostCounts("selected_counts", settings_.num_buckets);
+    random_counts_ = HostCounts("random_counts", settings_.num_buckets);
+    engine::Log::user().info("dsir: {} target file{}, {} raw file{} ({}), {} buckets, hash {}, {}-grams",
+                             target_files_.size(), target_files_.size() == 1 ? "" : "s", raw_files_.size(),
+                             raw_files_.size() == 1 ? "" : "s",
+                             engine::human_bytes(static_cast<double>(io::JsonlShard::total_bytes(raw_files_))),
                              settings_.num_buckets, settings_.hash == HashKind::sha256 ? "sha256" : "xxh3",
                              settings_.ngrams);
-    begin_pass(Pass::fit_target);
+    begin_pass(Pass::fit_target, {});
   }
 
   bool step() override {
     if (pass_ == Pass::done) return true;
-    bool exhausted = local_exhausted_;
     comm_.agree([&] {
-      if (exhausted) return;
-      exhausted = !shard_->next_chunk(kChunkBytes, [&](const io::Line& line) { on_line(line); });
-      progress_->set_done(static_cast<double>(shard_->bytes_done()));
+      if (pending_.empty()) return;
+      const std::uint64_t piece = pending_.front();
+      const auto& files = pass_ == Pass::fit_target ? target_files_ : raw_files_;
+      const auto& pieces = pass_ == Pass::fit_target ? *target_pieces_ : *raw_pieces_;
+      io::JsonlShard shard(files, {pieces.range(piece)});
+      while (shard.next_chunk(io::JsonlShard::default_block_bytes,
+                              [&](const io::Line& line) { on_line(line, shard); })) {
+      }
+      bytes_done_ += static_cast<double>(shard.bytes_total());
+      progress_->set_done(bytes_done_);
+      pending_.erase(pending_.begin());
+      finished_.push_back(piece);
     });
-    local_exhausted_ = exhausted;
-    const bool all_exhausted = comm_.allreduce<int>(exhausted ? 1 : 0, comm::Op::min) == 1;
-    if (all_exhausted) end_pass();
+    const bool all_finished = comm_.allreduce<int>(pending_.empty() ? 1 : 0, comm::Op::min) == 1;
+    if (all_finished) end_pass();
     return pass_ == Pass::done;
   }
 
   void finalize() override;
+  void save_state(engine::StateWriter& state) const override;
+  void restore_state(engine::StateReader& state) override;
+  std::uint64_t seed() const override { return settings_.seed; }
 
  private:
-  void begin_pass(Pass pass) {
+  const Pieces& pieces_of(Pass pass) const { return pass == Pass::fit_target ? *target_pieces_ : *raw_pieces_; }
+
+  // Starts `pass` with the pieces in `done` (global, from a checkpoint) already processed.
+  void begin_pass(Pass pass, const std::vector<std::uint64_t>& done) {
     pass_ = pass;
+    pending_.clear();
+    finished_.clear();
+    done_before_ = done;
     if (pass == Pass::done) return;
+    const Pieces& pieces = pieces_of(pass);
+    std::vector<bool> is_done(pieces.count(), false);
+    for (const auto piece : done) is_done.at(piece) = true;
+    std::vector<std::uint64_t> all_pending;
+    for (std::uint64_t p = 0; p < pieces.count(); ++p) {
+      if (!is_done[p]) all_pending.push_back(p);
+    }
+    pending_ = Pieces::share(all_pending, comm_.rank(), comm_.size());
     const auto& files = pass == Pass::fit_target ? target_files_ : raw_files_;
-    shard_ = std::make_unique<io::JsonlShard>(files, comm_.rank(), comm_.size());
-    featurizer_ = std::make_unique<Featurizer>(settings_, files, *shard_);
-    local_exhausted_ = false;
-    tally_ = Tally{};
-    progress_ = std::make_unique<engine::Progress>(std::string("dsir: ") + pass_label(pass),
-                                                   static_cast<double>(shard_->bytes_total()), "B");
-    selected_cursor_ = 0;
-    random_cursor_ = 0;
+    featurizer_ = std::make_unique<Featurizer>(settings_, files);
+    double my_bytes = 0;
+    for (const auto p : pending_) my_bytes += static_cast<double>(pieces.range(p).end - pieces.range(p).begin);
+    bytes_done_ = 0;
+    progress_ = std::make_unique<engine::Progress>(std::string("dsir: ") + pass_label(pass), my_bytes, "B");
+    if (pass == Pass::collect) {
+      // Hand each selected document to the rank that reads its piece in this pass; pieces are shared out
+      // in order, so the ranks' selected lines concatenate in (file, offset) order.
+      const Pieces& raw = *raw_pieces_;
+      auto owner = [&](std::uint64_t id) {
+        return Pieces::owner(raw.piece_of(file_of(id), offset_of(id)), raw.count(), comm_.size());
+      };
+      selected_ = comm_.exchange(selected_, [&](const comm::Candidate& c) { return owner(c.id); });
+      random_ids_ = comm_.exchange(random_ids_, owner);
+      std::sort(selected_.begin(), selected_.end(),
+                [](const comm::Candidate& a, const comm::Candidate& b) { return a.id < b.id; });
+      std::sort(random_ids_.begin(), random_ids_.end());
+      selected_cursor_ = random_cursor_ = 0;
+      selected_lines_.clear();
+      Kokkos::deep_copy(selected_counts_, 0);
+      Kokkos::deep_copy(random_counts_, 0);
+    }
   }
 
-  void on_line(const io::Line& line) {
-    if (!featurizer_->featurize(line, tally_)) return;
-    const auto& buckets = featurizer_->buckets();
+  void on_line(const io::Line& line, const io::JsonlShard& shard) {
     const std::uint64_t id = document_id(line.file_index, line.byte_offset);
+    if (pass_ == Pass::collect) {
+      collect(line, shard, id);
+      return;
+    }
+    if (!featurizer_->featurize(line, shard, tally_)) return;
+    const auto& buckets = featurizer_->buckets();
     switch (pass_) {
       case Pass::fit_target:
         for (const auto b : buckets) ++target_counts_(b);
@@ -286,8 +222,7 @@ class DsirJob final : public engine::Job {
         break;
       case Pass::score: score(line, id);
         break;
-      case Pass::collect: collect(line, id);
-        break;
+      case Pass::collect:
       case Pass::done: break;
     }
   }
@@ -300,12 +235,7 @@ class DsirJob final : public engine::Job {
     double log_weight = 0;
     for (const auto b : featurizer_->buckets()) log_weight += log_ratio_[b];
     const std::int64_t num_tokens = featurizer_->num_tokens();
-    if (settings_.save_weights) {
-      weights_file_.push_back(line.file_index);
-      weights_offset_.push_back(line.byte_offset);
-      weights_value_.push_back(log_weight);
-      weights_tokens_.push_back(num_tokens);
-    }
+    if (settings_.save_weights) weights_.push_back({id, log_weight, num_tokens});
     if (num_tokens < settings_.min_tokens) return;
     ++tally_.eligible;
     const double noise = settings_.top_k ? 0.0 : engine::gumbel(settings_.seed, engine::Stream::gumbel, id);
@@ -313,53 +243,64 @@ class DsirJob final : public engine::Job {
     baseline_->push({engine::uniform_open01(settings_.seed, engine::Stream::baseline, id), id, log_weight});
   }
 
-  void collect(const io::Line& line, std::uint64_t id) {
-    // Lines arrive in id order, and both id lists are sorted: advance two cursors.
+  // Only selected and baseline documents are parsed: lines arrive in id order and both id lists are sorted,
+  // so two cursors walk them.
+  void collect(const io::Line& line, const io::JsonlShard& shard, std::uint64_t id) {
+    const bool selected = selected_cursor_ < selected_.size() && selected_[selected_cursor_].id == id;
+    const bool random = random_cursor_ < random_ids_.size() && random_ids_[random_cursor_] == id;
+    if (!selected && !random) return;
+    Tally ignored;
+    featurizer_->featurize(line, shard, ignored);
     const auto& buckets = featurizer_->buckets();
-    if (selected_cursor_ < selected_.size() && selected_[selected_cursor_].id == id) {
+    if (selected) {
       ++selected_cursor_;
       selected_lines_.append(line.bytes.data(), line.bytes.size());
       selected_lines_.push_back('\n');
       for (const auto b : buckets) ++selected_counts_(b);
     }
-    if (random_cursor_ < random_ids_.size() && random_ids_[random_cursor_] == id) {
+    if (random) {
       ++random_cursor_;
       for (const auto b : buckets) ++random_counts_(b);
     }
   }
 
+  void compute_model() {
+    target_prob_ = normalized(target_counts_);
+    raw_prob_ = normalized(raw_counts_);
+    log_ratio_.resize(settings_.num_buckets);
+    for (std::size_t j = 0; j < log_ratio_.size(); ++j) {
+      log_ratio_[j] = std::log(target_prob_[j] + kLogEpsilon) - std::log(raw_prob_[j] + kLogEpsilon);
+    }
+  }
+
   void end_pass() {
-    progress_->finish();
-    tally_.sum(comm_);
+    progress_->finish(comm_.allreduce(bytes_done_, comm::Op::sum), comm_.size());
+    const Tally pass_tally = tally_.summed(comm_);
+    tally_ = Tally{};
     switch (pass_) {
       case Pass::fit_target: {
-        target_tally_ = tally_;
+        target_tally_ = pass_tally;
         comm_.allreduce(target_counts_, comm::Op::sum);
         comm_.agree([&] {
           if (target_tally_.fit == 0) throw DataError("the target corpus (dsir.target) holds no documents");
         });
-        begin_pass(Pass::fit_raw);
+        begin_pass(Pass::fit_raw, {});
         break;
       }
       case Pass::fit_raw: {
+        raw_fit_docs_ = pass_tally.fit;
         comm_.allreduce(raw_counts_, comm::Op::sum);
-        raw_fit_docs_ = tally_.fit;
         comm_.agree([&] {
           if (raw_fit_docs_ == 0) throw DataError("the raw corpus (dsir.raw) holds no documents to fit");
         });
-        target_prob_ = normalized(target_counts_);
-        raw_prob_ = normalized(raw_counts_);
-        log_ratio_.resize(settings_.num_buckets);
-        for (std::size_t j = 0; j < log_ratio_.size(); ++j) {
-          log_ratio_[j] = std::log(target_prob_[j] + kLogEpsilon) - std::log(raw_prob_[j] + kLogEpsilon);
-        }
+        compute_model();
         selection_ = std::make_unique<comm::LocalTopK>(settings_.num_select);
         baseline_ = std::make_unique<comm::LocalTopK>(settings_.num_select);
-        begin_pass(Pass::score);
+        begin_pass(Pass::score, {});
         break;
       }
       case Pass::score: {
-        raw_tally_ = tally_;
+        raw_tally_ = pass_tally;
         comm_.agree([&] {
           if (raw_tally_.eligible < settings_.num_select) {
             throw UsageError("dsir.num_select = " + std::to_string(settings_.num_select) + " but only " +
@@ -369,16 +310,12 @@ class DsirJob final : public engine::Job {
           }
         });
         selected_ = comm::select_global_topk(comm_, selection_->best(), settings_.num_select);
-        const auto random = comm::select_global_topk(comm_, baseline_->best(), settings_.num_select);
+        for (const auto& c : comm::select_global_topk(comm_, baseline_->best(), settings_.num_select)) {
+          random_ids_.push_back(c.id);
+        }
         selection_.reset();
         baseline_.reset();
-        auto by_id = [](const comm::Candidate& a, const comm::Candidate& b) { return a.id < b.id; };
-        std::sort(selected_.begin(), selected_.end(), by_id);
-        for (const auto& c : random) random_ids_.push_back(c.id);
-        std::sort(random_ids_.begin(), random_ids_.end());
-        selected_counts_ = HostCounts("selected_counts", settings_.num_buckets);
-        random_counts_ = HostCounts("random_counts", settings_.num_buckets);
-        begin_pass(Pass::collect);
+        begin_pass(Pass::collect, {});
         break;
       }
       case Pass::collect: {
@@ -389,39 +326,174 @@ class DsirJob final : public engine::Job {
         });
         comm_.allreduce(selected_counts_, comm::Op::sum);
         comm_.allreduce(random_counts_, comm::Op::sum);
-        begin_pass(Pass::done);
+        begin_pass(Pass::done, {});
         break;
       }
       case Pass::done: break;
     }
   }
 
+  void write_raw_weights(io::H5Writer& h5);
+
   const jobs::JobEnv& env_;
   const comm::Communicator& comm_;
   Settings settings_;
   std::vector<io::InputFile> target_files_, raw_files_;
+  std::unique_ptr<Pieces> target_pieces_, raw_pieces_;
 
   Pass pass_ = Pass::fit_target;
-  std::unique_ptr<io::JsonlShard> shard_;
+  std::vector<std::uint64_t> pending_;      // this rank's pieces still to read in this pass, in order
+  std::vector<std::uint64_t> finished_;     // this rank's pieces read in this pass (since it began or resumed)
+  std::vector<std::uint64_t> done_before_;  // pieces of this pass done before a resume (global)
   std::unique_ptr<Featurizer> featurizer_;
   std::unique_ptr<engine::Progress> progress_;
-  bool local_exhausted_ = false;
-  Tally tally_, target_tally_, raw_tally_;
+  double bytes_done_ = 0;
+  Tally tally_, target_tally_, raw_tally_;  // tally_: this pass, this rank; the others: global
   std::uint64_t raw_fit_docs_ = 0;
 
+  // target_counts_ / raw_counts_ are this rank's partial counts during their fit pass and global after it.
   HostCounts target_counts_, raw_counts_, selected_counts_, random_counts_;
   std::vector<double> target_prob_, raw_prob_, log_ratio_;
   std::unique_ptr<comm::LocalTopK> selection_, baseline_;
-  std::vector<comm::Candidate> selected_;  // this rank's share of the selection, by id
-  std::vector<std::uint64_t> random_ids_;  // this rank's share of the random baseline, by id
+  std::vector<comm::Candidate> selected_;  // this rank's share of the selection (by id from the collect pass)
+  std::vector<std::uint64_t> random_ids_;  // this rank's share of the random baseline
   std::size_t selected_cursor_ = 0, random_cursor_ = 0;
   std::string selected_lines_;
-
-  std::vector<std::uint32_t> weights_file_;
-  std::vector<std::uint64_t> weights_offset_;
-  std::vector<double> weights_value_;
-  std::vector<std::int64_t> weights_tokens_;
+  std::vector<WeightEntry> weights_;
 };
+
+// --- checkpoint state ----------------------------------------------------------------------------------
+
+void save_candidates(engine::StateWriter& state, const std::string& name, const std::vector<comm::Candidate>& cs) {
+  std::vector<double> keys, values;
+  std::vector<std::uint64_t> ids;
+  for (const auto& c : cs) {
+    keys.push_back(c.key);
+    ids.push_back(c.id);
+    values.push_back(c.value);
+  }
+  state.distributed(name + "_key", keys);
+  state.distributed(name + "_id", ids);
+  state.distributed(name + "_value", values);
+}
+
+std::vector<comm::Candidate> restore_candidates(engine::StateReader& state, const std::string& name) {
+  const auto keys = state.distributed_double(name + "_key");
+  const auto ids = state.distributed_uint64(name + "_id");
+  const auto values = state.distributed_double(name + "_value");
+  std::vector<comm::Candidate> cs;
+  for (std::size_t i = 0; i < keys.size(); ++i) cs.push_back({keys[i], ids.at(i), values.at(i)});
+  return cs;
+}
+
+void DsirJob::save_state(engine::StateWriter& state) const {
+  state.scalar("pass", static_cast<std::int64_t>(pass_));
+  // Pieces of the current pass already read, by any rank (collect restarts from its beginning).
+  std::vector<std::uint64_t> done = done_before_;
+  if (pass_ != Pass::collect) {
+    const auto finished_everywhere = comm_.allgatherv(finished_);
+    done.insert(done.end(), finished_everywhere.begin(), finished_everywhere.end());
+    std::sort(done.begin(), done.end());
+  } else {
+    done.clear();
+  }
+  state.replicated("done_pieces", done);
+  state.replicated("pass_tally", pass_ == Pass::collect ? Tally{}.to_vector() : tally_.summed(comm_).to_vector());
+  state.replicated("target_tally", target_tally_.to_vector());
+  state.replicated("raw_tally", raw_tally_.to_vector());
+  state.scalar("raw_fit_docs", static_cast<std::int64_t>(raw_fit_docs_));
+  auto global = [&](const HostCounts& counts, bool partial) {
+    auto values = counts_vector(counts);
+    if (partial) comm_.allreduce_inplace(values.data(), values.size(), comm::Op::sum);
+    return values;
+  };
+  state.replicated("target_counts", global(target_counts_, pass_ == Pass::fit_target));
+  state.replicated("raw_counts", global(raw_counts_, pass_ == Pass::fit_raw));
+  if (pass_ == Pass::score) {
+    save_candidates(state, "selection", selection_->best());
+    save_candidates(state, "baseline", baseline_->best());
+  }
+  if (pass_ == Pass::collect) {
+    save_candidates(state, "selected", selected_);
+    state.distributed("random_ids", random_ids_);
+  }
+  if (settings_.save_weights && (pass_ == Pass::score || pass_ == Pass::collect)) {
+    std::vector<std::uint64_t> ids;
+    std::vector<double> log_weights;
+    std::vector<std::int64_t> tokens;
+    for (const auto& w : weights_) {
+      ids.push_back(w.id);
+      log_weights.push_back(w.log_weight);
+      tokens.push_back(w.num_tokens);
+    }
+    state.distributed("weights_id", ids);
+    state.distributed("weights_log_weight", log_weights);
+    state.distributed("weights_num_tokens", tokens);
+  }
+}
+
+void DsirJob::restore_state(engine::StateReader& state) {
+  const auto pass = static_cast<Pass>(state.int64_scalar("pass"));
+  const auto done = state.replicated_uint64("done_pieces");
+  // Partial sums go to rank 0 only, so that the end-of-pass reduction counts them once.
+  const bool keeper = comm_.rank() == 0;
+  const Tally pass_tally = Tally::from_vector(state.replicated_uint64("pass_tally"));
+  target_tally_ = Tally::from_vector(state.replicated_uint64("target_tally"));
+  raw_tally_ = Tally::from_vector(state.replicated_uint64("raw_tally"));
+  raw_fit_docs_ = static_cast<std::uint64_t>(state.int64_scalar("raw_fit_docs"));
+  const auto target_counts = state.replicated_uint64("target_counts");
+  const auto raw_counts = state.replicated_uint64("raw_counts");
+  assign_counts(target_counts_, pass != Pass::fit_target || keeper ? target_counts : std::vector<std::uint64_t>{});
+  assign_counts(raw_counts_, pass != Pass::fit_raw || keeper ? raw_counts : std::vector<std::uint64_t>{});
+  if (pass >= Pass::score) compute_model();
+  if (pass == Pass::score) {
+    selection_ = std::make_unique<comm::LocalTopK>(settings_.num_select);
+    baseline_ = std::make_unique<comm::LocalTopK>(settings_.num_select);
+    selection_->assign(restore_candidates(state, "selection"));
+    baseline_->assign(restore_candidates(state, "baseline"));
+  }
+  if (pass == Pass::collect) {
+    selected_ = restore_candidates(state, "selected");
+    random_ids_ = state.distributed_uint64("random_ids");
+  }
+  if (settings_.save_weights && (pass == Pass::score || pass == Pass::collect)) {
+    const auto ids = state.distributed_uint64("weights_id");
+    const auto log_weights = state.distributed_double("weights_log_weight");
+    const auto tokens = state.distributed_int64("weights_num_tokens");
+    weights_.clear();
+    for (std::size_t i = 0; i < ids.size(); ++i) weights_.push_back({ids[i], log_weights.at(i), tokens.at(i)});
+  }
+  begin_pass(pass, done);
+  tally_ = keeper ? pass_tally : Tally{};
+  engine::Log::user().info("dsir: resuming while {} ({} of {} pieces done)", pass_label(pass), done.size(),
+                           pass == Pass::done ? 0 : pieces_of(pass).count());
+}
+
+// --- outputs -------------------------------------------------------------------------------------------
+
+void DsirJob::write_raw_weights(io::H5Writer& h5) {
+  // Weights restored from a checkpoint may sit on any rank: send each to the rank owning its piece, then
+  // sort, so that the ranks' parts concatenate in document order.
+  const Pieces& raw = *raw_pieces_;
+  auto entries = comm_.exchange(weights_, [&](const WeightEntry& w) {
+    return Pieces::owner(raw.piece_of(file_of(w.id), offset_of(w.id)), raw.count(), comm_.size());
+  });
+  std::sort(entries.begin(), entries.end(), [](const WeightEntry& a, const WeightEntry& b) { return a.id < b.id; });
+  std::vector<std::uint32_t> file_index;
+  std::vector<std::uint64_t> byte_offset;
+  std::vector<double> log_weight;
+  std::vector<std::int64_t> num_tokens;
+  for (const auto& w : entries) {
+    file_index.push_back(file_of(w.id));
+    byte_offset.push_back(offset_of(w.id));
+    log_weight.push_back(w.log_weight);
+    num_tokens.push_back(w.num_tokens);
+  }
+  h5.write_distributed("/raw/file_index", file_index);
+  h5.write_distributed("/raw/byte_offset", byte_offset);
+  h5.write_distributed("/raw/log_weight", log_weight);
+  h5.write_distributed("/raw/num_tokens", num_tokens);
+}
 
 void DsirJob::finalize() {
   const std::vector<double> uniform(settings_.num_buckets, 1.0 / settings_.num_buckets);
@@ -436,8 +508,8 @@ void DsirJob::finalize() {
   std::vector<std::uint64_t> byte_offset;
   std::vector<double> log_weight;
   for (const auto& c : selected_) {
-    file_index.push_back(static_cast<std::uint32_t>(c.id >> kOffsetBits));
-    byte_offset.push_back(c.id & ((std::uint64_t{1} << kOffsetBits) - 1));
+    file_index.push_back(file_of(c.id));
+    byte_offset.push_back(offset_of(c.id));
     log_weight.push_back(c.value);
   }
   std::vector<std::string> raw_paths, target_paths;
@@ -462,12 +534,7 @@ void DsirJob::finalize() {
     h5.write_distributed("/selected/log_weight", log_weight);
     h5.write_strings("/inputs/raw_files", raw_paths);
     h5.write_strings("/inputs/target_files", target_paths);
-    if (settings_.save_weights) {
-      h5.write_distributed("/raw/file_index", weights_file_);
-      h5.write_distributed("/raw/byte_offset", weights_offset_);
-      h5.write_distributed("/raw/log_weight", weights_value_);
-      h5.write_distributed("/raw/num_tokens", weights_tokens_);
-    }
+    if (settings_.save_weights) write_raw_weights(h5);
     const std::string metrics = "/metrics";
     h5.set_attribute(metrics, "kl_target_raw", kl_target_raw);
     h5.set_attribute(metrics, "kl_target_selected", kl_target_selected);
@@ -503,27 +570,6 @@ void DsirJob::finalize() {
 }
 
 }  // namespace
-
-engine::JobSpec job_spec() {
-  return {"dsir",
-          "Data Selection with Importance Resampling (Xie et al. 2023): select raw documents that look like a target",
-          {
-              {"target", "", "target corpus: JSONL files or globs (.jsonl, .jsonl.zst), space- or comma-separated", true},
-              {"raw", "", "raw corpus to select from: JSONL files or globs (.jsonl, .jsonl.zst)", true},
-              {"num_select", "", "number of raw documents to select", true},
-              {"text_field", "text", "JSON field holding each document's text"},
-              {"ngrams", "2", "n-gram order: unigrams up to n-grams joined by one space"},
-              {"num_buckets", "10000", "hash buckets of the n-gram models"},
-              {"lowercase", "true", "lowercase text before tokenizing (Python str.lower)"},
-              {"hash", "xxh3", "n-gram hash: xxh3 (fast) or sha256 (the reference package's buckets)"},
-              {"min_tokens", "100", "documents with fewer tokens are not eligible for selection"},
-              {"top_k", "false", "false: Gumbel top-k = sampling without replacement; true: the k highest weights"},
-              {"seed", "0", "random seed (Gumbel noise, random baseline, raw_fit sampling)"},
-              {"on_bad_line", "error", "error: stop at a malformed line; skip: count it and go on"},
-              {"save_weights", "false", "write every raw document's log weight to /raw/log_weight"},
-              {"raw_fit", "all", "'all', or the fraction of raw documents (sampled by id) that fit the raw model"},
-          }};
-}
 
 std::unique_ptr<engine::Job> make_job(const jobs::JobEnv& env) { return std::make_unique<DsirJob>(env); }
 

@@ -2,13 +2,13 @@
 #pragma once
 
 #include "engine/job.hpp"
+#include "jobs/dsir/settings.hpp"
 #include "jobs/job_env.hpp"
 
 #include <memory>
 
 namespace skein::dsir {
 
-engine::JobSpec job_spec();
 std::unique_ptr<engine::Job> make_job(const jobs::JobEnv& env);
 
 }  // namespace skein::dsir

@@ -1,4 +1,4 @@
-#include "tokenizer.hpp"
+#include "jobs/dsir/tokenizer.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -11,7 +11,7 @@
 #define SKEIN_DSIR_SSE2 1
 #endif
 
-#include "unicode_tables.inc"
+#include "jobs/dsir/unicode_tables.inc"
 
 namespace skein::dsir {
 namespace {
@@ -153,7 +153,7 @@ template <bool Lower>
 bool Tokenizer::run(std::string_view text) {
   const std::size_t n = text.size();
   const std::size_t need = n + n / 2 + kPad;
-  if (need > std::numeric_limits<std::uint32_t>::max()) throw std::length_error("Tokenizer: text over 2 GiB");
+  if (need > std::numeric_limits<std::uint32_t>::max()) throw std::length_error("Tokenizer: text too long (token offsets are 32-bit)");
   if (buf_cap_ < need) {
     buf_.reset(new char[need]);
     buf_cap_ = need;
@@ -224,9 +224,24 @@ bool Tokenizer::run(std::string_view text) {
     return false;
   };
 
+  auto ascii_byte = [&](unsigned char b) {
+    const int cls = kAscii.cls[b];
+    begin_class(cls);
+    out[o++] = cls == kSpace ? ' ' : Lower ? kAscii.lower[b] : static_cast<char>(b);
+  };
+
   while (p < end) {
     if (*p < 0x80) {
 #ifdef SKEIN_DSIR_SSE2
+      // A short ASCII run between non-ASCII text (the spaces of Cyrillic, Greek ...) is not worth a vector block.
+      if (end - p >= 8) {
+        std::uint64_t next8;
+        std::memcpy(&next8, p, 8);
+        if (next8 & 0x8080808080808080ull) {
+          ascii_byte(*p++);
+          continue;
+        }
+      }
       // Up to 64 ASCII bytes at once: classify with compares, store the lowered bytes, then walk the class
       // changes with bit tricks, so token boundaries cost no branch mispredictions.
       const std::size_t avail = static_cast<std::size_t>(end - p);
@@ -286,10 +301,7 @@ bool Tokenizer::run(std::string_view text) {
       o += m;
       continue;
 #else
-      const unsigned char b = *p++;
-      const int cls = kAscii.cls[b];
-      begin_class(cls);
-      out[o++] = cls == kSpace ? ' ' : Lower ? kAscii.lower[b] : static_cast<char>(b);
+      ascii_byte(*p++);
       continue;
 #endif
     }

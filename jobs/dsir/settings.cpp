@@ -1,0 +1,85 @@
+#include "jobs/dsir/settings.hpp"
+
+#include "engine/error.hpp"
+
+#include <climits>
+
+namespace skein::dsir {
+
+using engine::UsageError;
+
+namespace {
+// "32M", "512k", "1G" or plain bytes.
+std::uint64_t parse_bytes(const engine::Config& config, const std::string& key) {
+  std::string text = config.get(key);
+  std::uint64_t scale = 1;
+  if (!text.empty()) {
+    switch (text.back()) {
+      case 'k': case 'K': scale = 1ull << 10; break;
+      case 'm': case 'M': scale = 1ull << 20; break;
+      case 'g': case 'G': scale = 1ull << 30; break;
+      default: break;
+    }
+    if (scale != 1) text.pop_back();
+  }
+  char* end = nullptr;
+  const unsigned long long value = std::strtoull(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || value == 0 || value > (1ull << 40) / scale) {
+    throw UsageError("config key 'dsir." + key + "': '" + config.get(key) +
+                     "' is not a size such as 32M, 512k or 1048576");
+  }
+  return value * scale;
+}
+}  // namespace
+
+engine::JobSpec job_spec() {
+  return {"dsir",
+          "Data Selection with Importance Resampling (Xie et al. 2023): select raw documents that look like a target",
+          {
+              {"target", "", "target corpus: JSONL files or globs (.jsonl, .jsonl.zst), space- or comma-separated", true},
+              {"raw", "", "raw corpus to select from: JSONL files or globs (.jsonl, .jsonl.zst)", true},
+              {"num_select", "", "number of raw documents to select", true},
+              {"text_field", "text", "JSON field holding each document's text"},
+              {"ngrams", "2", "n-gram order: unigrams up to n-grams joined by one space"},
+              {"num_buckets", "10000", "hash buckets of the n-gram models"},
+              {"lowercase", "true", "lowercase text before tokenizing (Python str.lower)"},
+              {"hash", "xxh3", "n-gram hash: xxh3 (fast) or sha256 (the reference package's buckets)"},
+              {"min_tokens", "100", "documents with fewer tokens are not eligible for selection"},
+              {"top_k", "false", "false: Gumbel top-k = sampling without replacement; true: the k highest weights"},
+              {"seed", "0", "random seed (Gumbel noise, random baseline, raw_fit sampling)"},
+              {"on_bad_line", "error", "error: stop at a malformed line; skip: count it and go on"},
+              {"save_weights", "false", "write every raw document's log weight to /raw/log_weight"},
+              {"raw_fit", "all", "'all', or the fraction of raw documents (sampled by id) that fit the raw model"},
+              {"piece_size", "32M", "input is processed (and checkpointed) in pieces of this many bytes per rank"},
+          }};
+}
+
+Settings parse_settings(const engine::Config& config) {
+  Settings s;
+  s.target_patterns = config.get_list("target");
+  s.raw_patterns = config.get_list("raw");
+  if (s.target_patterns.empty()) throw UsageError("config key 'dsir.target' names no files");
+  if (s.raw_patterns.empty()) throw UsageError("config key 'dsir.raw' names no files");
+  s.text_field = config.get("text_field");
+  if (s.text_field.empty()) throw UsageError("config key 'dsir.text_field' is empty");
+  s.ngrams = static_cast<int>(config.get_int("ngrams", 1, 8));
+  s.num_buckets = static_cast<std::uint32_t>(config.get_int("num_buckets", 1, 1 << 30));
+  s.lowercase = config.get_bool("lowercase");
+  s.hash = config.get_choice("hash", {"xxh3", "sha256"}) == "sha256" ? HashKind::sha256 : HashKind::xxh3;
+  s.min_tokens = config.get_int("min_tokens", 0, std::int64_t{1} << 40);
+  s.num_select = static_cast<std::uint64_t>(config.get_int("num_select", 1, std::int64_t{1} << 50));
+  s.top_k = config.get_bool("top_k");
+  s.seed = static_cast<std::uint64_t>(config.get_int("seed", 0, INT64_MAX));
+  s.skip_bad_lines = config.get_choice("on_bad_line", {"error", "skip"}) == "skip";
+  s.save_weights = config.get_bool("save_weights");
+  if (config.get("raw_fit") != "all") {
+    s.raw_fit = config.get_double("raw_fit");
+    if (!(s.raw_fit > 0 && s.raw_fit <= 1)) {
+      throw UsageError("config key 'dsir.raw_fit': " + config.get("raw_fit") + " is not 'all' or a fraction in (0, 1]");
+    }
+  }
+  s.piece_bytes = parse_bytes(config, "piece_size");
+  return s;
+}
+
+}  // namespace skein::dsir

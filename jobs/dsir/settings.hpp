@@ -1,0 +1,36 @@
+// The dsir job's config keys and their parsed, validated values.
+#pragma once
+
+#include "engine/config.hpp"
+#include "engine/job.hpp"
+#include "jobs/dsir/ngram_hasher.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace skein::dsir {
+
+struct Settings {
+  std::vector<std::string> target_patterns;
+  std::vector<std::string> raw_patterns;
+  std::string text_field;
+  int ngrams = 2;
+  std::uint32_t num_buckets = 10000;
+  bool lowercase = true;
+  HashKind hash = HashKind::xxh3;
+  std::int64_t min_tokens = 100;
+  std::uint64_t num_select = 0;
+  bool top_k = false;
+  std::uint64_t seed = 0;
+  bool skip_bad_lines = false;
+  bool save_weights = false;
+  double raw_fit = 1.0;                        // fraction of raw documents (sampled by id) fitting the raw model
+  std::uint64_t piece_bytes = 32ull << 20;     // the unit of work and of checkpoints
+};
+
+engine::JobSpec job_spec();
+// Throws UsageError naming the key for any bad value.
+Settings parse_settings(const engine::Config& config);
+
+}  // namespace skein::dsir

@@ -83,3 +83,23 @@ TEST(Communicator, OneRanksErrorReachesEveryRankWithItsMessage) {
   comm.agree([] {});
   EXPECT_EQ(comm.allreduce(1, Op::sum), comm.size());
 }
+
+TEST(Communicator, ExchangeDeliversEveryItemToItsDestinationInOrder) {
+  Communicator comm(MPI_COMM_WORLD);
+  const int p = comm.size();
+  // Each rank sends items {source, i} to rank i % p.
+  struct Item {
+    int source, index;
+    bool operator==(const Item& o) const { return source == o.source && index == o.index; }
+  };
+  std::vector<Item> items;
+  for (int i = 0; i < 10 + comm.rank(); ++i) items.push_back({comm.rank(), i});
+  const auto received = comm.exchange(items, [p](const Item& item) { return item.index % p; });
+  std::vector<Item> expected;
+  for (int source = 0; source < p; ++source) {
+    for (int i = 0; i < 10 + source; ++i) {
+      if (i % p == comm.rank()) expected.push_back({source, i});
+    }
+  }
+  EXPECT_TRUE(received == expected);
+}

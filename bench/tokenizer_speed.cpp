@@ -1,10 +1,12 @@
-// Timing check for the DSIR featurizer (not a test): MB/s of document text on one core for the tokenizer alone,
-// tokenizer + n-gram buckets (xxh3, sha256), and tokenizer + buckets + the per-document score
+// Timing check for the DSIR featurizer (not a test): MB/s of document text on one core for the tokenizer
+// alone, tokenizer + n-gram buckets (xxh3, sha256), and tokenizer + buckets + the per-document score
 // sum(log_ratio[bucket]) the job computes.
 //
-//   g++ -std=c++17 -O2 -DNDEBUG -I. bench/tokenizer_speed.cpp jobs/dsir/tokenizer.cpp jobs/dsir/ngram_hasher.cpp \
+//   g++ -std=c++17 -O2 -DNDEBUG -I. bench/tokenizer_speed.cpp jobs/dsir/tokenizer.cpp
+//   jobs/dsir/ngram_hasher.cpp \
 //       -o tokenizer_speed -lsimdjson -lcrypto
-//   ./tokenizer_speed [FILE.jsonl] [--seconds S]        (default /work/shared/data/brown/brown.jsonl, 2 s each)
+//   ./tokenizer_speed [FILE.jsonl] [--seconds S]        (default /work/shared/data/brown/brown.jsonl, 2 s
+//   each)
 //
 // Each configuration runs whole passes over the corpus for about S seconds of thread CPU time; the median and
 // best pass are printed, as shared virtual machines make single timings noisy.
@@ -61,7 +63,8 @@ void measure(const char* name, const std::vector<std::string>& texts, std::size_
   std::sort(pass_seconds.begin(), pass_seconds.end());
   const double median = pass_seconds[pass_seconds.size() / 2];
   std::printf("%-46s %7.1f MB/s median %7.1f best %6.1f ns/token  (%zu passes, checksum %.6g)\n", name,
-              static_cast<double>(bytes) / median / 1e6, static_cast<double>(bytes) / pass_seconds.front() / 1e6,
+              static_cast<double>(bytes) / median / 1e6,
+              static_cast<double>(bytes) / pass_seconds.front() / 1e6,
               median / static_cast<double>(tokens) * 1e9, pass_seconds.size(), sink);
 }
 

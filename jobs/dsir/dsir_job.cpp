@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 namespace skein::dsir {
 namespace {
@@ -83,6 +84,16 @@ struct WeightEntry {
   std::int64_t num_tokens;
 };
 
+// One piece's raw documents as the fit pass saw them, so the score pass need not read and parse them again.
+struct CachedPiece {
+  Tally tally;                          // the piece's document counts (read, scored, skipped, invalid UTF-8)
+  std::vector<std::uint64_t> ids;       // documents in order
+  std::vector<std::uint64_t> ends;      // document i's n-grams are buckets[ends[i-1], ends[i])
+  std::vector<std::uint32_t> buckets;
+
+  std::uint64_t bytes() const { return 16 * ids.size() + 4 * buckets.size(); }
+};
+
 // The passes over the data, in order. Each is a sequence of steps; a step is one piece per rank.
 enum class Pass : std::int64_t { fit_target = 0, fit_raw = 1, score = 2, collect = 3, done = 4 };
 
@@ -137,11 +148,32 @@ class DsirJob final : public engine::Job {
       const std::uint64_t piece = pending_.front();
       const auto& files = pass_ == Pass::fit_target ? target_files_ : raw_files_;
       const auto& pieces = pass_ == Pass::fit_target ? *target_pieces_ : *raw_pieces_;
-      io::JsonlShard shard(files, {pieces.range(piece)});
-      while (shard.next_chunk(io::JsonlShard::default_block_bytes,
-                              [&](const io::Line& line) { on_line(line, shard); })) {
+      const auto cached = cache_.find(piece);
+      if (pass_ == Pass::score && cached != cache_.end()) {
+        score_cached(cached->second);
+        cache_bytes_ -= cached->second.bytes();
+        cache_.erase(cached);
+      } else {
+        caching_ = pass_ == Pass::fit_raw && settings_.raw_fit >= 1.0 && cache_bytes_ < settings_.feature_cache_bytes;
+        if (caching_) caching_piece_ = CachedPiece{};
+        const Tally before = tally_;
+        io::JsonlShard shard(files, {pieces.range(piece)});
+        while (shard.next_chunk(io::JsonlShard::default_block_bytes,
+                                [&](const io::Line& line) { on_line(line, shard); })) {
+        }
+        if (caching_) {
+          const auto now = tally_.to_vector(), then = before.to_vector();
+          std::vector<std::uint64_t> diff(now.size());
+          for (std::size_t i = 0; i < diff.size(); ++i) diff[i] = now[i] - then[i];
+          caching_piece_.tally = Tally::from_vector(diff);
+          caching_piece_.tally.fit = 0;
+          cache_bytes_ += caching_piece_.bytes();
+          cache_.emplace(piece, std::move(caching_piece_));
+          caching_ = false;
+        }
       }
-      bytes_done_ += static_cast<double>(shard.bytes_total());
+      const io::ByteRange range = pieces.range(piece);
+      bytes_done_ += static_cast<double>(range.end - range.begin);
       progress_->set_done(bytes_done_);
       pending_.erase(pending_.begin());
       finished_.push_back(piece);
@@ -200,9 +232,19 @@ class DsirJob final : public engine::Job {
   }
 
   void on_line(const io::Line& line, const io::JsonlShard& shard) {
+    if (line.byte_offset >= (std::uint64_t{1} << kOffsetBits)) {
+      const auto& files = pass_ == Pass::fit_target ? target_files_ : raw_files_;
+      throw DataError(files[line.file_index].path + ": byte offset " + std::to_string(line.byte_offset) +
+                      " is beyond the 1 TiB per file that document ids support; split the file");
+    }
     const std::uint64_t id = document_id(line.file_index, line.byte_offset);
     if (pass_ == Pass::collect) {
       collect(line, shard, id);
+      return;
+    }
+    // A raw document outside the raw_fit sample is not even parsed in the fit pass (the score pass counts it).
+    if (pass_ == Pass::fit_raw && settings_.raw_fit < 1.0 &&
+        engine::uniform_open01(settings_.seed, engine::Stream::subsample, id) >= settings_.raw_fit) {
       return;
     }
     if (!featurizer_->featurize(line, shard, tally_)) return;
@@ -213,34 +255,50 @@ class DsirJob final : public engine::Job {
         ++tally_.fit;
         break;
       case Pass::fit_raw:
-        if (settings_.raw_fit < 1.0 &&
-            engine::uniform_open01(settings_.seed, engine::Stream::subsample, id) >= settings_.raw_fit) {
-          break;
-        }
         for (const auto b : buckets) ++raw_counts_(b);
         ++tally_.fit;
+        if (caching_) {
+          caching_piece_.ids.push_back(id);
+          caching_piece_.buckets.insert(caching_piece_.buckets.end(), buckets.begin(), buckets.end());
+          caching_piece_.ends.push_back(caching_piece_.buckets.size());
+          if (cache_bytes_ + caching_piece_.bytes() > settings_.feature_cache_bytes) {
+            caching_ = false;  // over budget: this piece will be read again
+            caching_piece_ = CachedPiece{};
+          }
+        }
         break;
-      case Pass::score: score(line, id);
+      case Pass::score:
+        score(id, buckets.data(), buckets.size());
         break;
       case Pass::collect:
       case Pass::done: break;
     }
   }
 
-  void score(const io::Line& line, std::uint64_t id) {
-    if (line.byte_offset >= (std::uint64_t{1} << kOffsetBits)) {
-      throw DataError(raw_files_[line.file_index].path + ": byte offset " + std::to_string(line.byte_offset) +
-                      " is beyond the 1 TiB per file that document ids support; split the file");
-    }
+  void score(std::uint64_t id, const std::uint32_t* buckets, std::size_t count) {
     double log_weight = 0;
-    for (const auto b : featurizer_->buckets()) log_weight += log_ratio_[b];
-    const std::int64_t num_tokens = featurizer_->num_tokens();
+    for (std::size_t i = 0; i < count; ++i) log_weight += log_ratio_[buckets[i]];
+    // The reference's length: (number of n-grams + n(n-1)/2) // n, i.e. the token count.
+    const std::int64_t n = settings_.ngrams;
+    const std::int64_t num_tokens = (static_cast<std::int64_t>(count) + n * (n - 1) / 2) / n;
     if (settings_.save_weights) weights_.push_back({id, log_weight, num_tokens});
     if (num_tokens < settings_.min_tokens) return;
     ++tally_.eligible;
     const double noise = settings_.top_k ? 0.0 : engine::gumbel(settings_.seed, engine::Stream::gumbel, id);
     selection_->push({log_weight + noise, id, log_weight});
     baseline_->push({engine::uniform_open01(settings_.seed, engine::Stream::baseline, id), id, log_weight});
+  }
+
+  void score_cached(const CachedPiece& piece) {
+    const auto counts = piece.tally.to_vector();
+    auto totals = tally_.to_vector();
+    for (std::size_t i = 0; i < totals.size(); ++i) totals[i] += counts[i];
+    tally_ = Tally::from_vector(totals);
+    std::uint64_t begin = 0;
+    for (std::size_t i = 0; i < piece.ids.size(); ++i) {
+      score(piece.ids[i], piece.buckets.data() + begin, piece.ends[i] - begin);
+      begin = piece.ends[i];
+    }
   }
 
   // Only selected and baseline documents are parsed: lines arrive in id order and both id lists are sorted,
@@ -315,6 +373,8 @@ class DsirJob final : public engine::Job {
         }
         selection_.reset();
         baseline_.reset();
+        cache_.clear();
+        cache_bytes_ = 0;
         begin_pass(Pass::collect, {});
         break;
       }
@@ -360,6 +420,11 @@ class DsirJob final : public engine::Job {
   std::size_t selected_cursor_ = 0, random_cursor_ = 0;
   std::string selected_lines_;
   std::vector<WeightEntry> weights_;
+
+  std::map<std::uint64_t, CachedPiece> cache_;  // raw pieces this rank read in the fit pass, by piece
+  std::uint64_t cache_bytes_ = 0;
+  bool caching_ = false;
+  CachedPiece caching_piece_;
 };
 
 // --- checkpoint state ----------------------------------------------------------------------------------

@@ -83,11 +83,6 @@ class Featurizer {
   }
 
   const std::vector<std::uint32_t>& buckets() const { return buckets_; }
-  // The reference's length: (number of n-grams + n(n-1)/2) // n, i.e. the token count.
-  std::int64_t num_tokens() const {
-    const std::int64_t n = settings_.ngrams;
-    return (static_cast<std::int64_t>(buckets_.size()) + n * (n - 1) / 2) / n;
-  }
 
  private:
   const Settings& settings_;

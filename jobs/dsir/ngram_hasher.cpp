@@ -27,8 +27,8 @@ namespace {
 __extension__ typedef unsigned __int128 u128;
 
 // x % d for 64-bit x and 32-bit d by multiplication (Granlund and Montgomery, "Division by invariant integers
-// using multiplication", 1994, the round-up method also used by libdivide): two multiplies instead of a 64-bit
-// division, which costs tens of cycles on many CPUs. Exact for every x and every d >= 1.
+// using multiplication", 1994, the round-up method also used by libdivide): two multiplies instead of a
+// 64-bit division, which costs tens of cycles on many CPUs. Exact for every x and every d >= 1.
 class Modulus {
  public:
   explicit Modulus(std::uint32_t d) : d_(d) {
@@ -57,17 +57,31 @@ class Sha256 {
   Sha256() : ctx_(EVP_MD_CTX_new()) {
     if (!ctx_) throw std::bad_alloc();
   }
-  ~Sha256() { EVP_MD_CTX_free(ctx_); }
-  void init() { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
-  void update(std::string_view s) { EVP_DigestUpdate(ctx_, s.data(), s.size()); }
-  void final(unsigned char* digest) { EVP_DigestFinal_ex(ctx_, digest, nullptr); }
+  ~Sha256() {
+    EVP_MD_CTX_free(ctx_);
+  }
+  void init() {
+    EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr);
+  }
+  void update(std::string_view s) {
+    EVP_DigestUpdate(ctx_, s.data(), s.size());
+  }
+  void final(unsigned char* digest) {
+    EVP_DigestFinal_ex(ctx_, digest, nullptr);
+  }
 
  private:
   EVP_MD_CTX* ctx_;
 #else
-  void init() { SHA256_Init(&ctx_); }
-  void update(std::string_view s) { SHA256_Update(&ctx_, s.data(), s.size()); }
-  void final(unsigned char* digest) { SHA256_Final(digest, &ctx_); }
+  void init() {
+    SHA256_Init(&ctx_);
+  }
+  void update(std::string_view s) {
+    SHA256_Update(&ctx_, s.data(), s.size());
+  }
+  void final(unsigned char* digest) {
+    SHA256_Final(digest, &ctx_);
+  }
 
  private:
   SHA256_CTX ctx_;
@@ -89,7 +103,8 @@ std::uint32_t digest_mod(const unsigned char* digest, const Modulus& mod) {
 // is read only when it lies between a's last byte and b's first, both of which are readable.
 inline bool one_space_apart(std::string_view a, std::string_view b) {
   return !a.empty() && !b.empty() &&
-         reinterpret_cast<std::uintptr_t>(a.data()) + a.size() + 1 == reinterpret_cast<std::uintptr_t>(b.data()) &&
+         reinterpret_cast<std::uintptr_t>(a.data()) + a.size() + 1 ==
+             reinterpret_cast<std::uintptr_t>(b.data()) &&
          b.data()[-1] == ' ';
 }
 
@@ -98,8 +113,8 @@ constexpr std::size_t kMaxMemoTokenBytes = 48;
 constexpr std::uint32_t kMaxTokens = 1u << 19;  // ids fit 19 bits
 constexpr std::uint32_t kMaxPairs = 1u << 20;
 
-// Open-addressing memo of token -> (id, bucket) with linear probing, keyed by the token's XXH3; the token bytes
-// live in one arena. About 24 bytes a slot, at most half full.
+// Open-addressing memo of token -> (id, bucket) with linear probing, keyed by the token's XXH3; the token
+// bytes live in one arena. About 24 bytes a slot, at most half full.
 class TokenMemo {
  public:
   TokenMemo() { slots_.resize(1u << 12); }
@@ -117,7 +132,8 @@ class TokenMemo {
     const std::size_t mask = slots_.size() - 1;
     for (std::size_t i = slot_of(h);; i = (i + 1) & mask) {
       Slot& s = slots_[i];
-      if (s.hash == h && s.len == tok.size() && std::memcmp(arena_.data() + s.offset, tok.data(), tok.size()) == 0) {
+      if (s.hash == h && s.len == tok.size() &&
+          std::memcmp(arena_.data() + s.offset, tok.data(), tok.size()) == 0) {
         bucket = s.bucket;
         return s.id;
       }
@@ -143,7 +159,9 @@ class TokenMemo {
     std::uint32_t id = 0;
   };
 
-  std::size_t slot_of(std::uint64_t h) const { return static_cast<std::size_t>(h >> 20) & (slots_.size() - 1); }
+  std::size_t slot_of(std::uint64_t h) const {
+    return static_cast<std::size_t>(h >> 20) & (slots_.size() - 1);
+  }
 
   void grow() {
     std::vector<Slot> old(slots_.size() * 2);
@@ -224,7 +242,9 @@ HashKind parse_hash_kind(std::string_view name) {
   throw std::invalid_argument("unknown hash '" + std::string(name) + "' (expected xxh3 or sha256)");
 }
 
-const char* to_string(HashKind kind) { return kind == HashKind::xxh3 ? "xxh3" : "sha256"; }
+const char* to_string(HashKind kind) {
+  return kind == HashKind::xxh3 ? "xxh3" : "sha256";
+}
 
 struct NgramHasher::Impl {
   Impl(HashKind k, int n, std::uint32_t b) : kind(k), ngrams(n), num_buckets(b), mod(b) {}
@@ -242,8 +262,8 @@ struct NgramHasher::Impl {
 
   std::uint32_t bucket(std::string_view s) const { return kind == HashKind::xxh3 ? xxh3(s) : sha256(s); }
 
-  // tokens[i] .. tokens[i + n - 1] joined by single spaces: in place when they are one space apart (as Tokenizer
-  // leaves most of them), else copied to scratch space, valid until the next call.
+  // tokens[i] .. tokens[i + n - 1] joined by single spaces: in place when they are one space apart (as
+  // Tokenizer leaves most of them), else copied to scratch space, valid until the next call.
   std::string_view join(const std::vector<std::string_view>& tokens, std::size_t i, std::size_t n) {
     std::size_t k = 1;
     while (k < n && one_space_apart(tokens[i + k - 1], tokens[i + k])) ++k;
@@ -343,11 +363,19 @@ NgramHasher::~NgramHasher() = default;
 NgramHasher::NgramHasher(NgramHasher&&) noexcept = default;
 NgramHasher& NgramHasher::operator=(NgramHasher&&) noexcept = default;
 
-HashKind NgramHasher::kind() const { return impl_->kind; }
-int NgramHasher::ngrams() const { return impl_->ngrams; }
-std::uint32_t NgramHasher::num_buckets() const { return impl_->num_buckets; }
+HashKind NgramHasher::kind() const {
+  return impl_->kind;
+}
+int NgramHasher::ngrams() const {
+  return impl_->ngrams;
+}
+std::uint32_t NgramHasher::num_buckets() const {
+  return impl_->num_buckets;
+}
 
-std::uint32_t NgramHasher::bucket(std::string_view s) const { return impl_->bucket(s); }
+std::uint32_t NgramHasher::bucket(std::string_view s) const {
+  return impl_->bucket(s);
+}
 
 void NgramHasher::buckets(const std::vector<std::string_view>& tokens, std::vector<std::uint32_t>& out) {
   const std::size_t n = tokens.size();

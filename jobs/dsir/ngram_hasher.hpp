@@ -18,10 +18,10 @@ const char* to_string(HashKind kind);
 // Maps n-grams to hash buckets as the reference does.
 //
 // With sha256, buckets() memoizes: it interns tokens of up to 48 bytes (token -> id, bucket) and, when
-// num_buckets <= 2^24, remembers the bucket of each bigram of interned tokens by id pair, so a repeated n-gram
-// costs a hash-table probe instead of a SHA-256. The memo is bounded (2^19 tokens, 2^20 bigrams: about 70 MiB
-// at most); past that, new n-grams are hashed directly. With xxh3 there is no memo, as a probe would cost as
-// much as the hash.
+// num_buckets <= 2^24, remembers the bucket of each bigram of interned tokens by id pair, so a repeated
+// n-gram costs a hash-table probe instead of a SHA-256. The memo is bounded (2^19 tokens, 2^20 bigrams: about
+// 70 MiB at most); past that, new n-grams are hashed directly. With xxh3 there is no memo, as a probe would
+// cost as much as the hash.
 //
 // Not thread-safe for buckets() (it keeps scratch space and the memo); bucket() is const and thread-safe.
 class NgramHasher {

@@ -10,7 +10,7 @@ using engine::UsageError;
 
 namespace {
 // "32M", "512k", "1G" or plain bytes.
-std::uint64_t parse_bytes(const engine::Config& config, const std::string& key) {
+std::uint64_t parse_bytes(const engine::Config& config, const std::string& key, bool allow_zero) {
   std::string text = config.get(key);
   std::uint64_t scale = 1;
   if (!text.empty()) {
@@ -24,7 +24,7 @@ std::uint64_t parse_bytes(const engine::Config& config, const std::string& key) 
   }
   char* end = nullptr;
   const unsigned long long value = std::strtoull(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || value == 0 || value > (1ull << 40) / scale) {
+  if (text.empty() || *end != '\0' || (value == 0 && !allow_zero) || value > (1ull << 40) / scale) {
     throw UsageError("config key 'dsir." + key + "': '" + config.get(key) +
                      "' is not a size such as 32M, 512k or 1048576");
   }
@@ -51,6 +51,8 @@ engine::JobSpec job_spec() {
               {"save_weights", "false", "write every raw document's log weight to /raw/log_weight"},
               {"raw_fit", "all", "'all', or the fraction of raw documents (sampled by id) that fit the raw model"},
               {"piece_size", "32M", "input is processed (and checkpointed) in pieces of this many bytes per rank"},
+              {"feature_cache", "2G", "memory per rank for keeping raw documents' n-grams between the fit and "
+               "score passes (saves re-reading them; 0 turns it off)", false, false},
           }};
 }
 
@@ -78,7 +80,8 @@ Settings parse_settings(const engine::Config& config) {
       throw UsageError("config key 'dsir.raw_fit': " + config.get("raw_fit") + " is not 'all' or a fraction in (0, 1]");
     }
   }
-  s.piece_bytes = parse_bytes(config, "piece_size");
+  s.piece_bytes = parse_bytes(config, "piece_size", false);
+  s.feature_cache_bytes = parse_bytes(config, "feature_cache", true);
   return s;
 }
 

@@ -113,7 +113,9 @@ inline int encode(std::uint32_t cp, char* o) {
   return 4;
 }
 
-inline unsigned ctz64(std::uint64_t x) { return static_cast<unsigned>(__builtin_ctzll(x)); }
+inline unsigned ctz64(std::uint64_t x) {
+  return static_cast<unsigned>(__builtin_ctzll(x));
+}
 
 }  // namespace
 
@@ -122,7 +124,9 @@ Tokenizer::~Tokenizer() = default;
 Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 
-const char* Tokenizer::unicode_version() { return detail::kUnicodeVersion; }
+const char* Tokenizer::unicode_version() {
+  return detail::kUnicodeVersion;
+}
 
 bool Tokenizer::tokenize(std::string_view text, std::vector<std::string_view>& tokens) {
   const bool invalid = lowercase_ ? run<true>(text) : run<false>(text);
@@ -145,15 +149,16 @@ void Tokenizer::grow_bounds(std::size_t min_cap, std::size_t nstarts, std::size_
   bounds_cap_ = cap;
 }
 
-// One pass over the input writes the (lowercased) text to buf_, whitespace and invalid bytes as ' ', and records
-// where tokens start and end. Lowercasing never makes UTF-8 more than 1.5 times longer (checked by the
-// generator), so buf_ is sized once per call. Pure-ASCII stretches go through 64-byte vector blocks; other code
-// points through the two-stage tables.
+// One pass over the input writes the (lowercased) text to buf_, whitespace and invalid bytes as ' ', and
+// records where tokens start and end. Lowercasing never makes UTF-8 more than 1.5 times longer (checked by
+// the generator), so buf_ is sized once per call. Pure-ASCII stretches go through 64-byte vector blocks;
+// other code points through the two-stage tables.
 template <bool Lower>
 bool Tokenizer::run(std::string_view text) {
   const std::size_t n = text.size();
   const std::size_t need = n + n / 2 + kPad;
-  if (need > std::numeric_limits<std::uint32_t>::max()) throw std::length_error("Tokenizer: text too long (token offsets are 32-bit)");
+  if (need > std::numeric_limits<std::uint32_t>::max())
+    throw std::length_error("Tokenizer: text too long (token offsets are 32-bit)");
   if (buf_cap_ < need) {
     buf_.reset(new char[need]);
     buf_cap_ = need;
@@ -195,9 +200,9 @@ bool Tokenizer::run(std::string_view text) {
   const unsigned char* const end = begin + n;
   const unsigned char* p = begin;
 
-  // Final_Sigma context (CPython's handle_capital_sigma looks at the original text): whether the last code point
-  // before state_pos that is not Case_Ignorable is Cased. Only non-ASCII code points move state_pos, so the
-  // ASCII paths stay free of it; sync() folds in the ASCII bytes in between when a non-ASCII one needs it.
+  // Final_Sigma context (CPython's handle_capital_sigma looks at the original text): whether the last code
+  // point before state_pos that is not Case_Ignorable is Cased. Only non-ASCII code points move state_pos, so
+  // the ASCII paths stay free of it; sync() folds in the ASCII bytes since when a non-ASCII one needs it.
   bool prev_cased = false;
   const unsigned char* state_pos = begin;
   auto sync = [&](const unsigned char* at) {
@@ -233,7 +238,7 @@ bool Tokenizer::run(std::string_view text) {
   while (p < end) {
     if (*p < 0x80) {
 #ifdef SKEIN_DSIR_SSE2
-      // A short ASCII run between non-ASCII text (the spaces of Cyrillic, Greek ...) is not worth a vector block.
+      // Short ASCII runs inside non-ASCII text (the spaces of Cyrillic, Greek ...) go byte by byte.
       if (end - p >= 8) {
         std::uint64_t next8;
         std::memcpy(&next8, p, 8);
@@ -243,7 +248,7 @@ bool Tokenizer::run(std::string_view text) {
         }
       }
       // Up to 64 ASCII bytes at once: classify with compares, store the lowered bytes, then walk the class
-      // changes with bit tricks, so token boundaries cost no branch mispredictions.
+      // changes as bit masks instead of branching on every byte.
       const std::size_t avail = static_cast<std::size_t>(end - p);
       alignas(16) unsigned char tail[64];
       const unsigned char* src = p;

@@ -11,10 +11,10 @@ namespace skein::dsir {
 // Splits text into the DSIR reference's tokens: Python 3.11 str.lower() (optional), then NLTK WordPunct
 // `\w+|[^\w\s]+` with Python's Unicode \w (isalnum or '_') and \s (isspace).
 //
-// The Unicode tables are generated from Python 3.11 (Unicode 14.0) by gen_unicode_tables.py, so the tokens equal
-// `re.findall(r"\w+|[^\w\s]+", text.lower())` for every valid UTF-8 input, including full lowercase mappings
-// (U+0130 becomes "i\u0307") and the Final_Sigma rule for U+03A3. No library does this: ICU's and PCRE's \w
-// include combining marks, Python's does not.
+// The Unicode tables are generated from Python 3.11 (Unicode 14.0) by gen_unicode_tables.py, so the tokens
+// equal `re.findall(r"\w+|[^\w\s]+", text.lower())` for every valid UTF-8 input, including full lowercase
+// mappings (U+0130 becomes "i\u0307") and the Final_Sigma rule for U+03A3. No library does this: ICU's and
+// PCRE's \w include combining marks, Python's does not.
 //
 // Tokens live in an internal buffer, in order, and two tokens that stood one whitespace character (or one
 // invalid byte) apart in the input stand exactly one ' ' apart there, so "a b" is the view spanning both;

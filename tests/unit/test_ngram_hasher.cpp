@@ -162,7 +162,8 @@ TEST(NgramHasher, InPlaceCopiedAndMemoizedAgree) {
       }
       EXPECT_EQ(hash_all(h, tokens), expected) << to_string(kind) << " n=" << n;
       EXPECT_EQ(hash_all(h, tokens), expected) << to_string(kind) << " n=" << n << " second pass";
-      EXPECT_EQ(hash_all(h, Detached(tokens).views), expected) << to_string(kind) << " n=" << n << " detached";
+      EXPECT_EQ(hash_all(h, Detached(tokens).views), expected)
+          << to_string(kind) << " n=" << n << " detached";
     }
   }
 }

@@ -1,6 +1,6 @@
-// Tokenizer parity with the DSIR reference (Python 3.11 `re.findall(r"\w+|[^\w\s]+", text.lower())`), from the
-// goldens written by tests/golden/make_tokenizer_goldens.py, plus invalid UTF-8 handling, which the reference
-// has no answer for (it crashes).
+// Tokenizer parity with the DSIR reference (Python 3.11 `re.findall(r"\w+|[^\w\s]+", text.lower())`), from
+// the goldens written by tests/golden/make_tokenizer_goldens.py, plus invalid UTF-8 handling, which the
+// reference has no answer for (it crashes).
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -122,11 +122,21 @@ class LineParser {
       }
       const char e = s_.at(i_++);
       switch (e) {
-        case 'n': out += '\n'; break;
-        case 't': out += '\t'; break;
-        case 'r': out += '\r'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
+        case 'n':
+          out += '\n';
+          break;
+        case 't':
+          out += '\t';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
         case 'u': {
           unsigned cp = hex4();
           if (cp >= 0xD800 && cp < 0xDC00 && s_.substr(i_, 2) == "\\u") {
@@ -136,7 +146,8 @@ class LineParser {
           append_utf8(out, cp);
           break;
         }
-        default: out += e;  // \" \\ \/
+        default:
+          out += e;  // \" \\ \/
       }
     }
   }
@@ -174,7 +185,9 @@ Tokens run(bool lower, std::string_view text, bool* invalid = nullptr) {
   return run(tok, text, invalid);
 }
 
-TEST(Tokenizer, UnicodeVersionIsPython311s) { EXPECT_STREQ(Tokenizer::unicode_version(), "14.0.0"); }
+TEST(Tokenizer, UnicodeVersionIsPython311s) {
+  EXPECT_STREQ(Tokenizer::unicode_version(), "14.0.0");
+}
 
 TEST(Tokenizer, MatchesPythonGoldens) {
   const std::vector<Case> cases = load_cases();
@@ -193,8 +206,8 @@ TEST(Tokenizer, MatchesPythonGoldens) {
 }
 
 // Whitespace is neither Cased nor Case_Ignorable and never part of a token, so padding a text with it, or
-// repeating it after a space, must not change its tokens. This moves every golden across the 64-byte blocks of
-// the vector path and through its short-tail path.
+// repeating it after a space, must not change its tokens. This moves every golden across the 64-byte blocks
+// of the vector path and through its short-tail path.
 TEST(Tokenizer, GoldensAreIndependentOfPositionAndLength) {
   Tokenizer lower(true), keep(false);
   for (const Case& c : load_cases()) {
@@ -233,23 +246,24 @@ TEST(Tokenizer, InvalidUtf8BytesSeparateTokens) {
     std::string text;
     Tokens tokens;
   };
+  const std::string ab = "ab", cd = "cd", x = "x", y = "y";
   const std::vector<Bad> bad = {
-      {"ab\xff" "cd", {"ab", "cd"}},
-      {"ab\x80" "cd", {"ab", "cd"}},                  // lone continuation byte
-      {"ab\xe2\x82", {"ab"}},                          // truncated 3-byte sequence at the end
-      {"\xe2\x82" "cd", {"cd"}},                       // truncated before ASCII
-      {"ab\xf0\x9f\x98", {"ab"}},                      // truncated 4-byte sequence
-      {"x\xc0\xaf" "y", {"x", "y"}},                   // overlong '/'
-      {"x\xc1\xbf" "y", {"x", "y"}},                   // overlong
-      {"x\xe0\x80\xaf" "y", {"x", "y"}},               // overlong 3-byte
-      {"x\xf0\x80\x80\xaf" "y", {"x", "y"}},           // overlong 4-byte
-      {"a\xed\xa0\x80" "b", {"a", "b"}},               // UTF-8-encoded surrogate U+D800
-      {"a\xed\xbf\xbf" "b", {"a", "b"}},               // U+DFFF
-      {"a\xf4\x90\x80\x80" "b", {"a", "b"}},           // above U+10FFFF
-      {"a\xf5\x80\x80\x80" "b", {"a", "b"}},
-      {".\xff.", {".", "."}},                          // splits punctuation runs too
-      {"\xc3\xa9\xff\xc3\xa9", {"\xc3\xa9", "\xc3\xa9"}},
-      {"\xc3" "A", {"a"}},                             // a lead byte cut short before ASCII
+      {ab + "\xff" + cd, {"ab", "cd"}},
+      {ab + "\x80" + cd, {"ab", "cd"}},                    // lone continuation byte
+      {ab + "\xe2\x82", {"ab"}},                           // truncated 3-byte sequence at the end
+      {std::string("\xe2\x82") + cd, {"cd"}},              // truncated before ASCII
+      {ab + "\xf0\x9f\x98", {"ab"}},                       // truncated 4-byte sequence
+      {x + "\xc0\xaf" + y, {"x", "y"}},                    // overlong '/'
+      {x + "\xc1\xbf" + y, {"x", "y"}},                    // overlong
+      {x + "\xe0\x80\xaf" + y, {"x", "y"}},                // overlong 3-byte
+      {x + "\xf0\x80\x80\xaf" + y, {"x", "y"}},            // overlong 4-byte
+      {x + "\xed\xa0\x80" + y, {"x", "y"}},                // UTF-8-encoded surrogate U+D800
+      {x + "\xed\xbf\xbf" + y, {"x", "y"}},                // U+DFFF
+      {x + "\xf4\x90\x80\x80" + y, {"x", "y"}},            // above U+10FFFF
+      {x + "\xf5\x80\x80\x80" + y, {"x", "y"}},            // no such lead byte
+      {".\xff.", {".", "."}},                              // splits punctuation runs too
+      {"\xc3\xa9\xff\xc3\xa9", {"\xc3\xa9", "\xc3\xa9"}},  // between valid 2-byte sequences
+      {std::string("\xc3") + "A", {"a"}},                  // a lead byte cut short before ASCII
       {"\xff\xfe\xfd", {}},
   };
   for (const Bad& b : bad) {
@@ -257,13 +271,14 @@ TEST(Tokenizer, InvalidUtf8BytesSeparateTokens) {
     EXPECT_EQ(run(true, b.text, &invalid), b.tokens) << b.text;
     EXPECT_TRUE(invalid) << b.text;
     Tokens kept = b.tokens;
-    if (b.text == "\xc3" "A") kept = {"A"};
+    if (b.text == std::string("\xc3") + "A") kept = {"A"};
     EXPECT_EQ(run(false, b.text, &invalid), kept) << b.text;
     EXPECT_TRUE(invalid) << b.text;
   }
   // Valid edges of the ranges above stay valid.
-  const std::vector<std::string> good = {"\xc2\x80", "\xdf\xbf", "\xe0\xa0\x80", "\xed\x9f\xbf", "\xee\x80\x80",
-                                         "\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf", "\xf0\x9f\x98\x80"};
+  const std::vector<std::string> good = {"\xc2\x80",         "\xdf\xbf",        "\xe0\xa0\x80",
+                                         "\xed\x9f\xbf",     "\xee\x80\x80",    "\xf0\x90\x80\x80",
+                                         "\xf4\x8f\xbf\xbf", "\xf0\x9f\x98\x80"};
   for (const std::string& g : good) {
     bool invalid = true;
     run(true, "a" + g + "b", &invalid);
@@ -276,7 +291,7 @@ TEST(Tokenizer, InvalidBytesEndTheFinalSigmaContextLikeSpace) {
   EXPECT_EQ(run(true, "ΑΣ\xff"), run(true, "ΑΣ "));
   EXPECT_EQ(run(true, "ΑΣ\xff"), (Tokens{"ας"}));
   EXPECT_EQ(run(true, "Α\xffΣ"), (Tokens{"α", "σ"}));
-  EXPECT_EQ(run(true, "ΑΣ\xff" "Α"), (Tokens{"ας", "α"}));
+  EXPECT_EQ(run(true, std::string("ΑΣ\xff") + "Α"), (Tokens{"ας", "α"}));
 }
 
 TEST(Tokenizer, InvalidBytesInLongAsciiText) {
@@ -291,7 +306,8 @@ TEST(Tokenizer, InvalidBytesInLongAsciiText) {
   EXPECT_TRUE(invalid);
 }
 
-// Tokens that stood one separator apart sit one ' ' apart in the buffer: NgramHasher hashes such bigrams in place.
+// Tokens that stood one separator apart sit one ' ' apart in the buffer: NgramHasher hashes such bigrams in
+// place.
 TEST(Tokenizer, AdjacentTokensShareOneSpaceInTheBuffer) {
   Tokenizer tok(true);
   std::vector<std::string_view> v;

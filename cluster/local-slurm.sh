@@ -143,7 +143,7 @@ SlurmdParameters=config_overrides
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
-# Finished jobs stay visible to `scontrol show job` for 10 minutes.
+# Finished jobs stay visible to "scontrol show job" for 10 minutes.
 MinJobAge=600
 KillWait=30
 InactiveLimit=0
@@ -210,7 +210,7 @@ start() {
 
 stop_daemons() {
   local quiet=${1:-}
-  [[ -e $conf ]] && slurm_env scontrol shutdown >/dev/null 2>&1 || true
+  if [[ -e $conf ]]; then slurm_env scontrol shutdown >/dev/null 2>&1 || true; fi
   local daemon pidfile
   for daemon in slurmd slurmctld; do
     pidfile=$state/$daemon.pid
@@ -235,7 +235,7 @@ stop() {
   if [[ -e "$state/started-munged" ]]; then
     local pid
     pid=$(cat /run/munge/munged.pid 2>/dev/null || true)
-    [[ -n $pid ]] && kill "$pid" 2>/dev/null || true
+    if [[ -n $pid ]]; then kill "$pid" 2>/dev/null || true; fi
     rm -f "$state/started-munged"
   fi
   say "stopped"

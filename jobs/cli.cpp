@@ -1,5 +1,6 @@
 #include "jobs/cli.hpp"
 
+#include "cluster/submit.hpp"
 #include "comm/communicator.hpp"
 #include "engine/context.hpp"
 #include "engine/error.hpp"
@@ -31,6 +32,8 @@ constexpr const char* kUsage =
     "usage:\n"
     "  skein run JOB [--config FILE.ini] [--JOB.KEY=VALUE ...] [--out DIR] [--resume]\n"
     "                                                    run a job (under mpirun or srun)\n"
+    "  skein submit JOB --config FILE.ini --nodes N --ntasks-per-node M --time HH:MM:SS [...]\n"
+    "                                                    submit to Slurm (checkpoint + requeue on preemption)\n"
     "  skein inspect FILE.h5                                                  summarise an output file\n"
     "  skein jobs                                                             list jobs and their config keys\n"
     "  skein --version\n"
@@ -243,12 +246,22 @@ int dispatch(const comm::Communicator& world, int argc, char** argv) {
     return 0;
   }
   if (command == "run") return run(world, tail_args(argc, argv, 2));
+  if (command == "submit") {
+    std::vector<engine::JobSpec> specs;
+    for (const auto& entry : all_jobs()) specs.push_back(entry.spec);
+    // Submission is one process's business; under mpirun only rank 0 submits.
+    int code = 0;
+    world.agree([&] {
+      if (world.rank() == 0) code = cluster::submit_command(tail_args(argc, argv, 2), specs, cluster::current_executable());
+    });
+    return code;
+  }
   if (command == "inspect") return inspect(world, tail_args(argc, argv, 2));
   if (command == "jobs") {
     if (world.rank() == 0) print_jobs();
     return 0;
   }
-  const std::string suggestion = engine::closest_match(command, {"run", "inspect", "jobs"});
+  const std::string suggestion = engine::closest_match(command, {"run", "submit", "inspect", "jobs"});
   throw UsageError("unknown command '" + command + "'" +
                    (suggestion.empty() ? "" : "; did you mean '" + suggestion + "'?") + " (`skein --help`)");
 }

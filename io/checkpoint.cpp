@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <sstream>
 
 namespace skein::io {
 
@@ -16,28 +17,51 @@ namespace {
 
 const std::string kState = "/state/";
 
+// A checksum of an array that does not depend on how it is split over ranks: the sum (mod 2^64) of a
+// mix of each element's global index and bits. Each rank adds up its part.
+template <class T>
+std::uint64_t partial_checksum(const std::vector<T>& local, std::uint64_t first_index) {
+  static_assert(sizeof(T) == 8, "checkpoint arrays hold 8-byte elements");
+  std::uint64_t sum = 0;
+  for (std::size_t i = 0; i < local.size(); ++i) {
+    std::uint64_t bits;
+    std::memcpy(&bits, &local[i], sizeof bits);
+    std::uint64_t z = bits ^ ((first_index + i) * 0x9E3779B97F4A7C15ull);  // splitmix64 finaliser
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    sum += z ^ (z >> 31);
+  }
+  return sum;
+}
+
 class CheckpointWriter : public engine::StateWriter {
  public:
-  explicit CheckpointWriter(H5Writer& h5) : h5_(h5) {}
+  CheckpointWriter(const comm::Communicator& comm, H5Writer& h5) : comm_(comm), h5_(h5) {}
   void scalar(const std::string& name, std::int64_t value) override { h5_.set_attribute("/state", name, value); }
   void scalar(const std::string& name, double value) override { h5_.set_attribute("/state", name, value); }
-  void replicated(const std::string& name, const std::vector<std::uint64_t>& v) override {
-    h5_.write_replicated(kState + name, v);
-  }
-  void replicated(const std::string& name, const std::vector<double>& v) override {
-    h5_.write_replicated(kState + name, v);
-  }
-  void distributed(const std::string& name, const std::vector<std::uint64_t>& v) override {
-    h5_.write_distributed(kState + name, v);
-  }
-  void distributed(const std::string& name, const std::vector<std::int64_t>& v) override {
-    h5_.write_distributed(kState + name, v);
-  }
-  void distributed(const std::string& name, const std::vector<double>& v) override {
-    h5_.write_distributed(kState + name, v);
-  }
+  void replicated(const std::string& name, const std::vector<std::uint64_t>& v) override { write(name, v, true); }
+  void replicated(const std::string& name, const std::vector<double>& v) override { write(name, v, true); }
+  void distributed(const std::string& name, const std::vector<std::uint64_t>& v) override { write(name, v, false); }
+  void distributed(const std::string& name, const std::vector<std::int64_t>& v) override { write(name, v, false); }
+  void distributed(const std::string& name, const std::vector<double>& v) override { write(name, v, false); }
 
  private:
+  // Every array carries a `checksum` attribute, verified before a checkpoint is used.
+  template <class T>
+  void write(const std::string& name, const std::vector<T>& values, bool replicated) {
+    std::uint64_t checksum;
+    if (replicated) {
+      h5_.write_replicated(kState + name, values);
+      checksum = partial_checksum(values, 0);
+    } else {
+      h5_.write_distributed(kState + name, values);
+      const std::uint64_t first = comm_.exscan<std::uint64_t>(values.size());
+      checksum = comm_.allreduce(partial_checksum(values, first), comm::Op::sum);
+    }
+    h5_.set_attribute(kState + name, "checksum", static_cast<std::int64_t>(checksum));  // bits, as int64
+  }
+
+  const comm::Communicator& comm_;
   H5Writer& h5_;
 };
 
@@ -63,6 +87,25 @@ std::vector<T> read_slice(const std::string& path, const std::string& name, std:
   return values;
 }
 
+// The checksum of elements [begin, begin + count) read in the dataset's own type (its bits, unconverted).
+std::uint64_t slice_checksum(const std::string& path, const std::string& name, std::uint64_t begin,
+                             std::uint64_t count) {
+  H5T_class_t type_class;
+  H5T_sign_t sign;
+  {
+    detail::QuietErrors quiet;
+    detail::H5Handle file = detail::open_for_reading(path);
+    detail::H5Handle dataset(detail::check_id(H5Dopen2(file.get(), name.c_str(), H5P_DEFAULT), "H5Dopen2", path, name),
+                             H5Dclose);
+    detail::H5Handle type(detail::check_id(H5Dget_type(dataset.get()), "H5Dget_type", path, name), H5Tclose);
+    type_class = H5Tget_class(type.get());
+    sign = H5Tget_sign(type.get());
+  }
+  if (type_class == H5T_FLOAT) return partial_checksum(read_slice<double>(path, name, begin, count), begin);
+  if (sign == H5T_SGN_2) return partial_checksum(read_slice<std::int64_t>(path, name, begin, count), begin);
+  return partial_checksum(read_slice<std::uint64_t>(path, name, begin, count), begin);
+}
+
 }  // namespace
 
 std::string checkpoint_path(const std::string& out_dir) { return out_dir + "/checkpoint.h5"; }
@@ -85,7 +128,7 @@ void write_checkpoint(const comm::Communicator& comm, const std::string& out_dir
     h5.set_attribute("/", "seed", info.seed);
     h5.set_attribute("/", "written_unix", info.written_unix);
     h5.create_group("/state");
-    CheckpointWriter writer(h5);
+    CheckpointWriter writer(comm, h5);
     save(writer);
     // Written last: a checkpoint without it was cut off before it was complete.
     h5.set_attribute("/", "checkpoint_complete", std::int64_t{1});
@@ -95,12 +138,15 @@ void write_checkpoint(const comm::Communicator& comm, const std::string& out_dir
   // before the new one replaces it.
   comm.agree([&] {
     if (comm.rank() != 0) return;
-    const std::string previous = previous_checkpoint_path(out_dir);
-    if (::unlink(previous.c_str()) != 0 && errno != ENOENT) {
-      throw engine::InternalError("cannot remove " + previous + ": " + std::strerror(errno));
-    }
-    if (::link(final_path.c_str(), previous.c_str()) != 0 && errno != ENOENT) {
+    // link to a temporary name, then rename over the previous one: some valid previous exists throughout.
+    const std::string previous = previous_checkpoint_path(out_dir), linked = previous + ".tmp";
+    ::unlink(linked.c_str());
+    if (::link(final_path.c_str(), linked.c_str()) != 0) {
+      if (errno == ENOENT) return;  // the first checkpoint
       throw engine::InternalError("cannot keep " + final_path + " as " + previous + ": " + std::strerror(errno));
+    }
+    if (::rename(linked.c_str(), previous.c_str()) != 0) {
+      throw engine::InternalError("cannot rename " + linked + " to " + previous + ": " + std::strerror(errno));
     }
   });
   output.commit();
@@ -131,24 +177,71 @@ CheckpointInfo read_checkpoint_info(const std::string& path) {
   return info;
 }
 
+namespace {
+
+// Collective: every rank checks its share of every /state array against its checksum. Returns "" when the
+// file is intact, else why not (same on every rank).
+std::string verify_state(const comm::Communicator& comm, const std::string& path) {
+  std::string names;
+  if (comm.rank() == 0) {
+    try {
+      for (const auto& name : list_datasets(path, "/state")) names += name + "\n";
+    } catch (const std::exception& e) {
+      names = std::string("!") + e.what();
+    }
+  }
+  comm.bcast(names, 0);
+  if (!names.empty() && names[0] == '!') return names.substr(1);
+  std::istringstream list(names);
+  std::string name;
+  while (std::getline(list, name)) {
+    int bad = 0;
+    std::uint64_t checksum = 0, expected = 0;
+    try {
+      const auto shape = dataset_shape(path, name);
+      const std::uint64_t total = shape.empty() ? 0 : shape[0];
+      using wide = unsigned __int128;
+      const auto p = static_cast<unsigned>(comm.size()), r = static_cast<unsigned>(comm.rank());
+      const auto begin = static_cast<std::uint64_t>(wide{total} * r / p);
+      const auto end = static_cast<std::uint64_t>(wide{total} * (r + 1) / p);
+      checksum = slice_checksum(path, name, begin, end - begin);
+      expected = static_cast<std::uint64_t>(read_int64_attribute(path, name, "checksum"));
+    } catch (const std::exception&) {
+      bad = 1;
+    }
+    if (comm.allreduce(bad, comm::Op::max) != 0) return path + ": " + name + " cannot be read";
+    if (comm.allreduce(checksum, comm::Op::sum) != expected) return path + ": " + name + " is corrupt (checksum mismatch)";
+  }
+  return "";
+}
+
+}  // namespace
+
 std::optional<CheckpointInfo> find_checkpoint(const comm::Communicator& comm, const std::string& out_dir,
                                               std::vector<std::string>& warnings) {
   std::string found_path;
   std::string notes;
-  if (comm.rank() == 0) {
-    for (const std::string& path : {checkpoint_path(out_dir), previous_checkpoint_path(out_dir)}) {
-      if (::access(path.c_str(), F_OK) != 0) continue;
-      try {
-        read_checkpoint_info(path);
-        found_path = path;
-        break;
-      } catch (const std::exception& e) {
-        notes += std::string(e.what()) + "\n";
+  for (const std::string& path : {checkpoint_path(out_dir), previous_checkpoint_path(out_dir)}) {
+    std::string problem;
+    if (comm.rank() == 0) {
+      if (::access(path.c_str(), F_OK) != 0) {
+        problem = "-";
+      } else {
+        try {
+          read_checkpoint_info(path);
+        } catch (const std::exception& e) {
+          problem = e.what();
+        }
       }
     }
+    comm.bcast(problem, 0);
+    if (problem.empty()) problem = verify_state(comm, path);
+    if (problem.empty()) {
+      found_path = path;
+      break;
+    }
+    if (problem != "-") notes += problem + "\n";
   }
-  comm.bcast(found_path, 0);
-  comm.bcast(notes, 0);
   for (std::size_t start = 0; start < notes.size();) {
     const std::size_t end = notes.find('\n', start);
     warnings.push_back(notes.substr(start, end - start));

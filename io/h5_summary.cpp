@@ -1,14 +1,19 @@
 #include "io/h5_summary.hpp"
 
 #include "engine/error.hpp"
+#include "engine/log.hpp"
+#include "io/checkpoint.hpp"
 
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstring>
+#include <ctime>
 #include <sstream>
+#include <type_traits>
 
 namespace skein::io {
 
@@ -258,6 +263,73 @@ std::string dataset_line(hid_t file, const std::string& name, std::size_t n) {
   return line;
 }
 
+// A scalar numeric attribute of `obj`, or nothing when it is missing or unreadable.
+template <class T>
+bool numeric_attribute(hid_t obj, const char* name, T& value) {
+  if (H5Aexists(obj, name) <= 0) return false;
+  H5Handle attr(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
+  if (!attr) return false;
+  const hid_t type = std::is_floating_point<T>::value ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT64;
+  H5Handle space(H5Aget_space(attr.get()), H5Sclose);
+  if (!space || H5Sget_simple_extent_npoints(space.get()) != 1) return false;
+  return H5Aread(attr.get(), type, &value) >= 0;
+}
+
+// The lines `skein inspect` prints first for a checkpoint: which step, how many ranks wrote it, how long
+// ago, whether it is complete (and so usable by --resume), and the scalars of its /state.
+std::string checkpoint_summary(hid_t file, hid_t root) {
+  std::int64_t step = -1, ranks = -1, schema = -1;
+  double written = 0;
+  const bool has_step = numeric_attribute(root, "checkpoint_step", step);
+  const bool has_ranks = numeric_attribute(root, "ranks", ranks);
+  const bool has_time = numeric_attribute(root, "written_unix", written);
+  numeric_attribute(root, "checkpoint_schema_version", schema);
+  std::string line = "checkpoint: step " + (has_step ? std::to_string(step) : std::string("?"));
+  if (has_ranks) line += ", written by " + std::to_string(ranks) + (ranks == 1 ? " rank" : " ranks");
+  if (has_time) {
+    const double now =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    const double age = now - written;
+    line += age >= -1 ? " " + engine::human_duration(std::max(age, 0.0)) + " ago"
+                      : " in the future (clock skew?)";
+    const std::time_t seconds = static_cast<std::time_t>(written);
+    std::tm utc{};
+    char when[64];
+    if (gmtime_r(&seconds, &utc) && std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &utc) > 0) {
+      line += std::string(" (") + when + ")";
+    }
+  }
+  if (H5Aexists(root, "checkpoint_complete") > 0) {
+    line += ", complete";
+  } else {
+    line += ", INCOMPLETE (its writer was interrupted; --resume skips it)";
+  }
+  if (schema != kCheckpointSchemaVersion) {
+    line += "; schema " + std::to_string(schema) + " (this skein reads schema " +
+            std::to_string(kCheckpointSchemaVersion) + ")";
+  }
+  line += "\n";
+  // The state's scalars inline; its arrays are in the dataset listing below.
+  if (H5Lexists(file, "/state", H5P_DEFAULT) > 0) {
+    H5Handle state(H5Oopen(file, "/state", H5P_DEFAULT), H5Oclose);
+    if (state) {
+      std::string scalars;
+      for (const auto& name : attribute_names(state.get())) {
+        scalars += (scalars.empty() ? "" : ", ") + name + " = " + attribute_text(state.get(), name, true, 6);
+      }
+      H5G_info_t info{};
+      const hsize_t arrays = H5Gget_info(state.get(), &info) >= 0 ? info.nlinks : 0;
+      line += "  state: " + (scalars.empty() ? std::string("(no scalars)") : scalars) + "; " +
+              std::to_string(arrays) + (arrays == 1 ? " array" : " arrays") +
+              " under /state (listed below)\n";
+    }
+  } else {
+    H5Eclear2(H5E_DEFAULT);
+    line += "  state: none (no /state group)\n";
+  }
+  return line;
+}
+
 void require_file(const std::string& path) {
   struct stat info {};
   if (::stat(path.c_str(), &info) != 0)
@@ -426,6 +498,18 @@ std::int64_t read_int64_attribute(const std::string& path, const std::string& ob
   return value;
 }
 
+std::vector<std::string> list_datasets(const std::string& path, const std::string& group) {
+  detail::QuietErrors quiet;
+  H5Handle file = detail::open_for_reading(path);
+  const std::string prefix = group.back() == '/' ? group : group + "/";
+  std::vector<std::string> names;
+  for (const auto& entry : list_objects(file.get())) {
+    if (entry.type == H5I_DATASET && entry.name.rfind(prefix, 0) == 0) names.push_back(entry.name);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 std::string summarize_h5(const std::string& path, std::size_t values_per_dataset) {
   detail::QuietErrors quiet;
   H5Handle file = detail::open_for_reading(path);
@@ -433,6 +517,8 @@ std::string summarize_h5(const std::string& path, std::size_t values_per_dataset
   out << path << "\n";
 
   H5Handle root(check_id(H5Oopen(file.get(), "/", H5P_DEFAULT), "H5Oopen", path, "/"), H5Oclose);
+  if (H5Aexists(root.get(), "checkpoint_schema_version") > 0)
+    out << checkpoint_summary(file.get(), root.get());
   auto names = attribute_names(root.get());
   static const char* const first[] = {"job", "status", "skein_version", "ranks", "seed", "wall_seconds"};
   std::vector<std::string> ordered;

@@ -11,10 +11,12 @@
 
 namespace skein::io {
 
-// What `skein inspect FILE.h5` prints: the root attributes (job, status, skein_version, ranks, seed,
-// wall_seconds, then any others), the `config` attribute's text, every dataset (recursively, by name)
-// with its dtype, shape and first values (strings quoted; for n-D datasets the start of the first row)
-// and its attributes, then the attributes of every other group (e.g. /metrics). Opens read-only, serially.
+// What `skein inspect FILE.h5` prints: for a checkpoint (root attribute `checkpoint_schema_version`) first a
+// line with its step, the ranks that wrote it, its age and whether it is complete, and the scalars of its
+// /state; then the root attributes (job, status, skein_version, ranks, seed, wall_seconds, then any others),
+// the `config` attribute's text, every dataset (recursively, by name) with its dtype, shape and first values
+// (strings quoted; for n-D datasets the start of the first row) and its attributes, then the attributes of
+// every other group (e.g. /metrics, /state). Opens read-only, serially.
 // A missing, unreadable or non-HDF5 file is a DataError naming it.
 std::string summarize_h5(const std::string& path, std::size_t values_per_dataset = 6);
 
@@ -45,6 +47,8 @@ std::string read_string_attribute(const std::string& path, const std::string& ob
 double read_double_attribute(const std::string& path, const std::string& object, const std::string& name);
 std::int64_t read_int64_attribute(const std::string& path, const std::string& object,
                                   const std::string& name);
+// The full names of every dataset below `group` (recursively), sorted.
+std::vector<std::string> list_datasets(const std::string& path, const std::string& group);
 // Whether a group, dataset or attribute (when `attribute` is non-empty) exists.
 bool h5_exists(const std::string& path, const std::string& object, const std::string& attribute = "");
 

@@ -167,7 +167,8 @@ void run_job(engine::Job& job, const JobEnv& env, const std::vector<engine::Conf
   // The outputs are complete: the checkpoints describe an unfinished run and would only mislead a --resume.
   comm.agree([&] {
     if (comm.rank() != 0) return;
-    for (const auto& path : {io::checkpoint_path(env.out_dir), io::previous_checkpoint_path(env.out_dir)}) {
+    for (const auto& path : {io::checkpoint_path(env.out_dir), io::previous_checkpoint_path(env.out_dir),
+                             io::checkpoint_path(env.out_dir) + ".tmp", io::previous_checkpoint_path(env.out_dir) + ".tmp"}) {
       ::unlink(path.c_str());
     }
   });

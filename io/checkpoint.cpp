@@ -4,6 +4,7 @@
 #include "io/atomic_output.hpp"
 #include "io/h5_summary.hpp"
 #include "io/hdf5.hpp"
+#include "io/jsonl_reader.hpp"
 
 #include <unistd.h>
 
@@ -199,12 +200,8 @@ std::string verify_state(const comm::Communicator& comm, const std::string& path
     std::uint64_t checksum = 0, expected = 0;
     try {
       const auto shape = dataset_shape(path, name);
-      const std::uint64_t total = shape.empty() ? 0 : shape[0];
-      using wide = unsigned __int128;
-      const auto p = static_cast<unsigned>(comm.size()), r = static_cast<unsigned>(comm.rank());
-      const auto begin = static_cast<std::uint64_t>(wide{total} * r / p);
-      const auto end = static_cast<std::uint64_t>(wide{total} * (r + 1) / p);
-      checksum = slice_checksum(path, name, begin, end - begin);
+      const ByteRange share = JsonlShard::rank_range(shape.empty() ? 0 : shape[0], comm.rank(), comm.size());
+      checksum = slice_checksum(path, name, share.begin, share.end - share.begin);
       expected = static_cast<std::uint64_t>(read_int64_attribute(path, name, "checksum"));
     } catch (const std::exception&) {
       bad = 1;
@@ -285,12 +282,8 @@ std::vector<T> CheckpointReader::share(const std::string& name) {
   std::vector<T> values;
   comm_.agree([&] {
     const auto shape = dataset_shape(path_, kState + name);
-    const std::uint64_t total = shape.empty() ? 0 : shape[0];
-    using wide = unsigned __int128;
-    const auto p = static_cast<unsigned>(comm_.size()), r = static_cast<unsigned>(comm_.rank());
-    const auto begin = static_cast<std::uint64_t>(wide{total} * r / p);
-    const auto end = static_cast<std::uint64_t>(wide{total} * (r + 1) / p);
-    values = read_slice<T>(path_, kState + name, begin, end - begin);
+    const ByteRange share = JsonlShard::rank_range(shape.empty() ? 0 : shape[0], comm_.rank(), comm_.size());
+    values = read_slice<T>(path_, kState + name, share.begin, share.end - share.begin);
   });
   return values;
 }

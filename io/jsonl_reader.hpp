@@ -48,7 +48,7 @@ class JsonlShard {
   // a job that splits the byte space into pieces and hands them out uses this.
   JsonlShard(const std::vector<InputFile>& files, const std::vector<ByteRange>& ranges,
              std::size_t block_bytes = default_block_bytes);
-  // Rank r of P's range of a byte space of `total` bytes: [r*total/P, (r+1)*total/P).
+  // Rank r of P's even share of `total` bytes (or elements): [r*total/P, (r+1)*total/P).
   static ByteRange rank_range(std::uint64_t total, int rank, int size);
   static std::uint64_t total_bytes(const std::vector<InputFile>& files);
   ~JsonlShard();

@@ -50,7 +50,7 @@ engine::JobSpec job_spec() {
               {"on_bad_line", "error", "error: stop at a malformed line; skip: count it and go on"},
               {"save_weights", "false", "write every raw document's log weight to /raw/log_weight"},
               {"raw_fit", "all", "'all', or the fraction of raw documents (sampled by id) that fit the raw model"},
-              {"piece_size", "32M", "input is processed (and checkpointed) in pieces of this many bytes per rank"},
+              {"piece_size", "8M", "input is processed (and checkpointed) in pieces of this many bytes per rank"},
               {"feature_cache", "2G", "memory per rank for keeping raw documents' n-grams between the fit and "
                "score passes (saves re-reading them; 0 turns it off)", false, false},
           }};

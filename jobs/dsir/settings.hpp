@@ -26,7 +26,7 @@ struct Settings {
   bool skip_bad_lines = false;
   bool save_weights = false;
   double raw_fit = 1.0;                        // fraction of raw documents (sampled by id) fitting the raw model
-  std::uint64_t piece_bytes = 32ull << 20;     // the unit of work and of checkpoints
+  std::uint64_t piece_bytes = 8ull << 20;      // the unit of work and of checkpoints
   std::uint64_t feature_cache_bytes = 2ull << 30;  // per rank; n-grams kept from the raw fit for scoring
 };
 

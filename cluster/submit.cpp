@@ -203,11 +203,11 @@ std::string absolute_path(const std::string& path, const std::string& cwd) {
 }
 
 std::string read_config(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UsageError("--config: cannot read config file " + path + ": " + std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  try {
+    return engine::read_config_file(path);
+  } catch (const UsageError& e) {
+    throw UsageError(std::string("--config: ") + e.what());
+  }
 }
 
 std::string replace_all(std::string text, const std::string& from, const std::string& to) {

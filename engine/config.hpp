@@ -52,6 +52,9 @@ class Config {
   std::map<std::string, bool> affects_results_;
 };
 
+// The text of an INI file; UsageError naming the file when it cannot be read.
+std::string read_config_file(const std::string& path);
+
 // The candidate nearest to `word` by edit distance ("" when nothing is reasonably close).
 std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);
 

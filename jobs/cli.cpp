@@ -97,14 +97,6 @@ int inspect(const comm::Communicator& world, const std::vector<std::string>& arg
   return 0;
 }
 
-std::string read_config_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UsageError("cannot read config file " + path + ": " + std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 void make_directories(const std::string& path) {
   std::string partial;
   std::istringstream parts(path);
@@ -195,7 +187,7 @@ int run(const comm::Communicator& world, const std::vector<std::string>& args) {
   std::string ini_text;
   world.agree([&] {
     if (world.rank() != 0) return;
-    if (!config_path.empty()) ini_text = read_config_file(config_path);
+    if (!config_path.empty()) ini_text = engine::read_config_file(config_path);
     make_directories(out_dir);
     if (!debug_dir.empty()) make_directories(debug_dir);
   });

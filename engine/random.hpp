@@ -3,8 +3,8 @@
 
 #include <Kokkos_Core.hpp>
 
-#include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 namespace skein::engine {
 
@@ -42,27 +42,74 @@ KOKKOS_INLINE_FUNCTION double portable_log(double x) {
 #endif
 }
 
-// Named streams so that two uses of the same seed never share numbers.
-enum class Stream : std::uint32_t { gumbel = 1, baseline = 2, subsample = 3 };
+KOKKOS_INLINE_FUNCTION double portable_sqrt(double x) {
+#if KOKKOS_VERSION >= 30700
+  return Kokkos::sqrt(x);
+#else
+  return Kokkos::Experimental::sqrt(x);
+#endif
+}
 
-// 64 random bits for item `id` of `stream` under `seed`.
-KOKKOS_INLINE_FUNCTION std::uint64_t random_bits(std::uint64_t seed, Stream stream, std::uint64_t id) {
-  const Philox4x32 counter{{static_cast<std::uint32_t>(id), static_cast<std::uint32_t>(id >> 32),
-                            static_cast<std::uint32_t>(stream), 0u}};
-  const Philox4x32 out =
-      philox4x32_10(counter, static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32));
+KOKKOS_INLINE_FUNCTION double portable_cos(double x) {
+#if KOKKOS_VERSION >= 30700
+  return Kokkos::cos(x);
+#else
+  return Kokkos::Experimental::cos(x);
+#endif
+}
+
+// Which stream of numbers: each job names its own streams (an enum with std::uint32_t values, e.g. dsir's
+// DsirStream in jobs/dsir) so that two uses of one seed never share numbers. The engine knows no job's
+// names; any enum converts implicitly, and so does a plain std::uint32_t. The value goes into the Philox
+// counter, so changing a job's stream numbers changes its results.
+struct StreamId {
+  std::uint32_t value;
+  KOKKOS_INLINE_FUNCTION constexpr StreamId(std::uint32_t v) : value(v) {}  // NOLINT: implicit on purpose
+  template <class E, std::enable_if_t<std::is_enum_v<E>, int> = 0>
+  KOKKOS_INLINE_FUNCTION constexpr StreamId(E e) : value(static_cast<std::uint32_t>(e)) {}  // NOLINT
+};
+
+namespace detail {
+KOKKOS_INLINE_FUNCTION Philox4x32 philox_draw(std::uint64_t seed, StreamId stream, std::uint64_t id) {
+  const Philox4x32 counter{
+      {static_cast<std::uint32_t>(id), static_cast<std::uint32_t>(id >> 32), stream.value, 0u}};
+  return philox4x32_10(counter, static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32));
+}
+// 53 random bits to a double in the open interval (0, 1).
+KOKKOS_INLINE_FUNCTION double open01_from_bits(std::uint64_t bits64) {
+  return (static_cast<double>(bits64 >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
+}  // namespace detail
+
+// 64 random bits for item `id` (a global index, never a rank-local one) of `stream` under `seed`.
+KOKKOS_INLINE_FUNCTION std::uint64_t random_bits(std::uint64_t seed, StreamId stream, std::uint64_t id) {
+  const Philox4x32 out = detail::philox_draw(seed, stream, id);
   return (static_cast<std::uint64_t>(out.v[0]) << 32) | out.v[1];
 }
 
 // Uniform in the open interval (0, 1), 53 bits.
-KOKKOS_INLINE_FUNCTION double uniform_open01(std::uint64_t seed, Stream stream, std::uint64_t id) {
-  const std::uint64_t bits = random_bits(seed, stream, id) >> 11;
-  return (static_cast<double>(bits) + 0.5) * (1.0 / 9007199254740992.0);
+KOKKOS_INLINE_FUNCTION double uniform_open01(std::uint64_t seed, StreamId stream, std::uint64_t id) {
+  return detail::open01_from_bits(random_bits(seed, stream, id));
 }
 
 // Standard Gumbel(0, 1) sample: -log(-log(U)).
-KOKKOS_INLINE_FUNCTION double gumbel(std::uint64_t seed, Stream stream, std::uint64_t id) {
+KOKKOS_INLINE_FUNCTION double gumbel(std::uint64_t seed, StreamId stream, std::uint64_t id) {
   return -portable_log(-portable_log(uniform_open01(seed, stream, id)));
+}
+
+// Standard normal N(0, 1) by Box-Muller on the two 53-bit uniforms of one Philox call (words 0-1 and 2-3);
+// only the cosine branch is used, so each id gives one independent draw.
+KOKKOS_INLINE_FUNCTION double standard_normal(std::uint64_t seed, StreamId stream, std::uint64_t id) {
+  const Philox4x32 out = detail::philox_draw(seed, stream, id);
+  const double u1 = detail::open01_from_bits((static_cast<std::uint64_t>(out.v[0]) << 32) | out.v[1]);
+  const double u2 = detail::open01_from_bits((static_cast<std::uint64_t>(out.v[2]) << 32) | out.v[3]);
+  constexpr double two_pi = 6.283185307179586476925286766559;
+  return portable_sqrt(-2.0 * portable_log(u1)) * portable_cos(two_pi * u2);
+}
+
+// Rademacher sample: +1 or -1 with probability 1/2 each (Hutchinson's trace estimator).
+KOKKOS_INLINE_FUNCTION double rademacher(std::uint64_t seed, StreamId stream, std::uint64_t id) {
+  return (random_bits(seed, stream, id) >> 63) ? 1.0 : -1.0;
 }
 
 }  // namespace skein::engine

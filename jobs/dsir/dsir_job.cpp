@@ -26,6 +26,10 @@ using engine::DataError;
 using engine::UsageError;
 using HostCounts = Kokkos::View<std::uint64_t*, Kokkos::HostSpace>;
 
+// dsir's random streams (engine::StreamId takes any enum). The numbers are part of dsir's results: the
+// same seed gives the same selection only while they stay as they are.
+enum class DsirStream : std::uint32_t { gumbel = 1, baseline = 2, subsample = 3 };
+
 constexpr double kLogEpsilon = 1e-8;  // the reference's log(p + 1e-8)
 constexpr int kOffsetBits = 40;       // document id = file index << 40 | byte offset
 constexpr int kFileBits = 24;
@@ -244,7 +248,7 @@ class DsirJob final : public engine::Job {
     }
     // A raw document outside the raw_fit sample is not even parsed in the fit pass (the score pass counts it).
     if (pass_ == Pass::fit_raw && settings_.raw_fit < 1.0 &&
-        engine::uniform_open01(settings_.seed, engine::Stream::subsample, id) >= settings_.raw_fit) {
+        engine::uniform_open01(settings_.seed, DsirStream::subsample, id) >= settings_.raw_fit) {
       return;
     }
     if (!featurizer_->featurize(line, shard, tally_)) return;
@@ -284,9 +288,9 @@ class DsirJob final : public engine::Job {
     if (settings_.save_weights) weights_.push_back({id, log_weight, num_tokens});
     if (num_tokens < settings_.min_tokens) return;
     ++tally_.eligible;
-    const double noise = settings_.top_k ? 0.0 : engine::gumbel(settings_.seed, engine::Stream::gumbel, id);
+    const double noise = settings_.top_k ? 0.0 : engine::gumbel(settings_.seed, DsirStream::gumbel, id);
     selection_->push({log_weight + noise, id, log_weight});
-    baseline_->push({engine::uniform_open01(settings_.seed, engine::Stream::baseline, id), id, log_weight});
+    baseline_->push({engine::uniform_open01(settings_.seed, DsirStream::baseline, id), id, log_weight});
   }
 
   void score_cached(const CachedPiece& piece) {

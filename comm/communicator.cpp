@@ -1,6 +1,8 @@
 #include "comm/communicator.hpp"
 
+#include <chrono>
 #include <climits>
+#include <thread>
 
 namespace skein::comm {
 
@@ -18,9 +20,12 @@ MpiError::MpiError(const char* call, int code) : engine::InternalError(mpi_error
 namespace detail {
 MPI_Op mpi_op(Op op) {
   switch (op) {
-    case Op::sum: return MPI_SUM;
-    case Op::min: return MPI_MIN;
-    case Op::max: return MPI_MAX;
+    case Op::sum:
+      return MPI_SUM;
+    case Op::min:
+      return MPI_MIN;
+    case Op::max:
+      return MPI_MAX;
   }
   return MPI_SUM;
 }
@@ -36,13 +41,117 @@ Communicator::Communicator(MPI_Comm parent) {
   detail::check("MPI_Comm_size", MPI_Comm_size(comm_, &size_));
 }
 
-Communicator::~Communicator() {
+Communicator::Communicator(MPI_Comm comm, Adopt) : comm_(comm) {
+  if (comm_ == MPI_COMM_NULL) {
+    rank_ = 0;
+    size_ = 0;
+    return;
+  }
+  try {
+    detail::check("MPI_Comm_set_errhandler", MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
+    detail::check("MPI_Comm_rank", MPI_Comm_rank(comm_, &rank_));
+    detail::check("MPI_Comm_size", MPI_Comm_size(comm_, &size_));
+  } catch (...) {
+    release();  // ownership was taken: do not leak the communicator
+    throw;
+  }
+}
+
+Communicator Communicator::adopt(MPI_Comm comm) {
+  return Communicator(comm, Adopt{});
+}
+
+Communicator::Communicator(Communicator&& other) noexcept
+    : comm_(std::exchange(other.comm_, MPI_COMM_NULL)),
+      rank_(std::exchange(other.rank_, 0)),
+      size_(std::exchange(other.size_, 0)),
+      staging_(std::move(other.staging_)) {}
+
+Communicator& Communicator::operator=(Communicator&& other) noexcept {
+  if (this != &other) {
+    release();
+    comm_ = std::exchange(other.comm_, MPI_COMM_NULL);
+    rank_ = std::exchange(other.rank_, 0);
+    size_ = std::exchange(other.size_, 0);
+    staging_ = std::move(other.staging_);
+  }
+  return *this;
+}
+
+void Communicator::release() noexcept {
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (!finalized && comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
+  comm_ = MPI_COMM_NULL;
 }
 
-void Communicator::barrier() const { detail::check("MPI_Barrier", MPI_Barrier(comm_)); }
+Communicator::~Communicator() {
+  release();
+}
+
+Communicator Communicator::split(int color, int key) const {
+  MPI_Comm part = MPI_COMM_NULL;
+  detail::check("MPI_Comm_split",
+                MPI_Comm_split(comm_, color == no_color ? MPI_UNDEFINED : color, key, &part));
+  return adopt(part);
+}
+
+void Communicator::require_contiguous(bool contiguous, const char* what) {
+  if (!contiguous) throw engine::InternalError(std::string(what) + " needs a contiguous View");
+}
+
+void* Communicator::staging(std::size_t bytes) const {
+  const std::size_t units = (bytes + sizeof(std::max_align_t) - 1) / sizeof(std::max_align_t);
+  if (staging_.size() < units) staging_.resize(units);
+  return staging_.data();
+}
+
+Request Communicator::isend_bytes(const void* data, std::size_t bytes, int destination, int tag,
+                                  std::shared_ptr<const void> keep_alive) const {
+  if (bytes > INT_MAX) throw engine::InternalError("isend of more than 2 GiB is not supported");
+  MPI_Request request = MPI_REQUEST_NULL;
+  detail::check("MPI_Isend",
+                MPI_Isend(data, static_cast<int>(bytes), MPI_BYTE, destination, tag, comm_, &request));
+  return Request(request, std::move(keep_alive));
+}
+
+Request Communicator::irecv_bytes(void* data, std::size_t bytes, int source, int tag,
+                                  std::shared_ptr<const void> keep_alive) const {
+  if (bytes > INT_MAX) throw engine::InternalError("irecv of more than 2 GiB is not supported");
+  MPI_Request request = MPI_REQUEST_NULL;
+  detail::check("MPI_Irecv",
+                MPI_Irecv(data, static_cast<int>(bytes), MPI_BYTE, source, tag, comm_, &request));
+  return Request(request, std::move(keep_alive));
+}
+
+void Request::abandon() noexcept {
+  if (request_ == MPI_REQUEST_NULL) {
+    keep_alive_.reset();
+    return;
+  }
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) {
+    MPI_Cancel(&request_);  // best effort; the poll below tells whether it (or the transfer) finished
+    int done = 0;
+    for (int attempt = 0; attempt < 200 && !done; ++attempt) {
+      if (MPI_Test(&request_, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) break;
+      if (!done) std::this_thread::sleep_for(std::chrono::microseconds(500));
+    }
+    if (done) {
+      keep_alive_.reset();
+      return;
+    }
+    if (request_ != MPI_REQUEST_NULL) MPI_Request_free(&request_);
+  }
+  request_ = MPI_REQUEST_NULL;
+  // MPI may still use the buffer: keep it allocated for the rest of the process (see request.hpp).
+  static_cast<void>(new std::shared_ptr<const void>(std::move(keep_alive_)));
+}
+
+void Communicator::barrier() const {
+  detail::check("MPI_Barrier", MPI_Barrier(comm_));
+}
 
 void Communicator::settle(int code, const std::string& message) const {
   // Lowest failing rank speaks for all: (failed ? rank : size) reduced with MIN.
@@ -75,9 +184,11 @@ void Communicator::bcast(std::string& text, int root) const {
 std::vector<std::uint64_t> Communicator::gather_sizes(std::uint64_t bytes, int root) const {
   std::vector<std::uint64_t> sizes(static_cast<std::size_t>(size_));
   if (root < 0) {
-    detail::check("MPI_Allgather", MPI_Allgather(&bytes, 1, MPI_UINT64_T, sizes.data(), 1, MPI_UINT64_T, comm_));
+    detail::check("MPI_Allgather",
+                  MPI_Allgather(&bytes, 1, MPI_UINT64_T, sizes.data(), 1, MPI_UINT64_T, comm_));
   } else {
-    detail::check("MPI_Gather", MPI_Gather(&bytes, 1, MPI_UINT64_T, sizes.data(), 1, MPI_UINT64_T, root, comm_));
+    detail::check("MPI_Gather",
+                  MPI_Gather(&bytes, 1, MPI_UINT64_T, sizes.data(), 1, MPI_UINT64_T, root, comm_));
     if (rank_ != root) sizes.assign(sizes.size(), 0);
   }
   return sizes;
@@ -106,15 +217,17 @@ void Communicator::gather_bytes(const void* local, std::size_t bytes, void* all,
   }
 }
 
-std::vector<std::uint64_t> Communicator::exchange_counts(const std::vector<std::uint64_t>& send_counts) const {
+std::vector<std::uint64_t> Communicator::exchange_counts(
+    const std::vector<std::uint64_t>& send_counts) const {
   std::vector<std::uint64_t> receive_counts(send_counts.size());
   detail::check("MPI_Alltoall", MPI_Alltoall(send_counts.data(), 1, MPI_UINT64_T, receive_counts.data(), 1,
                                              MPI_UINT64_T, comm_));
   return receive_counts;
 }
 
-void Communicator::exchange_bytes(const void* send, const std::vector<std::uint64_t>& send_counts, void* receive,
-                                  const std::vector<std::uint64_t>& receive_counts, std::size_t item_bytes) const {
+void Communicator::exchange_bytes(const void* send, const std::vector<std::uint64_t>& send_counts,
+                                  void* receive, const std::vector<std::uint64_t>& receive_counts,
+                                  std::size_t item_bytes) const {
   const std::size_t p = send_counts.size();
   std::vector<int> sc(p), sd(p), rc(p), rd(p);
   std::uint64_t send_offset = 0, receive_offset = 0;
@@ -132,8 +245,8 @@ void Communicator::exchange_bytes(const void* send, const std::vector<std::uint6
   if (allreduce(static_cast<int>(too_big), Op::max)) {
     throw engine::InternalError("exchange of more than 2 GiB per rank is not supported");
   }
-  detail::check("MPI_Alltoallv", MPI_Alltoallv(send, sc.data(), sd.data(), MPI_BYTE, receive, rc.data(), rd.data(),
-                                               MPI_BYTE, comm_));
+  detail::check("MPI_Alltoallv", MPI_Alltoallv(send, sc.data(), sd.data(), MPI_BYTE, receive, rc.data(),
+                                               rd.data(), MPI_BYTE, comm_));
 }
 
 }  // namespace skein::comm

@@ -1,15 +1,22 @@
 // RAII MPI communicator: a dup'ed MPI_Comm with MPI_ERRORS_RETURN, checked typed collectives on host data
-// and Kokkos Views, and error agreement so one rank's failure ends every rank with its message.
+// and Kokkos Views, non-blocking point-to-point, and error agreement so one rank's failure ends every rank
+// with its message.
 #pragma once
 
+#include "comm/request.hpp"
 #include "engine/error.hpp"
 
-#include <Kokkos_Core.hpp>
 #include <mpi.h>
+#include <Kokkos_Core.hpp>
 
+#include <array>
+#include <climits>
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace skein::comm {
@@ -23,6 +30,7 @@ class MpiError : public engine::InternalError {
 enum class Op { sum, min, max };
 
 namespace detail {
+// clang-format off
 template <class T>
 MPI_Datatype mpi_type() {
   using U = std::remove_cv_t<T>;
@@ -39,24 +47,46 @@ MPI_Datatype mpi_type() {
   else if constexpr (std::is_same_v<U, double>) return MPI_DOUBLE;
   else static_assert(sizeof(T) == 0, "no MPI datatype for this type");
 }
+// clang-format on
 MPI_Op mpi_op(Op op);
 void check(const char* call, int code);
+
+template <class T>
+struct is_std_vector : std::false_type {};
+template <class T, class A>
+struct is_std_vector<std::vector<T, A>> : std::true_type {};
+
+template <class View>
+constexpr bool host_accessible =
+    Kokkos::SpaceAccessibility<Kokkos::HostSpace, typename View::memory_space>::accessible;
 }  // namespace detail
 
 class Communicator {
  public:
   // Duplicates `parent` (never uses it directly) and makes MPI return errors instead of aborting.
   explicit Communicator(MPI_Comm parent);
+  // Takes ownership of `comm`, a communicator comm/ code has just created (split, Cartesian): no dup; it
+  // is freed with this object and made to return errors. MPI_COMM_NULL gives a null communicator.
+  static Communicator adopt(MPI_Comm comm);
   ~Communicator();
   Communicator(const Communicator&) = delete;
   Communicator& operator=(const Communicator&) = delete;
+  // A moved-from communicator holds MPI_COMM_NULL (size 0) and its destructor does nothing.
+  Communicator(Communicator&& other) noexcept;
+  Communicator& operator=(Communicator&& other) noexcept;
 
   int rank() const { return rank_; }
   int size() const { return size_; }
+  bool is_null() const { return comm_ == MPI_COMM_NULL; }
   // For libraries that take a communicator (parallel HDF5, MPI-IO in io/).
   MPI_Comm native() const { return comm_; }
 
   void barrier() const;
+
+  // Collective: ranks with the same `color` form a new communicator, ordered by (key, old rank). A rank
+  // passing `no_color` takes part in the call but gets a null communicator.
+  static constexpr int no_color = -1;
+  Communicator split(int color, int key) const;
 
   // --- Error agreement -------------------------------------------------------------------------------
   // Runs `local_work` (which must not communicate), then agrees with every rank on whether any failed.
@@ -80,19 +110,41 @@ class Communicator {
   // The agreement step alone: `code` 0 means this rank is fine.
   void settle(int code, const std::string& message) const;
 
+  // "Rank 0 decides": rank 0 alone runs f(); its result reaches every rank, or its exception reaches every
+  // rank as the same agreed typed error (as agree() reports it). The result may be void, a trivially
+  // copyable value, std::string, or std::vector of trivially copyable values.
+  template <class F>
+  auto decide(F&& f) const {
+    using R = std::decay_t<decltype(f())>;
+    if constexpr (std::is_void_v<R>) {
+      agree([&] {
+        if (rank_ == 0) f();
+      });
+    } else {
+      static_assert(std::is_default_constructible_v<R>, "decide() needs a default-constructible result");
+      R result{};
+      agree([&] {
+        if (rank_ == 0) result = f();
+      });
+      bcast_value(result, 0);
+      return result;
+    }
+  }
+
   // --- Scalars and host arrays ------------------------------------------------------------------------
   template <class T, std::enable_if_t<std::is_arithmetic_v<T>, int> = 0>
   T allreduce(T value, Op op) const {
     T result{};
-    detail::check("MPI_Allreduce", MPI_Allreduce(&value, &result, 1, detail::mpi_type<T>(), detail::mpi_op(op), comm_));
+    detail::check("MPI_Allreduce",
+                  MPI_Allreduce(&value, &result, 1, detail::mpi_type<T>(), detail::mpi_op(op), comm_));
     return result;
   }
   template <class T>
   void allreduce_inplace(T* data, std::size_t count, Op op) const {
     for (std::size_t done = 0; done < count;) {
       const int n = chunk(count - done);
-      detail::check("MPI_Allreduce",
-                    MPI_Allreduce(MPI_IN_PLACE, data + done, n, detail::mpi_type<T>(), detail::mpi_op(op), comm_));
+      detail::check("MPI_Allreduce", MPI_Allreduce(MPI_IN_PLACE, data + done, n, detail::mpi_type<T>(),
+                                                   detail::mpi_op(op), comm_));
       done += static_cast<std::size_t>(n);
     }
   }
@@ -102,6 +154,13 @@ class Communicator {
     T result{};
     detail::check("MPI_Exscan", MPI_Exscan(&value, &result, 1, detail::mpi_type<T>(), MPI_SUM, comm_));
     return rank_ == 0 ? T{} : result;
+  }
+  // Several reductions fused into one message (e.g. the dot products of one Krylov step).
+  template <class T, std::size_t N>
+  std::array<T, N> allreduce(std::array<T, N> values, Op op) const {
+    static_assert(std::is_arithmetic_v<T>);
+    allreduce_inplace(values.data(), N, op);
+    return values;
   }
   template <class T>
   void bcast(T* data, std::size_t count, int root) const {
@@ -128,8 +187,8 @@ class Communicator {
     return gather_impl(local, root);
   }
 
-  // Sends each item to rank `destination(item)`; returns the items this rank received, ordered by source rank,
-  // each source's items in their original order (so globally ordered input stays ordered).
+  // Sends each item to rank `destination(item)`; returns the items this rank received, ordered by source
+  // rank, each source's items in their original order (so globally ordered input stays ordered).
   template <class T, class Destination>
   std::vector<T> exchange(const std::vector<T>& items, Destination destination) const {
     static_assert(std::is_trivially_copyable_v<T>);
@@ -142,7 +201,8 @@ class Communicator {
     std::vector<std::uint64_t> cursor(send_counts.size(), 0);
     for (std::size_t r = 1; r < cursor.size(); ++r) cursor[r] = cursor[r - 1] + send_counts[r - 1];
     std::vector<T> send(items.size());
-    for (std::size_t i = 0; i < items.size(); ++i) send[cursor[static_cast<std::size_t>(owner[i])]++] = items[i];
+    for (std::size_t i = 0; i < items.size(); ++i)
+      send[cursor[static_cast<std::size_t>(owner[i])]++] = items[i];
     const auto receive_counts = exchange_counts(send_counts);
     std::uint64_t total = 0;
     for (const auto c : receive_counts) total += c;
@@ -152,15 +212,35 @@ class Communicator {
   }
 
   // --- Kokkos Views (host-staged when the View is not host-accessible) -------------------------------
+  // In place on any contiguous View (any rank: a vector, a k x k matrix). Fences first, since a kernel may
+  // still be writing the View. Device memory goes through one host staging buffer owned by this
+  // communicator, grown on demand, so a warm call allocates nothing.
   template <class View, std::enable_if_t<Kokkos::is_view<View>::value, int> = 0>
   void allreduce(const View& view, Op op) const {
-    static_assert(View::rank == 1, "allreduce on rank-1 Views");
-    auto host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), view);
-    allreduce_inplace(host.data(), host.extent(0), op);
-    Kokkos::deep_copy(view, host);
+    using T = typename View::non_const_value_type;
+    static_assert(std::is_same_v<typename View::value_type, T>, "allreduce needs a non-const View");
+    static_assert(std::is_arithmetic_v<T>);
+    require_contiguous(view.span_is_contiguous(), "allreduce");
+    Kokkos::fence();
+    const std::size_t count = view.span();
+    if constexpr (detail::host_accessible<View>) {
+      allreduce_inplace(view.data(), count, op);
+    } else {
+      using Flat = Kokkos::View<T*, Kokkos::LayoutRight, typename View::memory_space,
+                                Kokkos::MemoryTraits<Kokkos::Unmanaged>>;
+      using HostFlat =
+          Kokkos::View<T*, Kokkos::LayoutRight, Kokkos::HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>;
+      Flat flat(view.data(), count);
+      HostFlat host(static_cast<T*>(staging(count * sizeof(T))), count);
+      Kokkos::deep_copy(host, flat);
+      allreduce_inplace(host.data(), count, op);
+      Kokkos::deep_copy(flat, host);
+      Kokkos::fence();
+    }
   }
   template <class View, std::enable_if_t<Kokkos::is_view<View>::value, int> = 0>
   void bcast(const View& view, int root) const {
+    Kokkos::fence();
     auto host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), view);
     bcast(host.data(), host.span(), root);
     Kokkos::deep_copy(view, host);
@@ -176,12 +256,68 @@ class Communicator {
     return result;
   }
 
+  // --- Non-blocking point-to-point ------------------------------------------------------------------
+  // On contiguous host-accessible Views; the Request holds a copy of the View handle, so the memory lives
+  // until wait() even if the caller drops its handle. Fences first (a kernel may have written the View).
+  template <class View, std::enable_if_t<Kokkos::is_view<View>::value, int> = 0>
+  Request isend(const View& view, int destination, int tag) const {
+    static_assert(detail::host_accessible<View>, "isend needs host-accessible memory; stage device Views");
+    require_contiguous(view.span_is_contiguous(), "isend");
+    Kokkos::fence();
+    return isend(view.data(), view.span(), destination, tag, std::make_shared<const View>(view));
+  }
+  template <class View, std::enable_if_t<Kokkos::is_view<View>::value, int> = 0>
+  Request irecv(const View& view, int source, int tag) const {
+    static_assert(detail::host_accessible<View>, "irecv needs host-accessible memory; stage device Views");
+    static_assert(!std::is_const_v<typename View::value_type>, "irecv needs a non-const View");
+    require_contiguous(view.span_is_contiguous(), "irecv");
+    return irecv(view.data(), view.span(), source, tag, std::make_shared<const View>(view));
+  }
+  // Raw host buffers (e.g. persistent halo buffers): `keep_alive` owns them, or is empty when the caller
+  // guarantees they outlive the request. No fence here: the caller knows whether a kernel wrote them.
+  template <class T>
+  Request isend(const T* data, std::size_t count, int destination, int tag,
+                std::shared_ptr<const void> keep_alive = {}) const {
+    static_assert(std::is_trivially_copyable_v<T>);
+    return isend_bytes(data, count * sizeof(T), destination, tag, std::move(keep_alive));
+  }
+  template <class T>
+  Request irecv(T* data, std::size_t count, int source, int tag,
+                std::shared_ptr<const void> keep_alive = {}) const {
+    static_assert(std::is_trivially_copyable_v<T>);
+    return irecv_bytes(data, count * sizeof(T), source, tag, std::move(keep_alive));
+  }
+
  private:
   static int chunk(std::size_t remaining) {
     constexpr std::size_t max_count = 1u << 30;  // stay clear of MPI's int counts
     return static_cast<int>(remaining < max_count ? remaining : max_count);
   }
   void bcast_bytes(void* data, std::size_t bytes, int root) const;
+  Request isend_bytes(const void* data, std::size_t bytes, int destination, int tag,
+                      std::shared_ptr<const void> keep_alive) const;
+  Request irecv_bytes(void* data, std::size_t bytes, int source, int tag,
+                      std::shared_ptr<const void> keep_alive) const;
+  static void require_contiguous(bool contiguous, const char* what);
+  // Host staging memory of at least `bytes`, reused across calls (max_align_t-aligned).
+  void* staging(std::size_t bytes) const;
+
+  template <class T>
+  void bcast_value(T& value, int root) const {
+    if constexpr (std::is_same_v<T, std::string>) {
+      bcast(value, root);
+    } else if constexpr (detail::is_std_vector<T>::value) {
+      static_assert(std::is_trivially_copyable_v<typename T::value_type>);
+      std::uint64_t count = value.size();
+      bcast(&count, 1, root);
+      value.resize(static_cast<std::size_t>(count));
+      bcast(value.data(), value.size(), root);
+    } else {
+      static_assert(std::is_trivially_copyable_v<T>,
+                    "decide(): result must be trivially copyable, a string or a vector");
+      bcast(&value, 1, root);
+    }
+  }
   std::vector<std::uint64_t> exchange_counts(const std::vector<std::uint64_t>& send_counts) const;
   void exchange_bytes(const void* send, const std::vector<std::uint64_t>& send_counts, void* receive,
                       const std::vector<std::uint64_t>& receive_counts, std::size_t item_bytes) const;
@@ -200,9 +336,14 @@ class Communicator {
     return all;
   }
 
+  struct Adopt {};
+  Communicator(MPI_Comm comm, Adopt);
+  void release() noexcept;
+
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;
   int size_ = 1;
+  mutable std::vector<std::max_align_t> staging_;
 };
 
 }  // namespace skein::comm

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 namespace skein::engine {
@@ -79,8 +80,10 @@ Config Config::resolve(const std::string& section, const std::vector<ConfigKey>&
 
   const std::string where = ini_path.empty() ? std::string() : " in " + ini_path;
   for (const auto& [name, value] : overrides) {
-    const bool known = std::any_of(keys.begin(), keys.end(), [&](const ConfigKey& k) { return k.name == name; });
-    if (!known) throw UsageError(key_error("unknown option", "--" + section + "." + name, "", qualified_names));
+    const bool known =
+        std::any_of(keys.begin(), keys.end(), [&](const ConfigKey& k) { return k.name == name; });
+    if (!known)
+      throw UsageError(key_error("unknown option", "--" + section + "." + name, "", qualified_names));
     config.values_[name] = value;
   }
 
@@ -118,7 +121,8 @@ Config Config::resolve(const std::string& section, const std::vector<ConfigKey>&
 
 const std::string& Config::get(const std::string& key) const {
   const auto it = values_.find(key);
-  if (it == values_.end()) throw InternalError("config key '" + section_ + "." + key + "' was never declared");
+  if (it == values_.end())
+    throw InternalError("config key '" + section_ + "." + key + "' was never declared");
   return it->second;
 }
 
@@ -152,7 +156,8 @@ bool Config::get_bool(const std::string& key) const {
   std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
   if (text == "true" || text == "1" || text == "yes" || text == "on") return true;
   if (text == "false" || text == "0" || text == "no" || text == "off") return false;
-  throw UsageError("config key '" + section_ + "." + key + "': '" + get(key) + "' is not a boolean (true/false)");
+  throw UsageError("config key '" + section_ + "." + key + "': '" + get(key) +
+                   "' is not a boolean (true/false)");
 }
 
 std::vector<std::string> Config::get_list(const std::string& key) const {
@@ -168,6 +173,141 @@ std::vector<std::string> Config::get_list(const std::string& key) const {
   }
   if (!current.empty()) items.push_back(current);
   return items;
+}
+
+namespace {
+// Parses a whole string as an integer / finite double; false when anything is left over.
+bool parse_int(const std::string& text, std::int64_t& value) {
+  errno = 0;
+  char* end = nullptr;
+  const long long parsed = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno == ERANGE) return false;
+  value = parsed;
+  return true;
+}
+bool parse_double(const std::string& text, double& value) {
+  char* end = nullptr;
+  const double parsed = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || !std::isfinite(parsed)) return false;
+  value = parsed;
+  return true;
+}
+}  // namespace
+
+std::uint64_t Config::get_bytes(const std::string& key, std::uint64_t min_value,
+                                std::uint64_t max_value) const {
+  const std::string& original = get(key);
+  const std::string name = "config key '" + section_ + "." + key + "': ";
+  std::string text = original;
+  // Optional "B" or "iB" after the unit letter ("8MB", "8MiB"); a bare "B" means bytes.
+  if (text.size() >= 2 && (text.back() == 'B' || text.back() == 'b')) {
+    text.pop_back();
+    if (!text.empty() && (text.back() == 'i' || text.back() == 'I')) text.pop_back();
+  }
+  std::uint64_t scale = 1;
+  if (!text.empty()) {
+    switch (text.back()) {
+      case 'k':
+      case 'K':
+        scale = std::uint64_t{1} << 10;
+        break;
+      case 'm':
+      case 'M':
+        scale = std::uint64_t{1} << 20;
+        break;
+      case 'g':
+      case 'G':
+        scale = std::uint64_t{1} << 30;
+        break;
+      case 't':
+      case 'T':
+        scale = std::uint64_t{1} << 40;
+        break;
+      default:
+        break;
+    }
+    if (scale != 1) text.pop_back();
+  }
+  const bool digits =
+      !text.empty() && std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); });
+  errno = 0;
+  char* end = nullptr;
+  const unsigned long long value = digits ? std::strtoull(text.c_str(), &end, 10) : 0;
+  if (!digits || errno == ERANGE || value > std::numeric_limits<std::uint64_t>::max() / scale) {
+    throw UsageError(name + "'" + original + "' is not a byte size such as 65536, 64k, 8M or 1G");
+  }
+  const std::uint64_t bytes = value * scale;
+  if (bytes < min_value || bytes > max_value) {
+    throw UsageError(name + original + " (" + std::to_string(bytes) + " bytes) is out of range [" +
+                     std::to_string(min_value) + ", " + std::to_string(max_value) + "] bytes");
+  }
+  return bytes;
+}
+
+std::vector<std::int64_t> Config::get_int_list(const std::string& key, std::int64_t min_value,
+                                               std::int64_t max_value) const {
+  std::vector<std::int64_t> values;
+  for (const auto& item : get_list(key)) {
+    std::int64_t value = 0;
+    if (!parse_int(item, value)) {
+      throw UsageError("config key '" + section_ + "." + key + "': '" + item + "' in '" + get(key) +
+                       "' is not an integer (expected a list such as 1,2,3)");
+    }
+    if (value < min_value || value > max_value) {
+      throw UsageError("config key '" + section_ + "." + key + "': " + item + " is out of range [" +
+                       std::to_string(min_value) + ", " + std::to_string(max_value) + "]");
+    }
+    values.push_back(value);
+  }
+  return values;
+}
+
+std::vector<double> Config::get_double_list(const std::string& key) const {
+  std::vector<double> values;
+  for (const auto& item : get_list(key)) {
+    double value = 0.0;
+    if (!parse_double(item, value)) {
+      throw UsageError("config key '" + section_ + "." + key + "': '" + item + "' in '" + get(key) +
+                       "' is not a number (expected a list such as 0.5,1,2e-3)");
+    }
+    values.push_back(value);
+  }
+  return values;
+}
+
+std::array<std::int64_t, 3> Config::get_int_triple(const std::string& key, std::int64_t min_value,
+                                                   std::int64_t max_value) const {
+  std::string text = get(key);
+  std::replace(text.begin(), text.end(), 'x', ',');
+  std::replace(text.begin(), text.end(), 'X', ',');
+  std::vector<std::string> items;
+  std::string current;
+  for (const char c : text) {
+    if (c == ',' || std::isspace(static_cast<unsigned char>(c))) {
+      if (!current.empty()) items.push_back(current);
+      current.clear();
+    } else {
+      current.push_back(c);
+    }
+  }
+  if (!current.empty()) items.push_back(current);
+  const std::string name = "config key '" + section_ + "." + key + "': ";
+  if (items.size() != 1 && items.size() != 3) {
+    throw UsageError(name + "'" + get(key) +
+                     "' is not three integers such as 64,64,32 (or one, such as 128)");
+  }
+  std::array<std::int64_t, 3> values{};
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (!parse_int(items[i], values[i])) {
+      throw UsageError(name + "'" + items[i] + "' in '" + get(key) + "' is not an integer");
+    }
+    if (values[i] < min_value || values[i] > max_value) {
+      throw UsageError(name + items[i] + " is out of range [" + std::to_string(min_value) + ", " +
+                       std::to_string(max_value) + "]");
+    }
+  }
+  if (items.size() == 1) values[1] = values[2] = values[0];
+  return values;
 }
 
 const std::string& Config::get_choice(const std::string& key, const std::vector<std::string>& choices) const {

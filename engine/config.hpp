@@ -1,6 +1,7 @@
 // A job's resolved settings: its INI section plus command-line overrides, checked against the job's keys.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -37,6 +38,17 @@ class Config {
   bool get_bool(const std::string& key) const;
   // Whitespace- or comma-separated list.
   std::vector<std::string> get_list(const std::string& key) const;
+  // A byte size: digits with an optional binary suffix k, M, G or T (any case, optionally followed by "B"
+  // or "iB"): "65536", "64k", "8M", "1G", "2GiB". Out of [min_value, max_value] is an error.
+  std::uint64_t get_bytes(const std::string& key, std::uint64_t min_value = 0,
+                          std::uint64_t max_value = std::uint64_t{1} << 50) const;
+  // Comma- or whitespace-separated lists ("1,2,3"); an empty value is an empty list.
+  std::vector<std::int64_t> get_int_list(const std::string& key, std::int64_t min_value,
+                                         std::int64_t max_value) const;
+  std::vector<double> get_double_list(const std::string& key) const;
+  // Three integers ("64,64,32", also "64x64x32"), or one meaning all three ("128"): grid sizes.
+  std::array<std::int64_t, 3> get_int_triple(const std::string& key, std::int64_t min_value,
+                                             std::int64_t max_value) const;
   // The value must be one of `choices`.
   const std::string& get_choice(const std::string& key, const std::vector<std::string>& choices) const;
 

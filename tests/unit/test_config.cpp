@@ -11,10 +11,8 @@ using skein::engine::UsageError;
 namespace {
 
 const std::vector<ConfigKey> kKeys = {
-    {"target", "", "target files", true},
-    {"num_buckets", "10000", "buckets"},
-    {"lowercase", "true", "lowercase"},
-    {"hash", "xxh3", "hash"},
+    {"target", "", "target files", true},         {"num_buckets", "10000", "buckets"},
+    {"lowercase", "true", "lowercase"},           {"hash", "xxh3", "hash"},
     {"raw_fit", "all", "fraction", false, false},
 };
 
@@ -48,7 +46,8 @@ TEST(Config, UnknownKeyInFileNamesKeyFileAndSuggestion) {
 }
 
 TEST(Config, KeyOutsideTheSectionIsAnError) {
-  const std::string message = error_of([] { Config::resolve("dsir", kKeys, "[cca]\ntarget=a\n", "job.ini", {}); });
+  const std::string message =
+      error_of([] { Config::resolve("dsir", kKeys, "[cca]\ntarget=a\n", "job.ini", {}); });
   EXPECT_NE(message.find("cca.target"), std::string::npos) << message;
   EXPECT_NE(message.find("did you mean 'dsir.target'"), std::string::npos) << message;
 }
@@ -65,12 +64,16 @@ TEST(Config, MissingRequiredKeyNamesIt) {
 }
 
 TEST(Config, BadValuesNameKeyAndValue) {
-  const Config config = Config::resolve(
-      "dsir", kKeys, "", "", {{"target", "a"}, {"num_buckets", "12x"}, {"lowercase", "maybe"}, {"hash", "md5"}});
+  const Config config =
+      Config::resolve("dsir", kKeys, "", "",
+                      {{"target", "a"}, {"num_buckets", "12x"}, {"lowercase", "maybe"}, {"hash", "md5"}});
   EXPECT_NE(error_of([&] { config.get_int("num_buckets", 1, 100); }).find("'12x' is not an integer"),
             std::string::npos);
   EXPECT_NE(error_of([&] { config.get_bool("lowercase"); }).find("dsir.lowercase"), std::string::npos);
-  EXPECT_NE(error_of([&] { config.get_choice("hash", {"xxh3", "sha256"}); }).find("xxh3|sha256"), std::string::npos);
+  EXPECT_NE(error_of([&] {
+              config.get_choice("hash", {"xxh3", "sha256"});
+            }).find("xxh3|sha256"),
+            std::string::npos);
   const Config big = Config::resolve("dsir", kKeys, "", "", {{"target", "a"}, {"num_buckets", "5000"}});
   EXPECT_NE(error_of([&] { big.get_int("num_buckets", 1, 100); }).find("out of range"), std::string::npos);
 }
@@ -86,4 +89,67 @@ TEST(Config, ResultsHashIgnoresKeysThatDoNotChangeResults) {
 TEST(Config, ClosestMatch) {
   EXPECT_EQ(skein::engine::closest_match("num_bucket", {"ngrams", "num_buckets", "seed"}), "num_buckets");
   EXPECT_EQ(skein::engine::closest_match("zzzzzzzzzzzz", {"ngrams", "seed"}), "");
+}
+
+namespace {
+const std::vector<ConfigKey> kNumericKeys = {
+    {"piece", "8M", "bytes"},
+    {"steps", "1,2,3", "ints"},
+    {"weights", "0.5, 1e-3 2", "doubles"},
+    {"grid", "64,32,16", "grid"},
+};
+Config numeric(const std::vector<std::pair<std::string, std::string>>& overrides) {
+  return Config::resolve("poisson", kNumericKeys, "", "", overrides);
+}
+}  // namespace
+
+TEST(Config, ByteSizes) {
+  EXPECT_EQ(numeric({}).get_bytes("piece"), 8u << 20);
+  EXPECT_EQ(numeric({{"piece", "65536"}}).get_bytes("piece"), 65536u);
+  EXPECT_EQ(numeric({{"piece", "64k"}}).get_bytes("piece"), 65536u);
+  EXPECT_EQ(numeric({{"piece", "64K"}}).get_bytes("piece"), 65536u);
+  EXPECT_EQ(numeric({{"piece", "1G"}}).get_bytes("piece"), 1ull << 30);
+  EXPECT_EQ(numeric({{"piece", "2GiB"}}).get_bytes("piece"), 2ull << 30);
+  EXPECT_EQ(numeric({{"piece", "3MB"}}).get_bytes("piece"), 3ull << 20);
+  EXPECT_EQ(numeric({{"piece", "1T"}}).get_bytes("piece"), 1ull << 40);
+  EXPECT_EQ(numeric({{"piece", "0"}}).get_bytes("piece"), 0u);
+  for (const char* bad :
+       {"", "M", "8Q", "-1k", "1.5M", "8 M", "k8", "99999999999999999999", "20000000000T"}) {
+    const std::string message = error_of([&] { numeric({{"piece", bad}}).get_bytes("piece"); });
+    EXPECT_NE(message.find("poisson.piece"), std::string::npos) << bad << ": " << message;
+    EXPECT_NE(message.find("byte size"), std::string::npos) << bad << ": " << message;
+  }
+  const std::string range = error_of([] { numeric({{"piece", "1k"}}).get_bytes("piece", 4096); });
+  EXPECT_NE(range.find("poisson.piece"), std::string::npos) << range;
+  EXPECT_NE(range.find("out of range"), std::string::npos) << range;
+}
+
+TEST(Config, IntAndDoubleLists) {
+  EXPECT_EQ(numeric({}).get_int_list("steps", 0, 10), (std::vector<std::int64_t>{1, 2, 3}));
+  EXPECT_EQ(numeric({{"steps", "0, 5 ,9"}}).get_int_list("steps", 0, 10),
+            (std::vector<std::int64_t>{0, 5, 9}));
+  EXPECT_TRUE(numeric({{"steps", ""}}).get_int_list("steps", 0, 10).empty());
+  EXPECT_EQ(numeric({}).get_double_list("weights"), (std::vector<double>{0.5, 1e-3, 2.0}));
+  const std::string not_int = error_of([] { numeric({{"steps", "1,2.5,3"}}).get_int_list("steps", 0, 10); });
+  EXPECT_NE(not_int.find("poisson.steps"), std::string::npos) << not_int;
+  EXPECT_NE(not_int.find("'2.5'"), std::string::npos) << not_int;
+  const std::string range = error_of([] { numeric({{"steps", "1,20"}}).get_int_list("steps", 0, 10); });
+  EXPECT_NE(range.find("out of range"), std::string::npos) << range;
+  const std::string not_double = error_of([] { numeric({{"weights", "1,nan"}}).get_double_list("weights"); });
+  EXPECT_NE(not_double.find("poisson.weights"), std::string::npos) << not_double;
+  EXPECT_NE(not_double.find("'nan'"), std::string::npos) << not_double;
+}
+
+TEST(Config, IntTriples) {
+  EXPECT_EQ(numeric({}).get_int_triple("grid", 1, 4096), (std::array<std::int64_t, 3>{64, 32, 16}));
+  EXPECT_EQ(numeric({{"grid", "128"}}).get_int_triple("grid", 1, 4096),
+            (std::array<std::int64_t, 3>{128, 128, 128}));
+  EXPECT_EQ(numeric({{"grid", "8x9x10"}}).get_int_triple("grid", 1, 4096),
+            (std::array<std::int64_t, 3>{8, 9, 10}));
+  for (const char* bad : {"1,2", "1,2,3,4", "a,b,c", ""}) {
+    const std::string message = error_of([&] { numeric({{"grid", bad}}).get_int_triple("grid", 1, 4096); });
+    EXPECT_NE(message.find("poisson.grid"), std::string::npos) << bad << ": " << message;
+  }
+  const std::string zero = error_of([] { numeric({{"grid", "0,4,4"}}).get_int_triple("grid", 1, 4096); });
+  EXPECT_NE(zero.find("out of range [1, 4096]"), std::string::npos) << zero;
 }

@@ -14,9 +14,9 @@ namespace {
 std::vector<Candidate> global_candidates(std::uint64_t n, std::uint64_t seed, std::uint64_t distinct_keys) {
   std::vector<Candidate> all;
   for (std::uint64_t i = 0; i < n; ++i) {
-    const std::uint64_t bits = skein::engine::random_bits(seed, skein::engine::Stream::baseline, i);
+    const std::uint64_t bits = skein::engine::random_bits(seed, 2u, i);
     const double key = distinct_keys ? static_cast<double>(bits % distinct_keys) - 3.0
-                                     : skein::engine::gumbel(seed, skein::engine::Stream::gumbel, i);
+                                     : skein::engine::gumbel(seed, 1u, i);
     all.push_back({key, i * 7 + 3, static_cast<double>(i)});
   }
   return all;

@@ -1,0 +1,361 @@
+// Kokkos kernels of the 7-point pressure-Poisson operator and its geometric multigrid (functors, so they
+// compile for a GPU): shared by poisson_operator.cpp and multigrid.cpp, not a public interface.
+#pragma once
+
+#include "solvers/poisson_operator.hpp"
+
+#include <Kokkos_Core.hpp>
+
+#include <cstdint>
+
+namespace skein::solvers::detail {
+
+using Policy3 = Kokkos::MDRangePolicy<Kokkos::Rank<3>, Kokkos::IndexType<int>>;
+using ConstField = Kokkos::View<const double***, Kokkos::LayoutRight>;
+using ConstCells = Kokkos::View<const std::uint8_t***, Kokkos::LayoutRight>;
+using ScaleField = Kokkos::View<float***, Kokkos::LayoutRight>;
+using ConstScale = Kokkos::View<const float***, Kokkos::LayoutRight>;
+
+constexpr std::uint8_t k_fluid = static_cast<std::uint8_t>(CellType::fluid);
+constexpr std::uint8_t k_solid = static_cast<std::uint8_t>(CellType::solid);
+constexpr std::uint8_t k_air = static_cast<std::uint8_t>(CellType::air);
+
+// Owned cells of a width-w field, as field indices.
+inline Policy3 owned_policy(const std::array<std::int64_t, 3>& extent, int w) {
+  return Policy3({w, w, w}, {static_cast<int>(extent[0]) + w, static_cast<int>(extent[1]) + w,
+                             static_cast<int>(extent[2]) + w});
+}
+
+// One neighbour's share of a row: the diagonal counts every neighbour that is not solid (a solid face
+// carries no flux), the off-diagonal only fluid neighbours (air is p = 0, folded into the diagonal).
+KOKKOS_FORCEINLINE_FUNCTION void add_neighbour(std::uint8_t t, double x, double& diag, double& sum) {
+  diag += t != k_solid ? 1.0 : 0.0;
+  sum += t == k_fluid ? x : 0.0;
+}
+
+// Sum of fluid neighbours' x and the diagonal of cell (i, j, k); t and x share ghost width 1.
+KOKKOS_FORCEINLINE_FUNCTION void row(const ConstCells& t, const ConstField& x, int i, int j, int k,
+                                     double& diag, double& sum) {
+  diag = 0.0;
+  sum = 0.0;
+  add_neighbour(t(i - 1, j, k), x(i - 1, j, k), diag, sum);
+  add_neighbour(t(i + 1, j, k), x(i + 1, j, k), diag, sum);
+  add_neighbour(t(i, j - 1, k), x(i, j - 1, k), diag, sum);
+  add_neighbour(t(i, j + 1, k), x(i, j + 1, k), diag, sum);
+  add_neighbour(t(i, j, k - 1), x(i, j, k - 1), diag, sum);
+  add_neighbour(t(i, j, k + 1), x(i, j, k + 1), diag, sum);
+}
+
+KOKKOS_FORCEINLINE_FUNCTION double diagonal_of(const ConstCells& t, int i, int j, int k) {
+  return (t(i - 1, j, k) != k_solid ? 1.0 : 0.0) + (t(i + 1, j, k) != k_solid ? 1.0 : 0.0) +
+         (t(i, j - 1, k) != k_solid ? 1.0 : 0.0) + (t(i, j + 1, k) != k_solid ? 1.0 : 0.0) +
+         (t(i, j, k - 1) != k_solid ? 1.0 : 0.0) + (t(i, j, k + 1) != k_solid ? 1.0 : 0.0);
+}
+
+// y = A x (0 on non-fluid cells); x, y, t width 1.
+struct ApplyKernel {
+  ConstField x;
+  PoissonField y;
+  ConstCells t;
+  KOKKOS_INLINE_FUNCTION void operator()(int i, int j, int k) const {
+    double diag, sum;
+    row(t, x, i, j, k, diag, sum);
+    y(i, j, k) = t(i, j, k) == k_fluid ? diag * x(i, j, k) - sum : 0.0;
+  }
+};
+
+// r = b - A x (0 on non-fluid cells); x, b, t width 1, r width 1 + shift.
+struct ResidualKernel {
+  ConstField b, x;
+  PoissonField r;
+  ConstCells t;
+  int shift;
+  KOKKOS_INLINE_FUNCTION void operator()(int i, int j, int k) const {
+    double diag, sum;
+    row(t, x, i, j, k, diag, sum);
+    r(i + shift, j + shift, k + shift) = t(i, j, k) == k_fluid ? b(i, j, k) - diag * x(i, j, k) + sum : 0.0;
+  }
+};
+
+// Diagonal of A (0 on non-fluid cells).
+struct DiagonalKernel {
+  PoissonField d;
+  ConstCells t;
+  KOKKOS_INLINE_FUNCTION void operator()(int i, int j, int k) const {
+    d(i, j, k) = t(i, j, k) == k_fluid ? diagonal_of(t, i, j, k) : 0.0;
+  }
+};
+
+// --- Multigrid kernels ------------------------------------------------------------------------------------
+// They read the diagonal from a uint8 field `d` (0 on non-fluid cells and on fluid cells walled in by solid,
+// whose row is zero) and sum all 6 neighbours unmasked: every multigrid vector is kept 0 on cells with
+// d = 0 and on the domain-boundary ghosts, which saves the per-neighbour type tests (a third of a sweep).
+using ConstDiag = Kokkos::View<const std::uint8_t***, Kokkos::LayoutRight>;
+
+KOKKOS_FORCEINLINE_FUNCTION double neighbour_sum(const ConstField& x, int i, int j, int k) {
+  return (x(i - 1, j, k) + x(i + 1, j, k)) + (x(i, j - 1, k) + x(i, j + 1, k)) +
+         (x(i, j, k - 1) + x(i, j, k + 1));
+}
+
+// d = diag(A) as a count on fluid cells, 0 elsewhere.
+struct DiagonalCodeKernel {
+  CellField d;
+  ConstCells t;
+  KOKKOS_INLINE_FUNCTION void operator()(int i, int j, int k) const {
+    d(i, j, k) = t(i, j, k) == k_fluid ? static_cast<std::uint8_t>(diagonal_of(t, i, j, k)) : 0;
+  }
+};
+
+// r = (b - A x) * scale: the residual ready for restriction (see ProlongScaleKernel); r width 2.
+struct ScaledResidualKernel {
+  ConstField b, x;
+  PoissonField r;
+  ConstDiag d;
+  ConstScale scale;
+  KOKKOS_INLINE_FUNCTION void operator()(int i, int j, int k) const {
+    const double s = scale(i, j, k);
+    r(i + 1, j + 1, k + 1) =
+        s != 0.0f ? s * (b(i, j, k) - d(i, j, k) * x(i, j, k) + neighbour_sum(x, i, j, k)) : 0.0;
+  }
+};
+
+// First red-black Gauss-Seidel half-sweep from x = 0: cells of `colour` get weight * b / diag, all others
+// 0, ghosts included (so no separate zeroing pass, and the domain-boundary ghosts of the caller's vector
+// hold the 0 the unmasked sums need). Runs over the whole field. `parity`: of the owned block's global
+// offset.
+struct RbgsFromZeroKernel {
+  ConstField b;
+  PoissonField x;
+  ConstDiag d;
+  int parity, colour, n0, n1, n2;  // n: owned extents
+  double weight;
+  KOKKOS_INLINE_FUNCTION void operator()(int i, int j, int k) const {
+    double value = 0.0;
+    if (i >= 1 && j >= 1 && k >= 1 && i <= n0 && j <= n1 && k <= n2 &&
+        ((parity + i + j + k + 1) & 1) == colour) {
+      const int diag = d(i, j, k);
+      if (diag != 0) value = weight * b(i, j, k) / diag;
+    }
+    x(i, j, k) = value;
+  }
+};
+
+// One red-black Gauss-Seidel half-sweep (over-relaxed by `weight`) over the cells of one colour. The third
+// index runs over half the row, so no thread idles on the other colour. Colours follow global indices: the
+// same at any rank count.
+struct RbgsKernel {
+  ConstField b;
+  PoissonField x;
+  ConstDiag d;
+  int parity_base;  // (colour + sum of global offsets) & 1
+  int nz;
+  double weight;
+  KOKKOS_INLINE_FUNCTION void operator()(int i, int j, int kk) const {
+    const int k = 1 + 2 * kk + ((parity_base + i + j) & 1);
+    if (k > nz) return;
+    const int diag = d(i, j, k);
+    if (diag == 0) return;
+    const double xk = x(i, j, k);
+    x(i, j, k) = xk + weight * ((b(i, j, k) + neighbour_sum(x, i, j, k)) / diag - xk);
+  }
+};
+
+// x = weight * b / diag: the first damped-Jacobi sweep from x = 0, over the whole field like RbgsFromZero.
+struct JacobiFromZeroKernel {
+  ConstField b;
+  PoissonField x;
+  ConstDiag d;
+  int n0, n1, n2;
+  double weight;
+  KOKKOS_INLINE_FUNCTION void operator()(int i, int j, int k) const {
+    double value = 0.0;
+    if (i >= 1 && j >= 1 && k >= 1 && i <= n0 && j <= n1 && k <= n2) {
+      const int diag = d(i, j, k);
+      if (diag != 0) value = weight * b(i, j, k) / diag;
+    }
+    x(i, j, k) = value;
+  }
+};
+
+// One damped-Jacobi sweep, out of place: y = x + weight * (b - A x) / diag.
+struct JacobiKernel {
+  ConstField b, x;
+  PoissonField y;
+  ConstDiag d;
+  double weight;
+  KOKKOS_INLINE_FUNCTION void operator()(int i, int j, int k) const {
+    const int diag = d(i, j, k);
+    const double xk = x(i, j, k);
+    y(i, j, k) = diag != 0 ? xk + weight * (b(i, j, k) - diag * xk + neighbour_sum(x, i, j, k)) / diag : 0.0;
+  }
+};
+
+// Prolongation P: cell-centred trilinear interpolation, renormalised at walls. Along one axis fine cell
+// 2I+a sits a quarter of a coarse cell from coarse cell I and three quarters from its other neighbour, so
+// it takes weight 3/4 from I and 1/4 from I-1 (a = 0) or I+1 (a = 1); in 3-D the products, 27/64 .. 1/64,
+// over 8 coarse cells. A coarse neighbour that is solid (or outside a solid boundary) holds no value: its
+// weight is dropped and the others rescaled to sum to 1 (constant extrapolation, a Neumann wall), where
+// plain interpolation would pull the correction towards 0 at every wall and lose the smooth modes that
+// nearly-Neumann problems (smoke) are made of. Air neighbours keep their weight with value 0 (Dirichlet).
+// So P(f, I) = w(f, I) scale(f), scale(f) = 1 / sum of w(f, I') over non-solid I', kept per fine cell.
+//
+// Restriction R = P^T / 2 (the exact transpose keeps the V-cycle symmetric; 1/2 = averaging's 1/8 times the
+// (2h/h)^2 = 4 that rescales the unscaled coarse matrix). The residual kernel multiplies by scale(f), so
+// restriction applies the fixed weights (1, 3, 3, 1) / 4 per axis on fine cells 2I-1 .. 2I+2.
+struct ProlongScaleKernel {
+  ScaleField scale;  // fine, width 1
+  ConstDiag df;      // fine diagonal: 0 where there is no unknown (or a walled-in one, left alone)
+  ConstCells tc;     // coarse cell types, ghosts (corners too) current, boundary type outside
+  std::int64_t fine_offset[3], coarse_offset[3];
+  KOKKOS_INLINE_FUNCTION static void axis(std::int64_t fine_global, std::int64_t coarse_offset, int& near,
+                                          int& far) {
+    near = static_cast<int>((fine_global >> 1) - coarse_offset) + 1;
+    far = near + ((fine_global & 1) ? 1 : -1);
+  }
+  KOKKOS_INLINE_FUNCTION void operator()(int i, int j, int k) const {
+    if (df(i, j, k) == 0) {
+      scale(i, j, k) = 0.0f;
+      return;
+    }
+    int c[3][2];
+    axis(fine_offset[0] + i - 1, coarse_offset[0], c[0][0], c[0][1]);
+    axis(fine_offset[1] + j - 1, coarse_offset[1], c[1][0], c[1][1]);
+    axis(fine_offset[2] + k - 1, coarse_offset[2], c[2][0], c[2][1]);
+    const double w[2] = {3.0, 1.0};
+    double total = 0.0;
+    for (int a = 0; a < 2; ++a)
+      for (int b = 0; b < 2; ++b)
+        for (int e = 0; e < 2; ++e)
+          if (tc(c[0][a], c[1][b], c[2][e]) != k_solid) total += w[a] * w[b] * w[e];
+    // total >= 27: the nearest coarse cell is the fluid cell's parent, fluid or air.
+    scale(i, j, k) = static_cast<float>(64.0 / total);
+  }
+};
+
+struct RestrictKernel {
+  ConstField r;    // fine scaled residual, width 2, zero on non-fluid cells and outside the domain
+  PoissonField b;  // coarse, width 1
+  ConstCells t;    // coarse cell types, width 1
+  int base[3];     // fine field index of the child 2I of coarse field index 1, minus 1
+  KOKKOS_INLINE_FUNCTION void operator()(int I, int J, int K) const {
+    if (t(I, J, K) != k_fluid) {
+      b(I, J, K) = 0.0;
+      return;
+    }
+    const double w[4] = {1.0, 3.0, 3.0, 1.0};
+    const int fi = base[0] + 2 * I, fj = base[1] + 2 * J, fk = base[2] + 2 * K;
+    double sum = 0.0;
+    for (int a = 0; a < 4; ++a) {
+      double plane = 0.0;
+      for (int c = 0; c < 4; ++c) {
+        double line = 0.0;
+        for (int e = 0; e < 4; ++e) line += w[e] * r(fi + a, fj + c, fk + e);
+        plane += w[c] * line;
+      }
+      sum += w[a] * plane;
+    }
+    b(I, J, K) = sum * (0.5 / 64.0);
+  }
+};
+
+// x_fine += P x_coarse (coarse x is 0 on non-fluid cells and outside; its ghosts, corners included, must be
+// current; scale is 0 on non-fluid fine cells).
+struct ProlongKernel {
+  ConstField xc;   // coarse, width 1
+  PoissonField x;  // fine, width 1
+  ConstScale scale;
+  std::int64_t fine_offset[3], coarse_offset[3];
+  KOKKOS_INLINE_FUNCTION void operator()(int i, int j, int k) const {
+    const double s = scale(i, j, k);
+    if (s == 0.0) return;
+    int i0, i1, j0, j1, k0, k1;
+    ProlongScaleKernel::axis(fine_offset[0] + i - 1, coarse_offset[0], i0, i1);
+    ProlongScaleKernel::axis(fine_offset[1] + j - 1, coarse_offset[1], j0, j1);
+    ProlongScaleKernel::axis(fine_offset[2] + k - 1, coarse_offset[2], k0, k1);
+    const double near_plane =
+        3.0 * (3.0 * xc(i0, j0, k0) + xc(i0, j0, k1)) + (3.0 * xc(i0, j1, k0) + xc(i0, j1, k1));
+    const double far_plane =
+        3.0 * (3.0 * xc(i1, j0, k0) + xc(i1, j0, k1)) + (3.0 * xc(i1, j1, k0) + xc(i1, j1, k1));
+    x(i, j, k) += s * (3.0 * near_plane + far_plane) * (1.0 / 64.0);
+  }
+};
+
+// Coarse cell types from their (up to 8) children: air if any child is air, else fluid if any is fluid,
+// else solid. Air first keeps every Dirichlet region alive on every level (a coarse level that lost its
+// air would be singular and its correction useless); fluid before solid keeps thin channels connected.
+struct CoarsenCellsKernel {
+  ConstCells fine;                                                // width 1, ghosts current (corners too)
+  CellField coarse;                                               // width 1
+  std::int64_t fine_offset[3], coarse_offset[3], fine_extent[3];  // global
+  KOKKOS_INLINE_FUNCTION void operator()(int I, int J, int K) const {
+    bool any_air = false, any_fluid = false;
+    const std::int64_t g[3] = {2 * (coarse_offset[0] + I - 1), 2 * (coarse_offset[1] + J - 1),
+                               2 * (coarse_offset[2] + K - 1)};
+    for (int a = 0; a < 2; ++a) {
+      if (g[0] + a >= fine_extent[0]) continue;
+      for (int c = 0; c < 2; ++c) {
+        if (g[1] + c >= fine_extent[1]) continue;
+        for (int e = 0; e < 2; ++e) {
+          if (g[2] + e >= fine_extent[2]) continue;
+          const auto t = fine(static_cast<int>(g[0] + a - fine_offset[0]) + 1,
+                              static_cast<int>(g[1] + c - fine_offset[1]) + 1,
+                              static_cast<int>(g[2] + e - fine_offset[2]) + 1);
+          any_air = any_air || t == k_air;
+          any_fluid = any_fluid || t == k_fluid;
+        }
+      }
+    }
+    coarse(I, J, K) = any_air ? k_air : (any_fluid ? k_fluid : k_solid);
+  }
+};
+
+// Ghost layer of a width-1 cell-type field set to the boundary type (the halo exchange then overwrites
+// the ghosts that face another rank).
+struct FillBoundaryCellsKernel {
+  CellField t;
+  std::uint8_t boundary;
+  int n0, n1, n2;  // field extents
+  KOKKOS_INLINE_FUNCTION void operator()(int i, int j, int k) const {
+    if (i == 0 || j == 0 || k == 0 || i == n0 - 1 || j == n1 - 1 || k == n2 - 1) t(i, j, k) = boundary;
+  }
+};
+
+// Counts fluid cells, or (touching_air) only those with an air neighbour. Two passes rather than one
+// reduction of two values: Kokkos 3.4 reduces one value per MDRange reduction.
+struct CountCellsKernel {
+  ConstCells t;
+  bool touching_air;
+  KOKKOS_INLINE_FUNCTION void operator()(int i, int j, int k, std::int64_t& count) const {
+    if (t(i, j, k) != k_fluid) return;
+    if (!touching_air || t(i - 1, j, k) == k_air || t(i + 1, j, k) == k_air || t(i, j - 1, k) == k_air ||
+        t(i, j + 1, k) == k_air || t(i, j, k - 1) == k_air || t(i, j, k + 1) == k_air)
+      ++count;
+  }
+};
+
+struct FluidSumKernel {
+  ConstField v;
+  ConstCells t;
+  KOKKOS_INLINE_FUNCTION void operator()(int i, int j, int k, double& sum) const {
+    if (t(i, j, k) == k_fluid) sum += v(i, j, k);
+  }
+};
+
+// v -= shift on fluid cells, v = 0 elsewhere.
+struct ShiftFluidKernel {
+  PoissonField v;
+  ConstCells t;
+  double shift;
+  KOKKOS_INLINE_FUNCTION void operator()(int i, int j, int k) const {
+    v(i, j, k) = t(i, j, k) == k_fluid ? v(i, j, k) - shift : 0.0;
+  }
+};
+
+struct DotKernel {
+  ConstField a, b;
+  KOKKOS_INLINE_FUNCTION void operator()(int i, int j, int k, double& sum) const {
+    sum += a(i, j, k) * b(i, j, k);
+  }
+};
+
+}  // namespace skein::solvers::detail

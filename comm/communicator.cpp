@@ -112,7 +112,7 @@ Request Communicator::isend_bytes(const void* data, std::size_t bytes, int desti
   MPI_Request request = MPI_REQUEST_NULL;
   detail::check("MPI_Isend",
                 MPI_Isend(data, static_cast<int>(bytes), MPI_BYTE, destination, tag, comm_, &request));
-  return Request(request, std::move(keep_alive));
+  return Request(request, std::move(keep_alive), /*is_receive=*/false);
 }
 
 Request Communicator::irecv_bytes(void* data, std::size_t bytes, int source, int tag,
@@ -121,7 +121,7 @@ Request Communicator::irecv_bytes(void* data, std::size_t bytes, int source, int
   MPI_Request request = MPI_REQUEST_NULL;
   detail::check("MPI_Irecv",
                 MPI_Irecv(data, static_cast<int>(bytes), MPI_BYTE, source, tag, comm_, &request));
-  return Request(request, std::move(keep_alive));
+  return Request(request, std::move(keep_alive), /*is_receive=*/true);
 }
 
 void Request::abandon() noexcept {
@@ -132,7 +132,7 @@ void Request::abandon() noexcept {
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (!finalized) {
-    MPI_Cancel(&request_);  // best effort; the poll below tells whether it (or the transfer) finished
+    if (is_receive_) MPI_Cancel(&request_);  // best effort: the poll below tells whether it took effect
     int done = 0;
     for (int attempt = 0; attempt < 200 && !done; ++attempt) {
       if (MPI_Test(&request_, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) break;

@@ -19,9 +19,9 @@ class Request {
  public:
   Request() = default;
   // `keep_alive` owns (a handle on) the buffer: e.g. a copy of the View being sent, so the caller may drop
-  // its own handle before wait().
-  Request(MPI_Request request, std::shared_ptr<const void> keep_alive)
-      : request_(request), keep_alive_(std::move(keep_alive)) {}
+  // its own handle before wait(). `is_receive` decides what happens if the request is dropped (below).
+  Request(MPI_Request request, std::shared_ptr<const void> keep_alive, bool is_receive)
+      : request_(request), keep_alive_(std::move(keep_alive)), is_receive_(is_receive) {}
   Request(const Request&) = delete;
   Request& operator=(const Request&) = delete;
   Request(Request&& other) noexcept
@@ -32,6 +32,7 @@ class Request {
       abandon();
       request_ = std::exchange(other.request_, MPI_REQUEST_NULL);
       keep_alive_ = std::move(other.keep_alive_);
+      is_receive_ = other.is_receive_;
     }
     return *this;
   }
@@ -56,15 +57,18 @@ class Request {
 
  private:
   // A request dropped without wait() (an exception unwinding between start and finish) must neither hang
-  // nor let MPI write into freed memory. Waiting could hang: a large send to a peer that has itself given
-  // up never completes, and the unwinding would then never reach the collective abort. So: cancel (an
-  // unmatched receive completes at once; Open MPI ignores cancels of sends), poll briefly, and if the
-  // operation still has not finished, free the request and deliberately leak the buffer handle, because
-  // MPI may still touch that memory. The leak only happens on an error path that ends the process.
+  // nor let MPI touch freed memory. Waiting could hang: a large send to a peer that has itself given up
+  // never completes, and the unwinding would then never reach the collective abort. So a receive is
+  // cancelled (an unmatched one completes at once, and cannot swallow a later message); a send is not
+  // (cancelling sends is deprecated and unreliable; it still reaches a peer that receives later). Then a
+  // short poll (at most ~0.1 s); if the operation has still not finished, the request is freed and the
+  // buffer handle deliberately leaked, because MPI may still use that memory. That leak only happens on
+  // error paths, which end the process.
   void abandon() noexcept;
 
   MPI_Request request_ = MPI_REQUEST_NULL;
   std::shared_ptr<const void> keep_alive_;
+  bool is_receive_ = false;
 };
 
 // Completes every request (in order; all were posted already, so the order cannot deadlock).

@@ -167,6 +167,7 @@ class HaloExchange {
   }
 
   void post(std::size_t phase, const Field& field) {
+    if (plan_.phases[phase].empty()) return;  // no neighbour on these axes: nothing to pack or fence
     const Communicator& comm = decomposition_.comm();
     const std::shared_ptr<const void> keep = host_;  // MPI's memory outlives a dropped exchange
     requests_.clear();
@@ -184,6 +185,7 @@ class HaloExchange {
   }
 
   void complete(std::size_t phase, const Field& field) {
+    if (plan_.phases[phase].empty()) return;
     wait_all(requests_);
     for (const auto& m : plan_.phases[phase]) {
       if constexpr (staged) copy(receive_, host_->receive, m.receive_offset, m.receive.cells());

@@ -57,10 +57,11 @@ void expect_exact_cover(const CartDecomposition& d) {
         EXPECT_EQ(theirs.offset[b], mine.offset[b]);
         EXPECT_EQ(theirs.extent[b], mine.extent[b]);
       }
-      if (direction > 0)
+      if (direction > 0) {
         EXPECT_EQ(theirs.offset[a], mine.end(a));
-      else
+      } else {
         EXPECT_EQ(theirs.end(a), mine.offset[a]);
+      }
     }
   }
 }
@@ -84,7 +85,9 @@ TEST(CartDecomposition, CoversEveryCellOnceForUnevenGridsAndFixedDims) {
     EXPECT_EQ(d.comm().size(), world.size());
     EXPECT_EQ(d.comm().rank(), world.rank());  // reorder = false
     for (int a = 0; a < 3; ++a) {
-      if (dims[a] > 0) EXPECT_EQ(d.dims()[a], dims[a]);
+      if (dims[a] > 0) {
+        EXPECT_EQ(d.dims()[a], dims[a]);
+      }
       EXPECT_LE(d.dims()[a], extent[a]);
       // Each axis is cut by the even-share rule.
       const skein::comm::BlockPartition rule(static_cast<std::uint64_t>(extent[a]), d.dims()[a]);

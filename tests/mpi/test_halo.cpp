@@ -121,10 +121,11 @@ void check_exchange(const CartDecomposition& d, int width, bool corners) {
   EXPECT_EQ(filled_a, filled_b);
   // Not vacuous: with several ranks, somebody received ghosts.
   const long received = d.comm().allreduce(filled_a, Op::sum);
-  if (d.comm().size() > 1)
+  if (d.comm().size() > 1) {
     EXPECT_GT(received, 0);
-  else
+  } else {
     EXPECT_EQ(received, 0);
+  }
 }
 
 std::vector<std::pair<Extent, Dims>> cases(int size) {

@@ -71,7 +71,9 @@ TEST(Communicator, SplitGroupsRanksByColorOrderedByKey) {
   // A rank that opts out gets a null communicator and still took part.
   const Communicator some = world.split(r == 0 ? Communicator::no_color : 0, r);
   EXPECT_EQ(some.is_null(), r == 0);
-  if (!some.is_null()) EXPECT_EQ(some.size(), p - 1);
+  if (!some.is_null()) {
+    EXPECT_EQ(some.size(), p - 1);
+  }
   // Errors on a split communicator come back as exceptions, not aborts (MPI_ERRORS_RETURN).
   if (!some.is_null()) {
     int value = 1;

@@ -50,6 +50,7 @@ struct HaloMessage {
 
 // The messages, grouped in phases that run one after the other: one phase (faces only), or one per axis
 // (edges and corners travel through the ghosts the earlier axes filled, so no diagonal messages).
+// A phase's messages lie next to each other in both buffers (one staging copy per phase).
 struct HaloPlan {
   std::vector<std::vector<HaloMessage>> phases;
   std::size_t send_cells = 0;
@@ -175,10 +176,14 @@ class HaloExchange {
       T* at = host_->receive.data() + m.receive_offset;
       requests_.push_back(comm.irecv(at, m.receive.cells(), m.peer, m.receive_tag, keep));
     }
-    for (const auto& m : plan_.phases[phase]) detail::pack_region(field, send_, m.send_offset, m.send);
-    Kokkos::fence();  // the kernels wrote what MPI is about to read
-    for (const auto& m : plan_.phases[phase]) {
-      if constexpr (staged) copy(host_->send, send_, m.send_offset, m.send.cells());
+    const auto& messages = plan_.phases[phase];
+    for (const auto& m : messages) detail::pack_region(field, send_, m.send_offset, m.send);
+    Kokkos::fence();         // the kernels wrote what MPI is about to read
+    if constexpr (staged) {  // one copy for the phase: its messages are contiguous in the buffer
+      const std::size_t end = messages.back().send_offset + messages.back().send.cells();
+      copy(host_->send, send_, messages.front().send_offset, end - messages.front().send_offset);
+    }
+    for (const auto& m : messages) {
       const T* at = host_->send.data() + m.send_offset;
       requests_.push_back(comm.isend(at, m.send.cells(), m.peer, m.send_tag, keep));
     }
@@ -187,10 +192,12 @@ class HaloExchange {
   void complete(std::size_t phase, const Field& field) {
     if (plan_.phases[phase].empty()) return;
     wait_all(requests_);
-    for (const auto& m : plan_.phases[phase]) {
-      if constexpr (staged) copy(receive_, host_->receive, m.receive_offset, m.receive.cells());
-      detail::unpack_region(field, receive_, m.receive_offset, m.receive);
+    const auto& messages = plan_.phases[phase];
+    if constexpr (staged) {
+      const std::size_t end = messages.back().receive_offset + messages.back().receive.cells();
+      copy(receive_, host_->receive, messages.front().receive_offset, end - messages.front().receive_offset);
     }
+    for (const auto& m : messages) detail::unpack_region(field, receive_, m.receive_offset, m.receive);
     Kokkos::fence();  // ghosts are ready when finish() returns, as after a blocking exchange
   }
 

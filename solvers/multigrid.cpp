@@ -100,6 +100,9 @@ MultigridPreconditioner::MultigridPreconditioner(const PoissonOperator& fine, co
     level.diag = comm::make_field<std::uint8_t>(d, 1, "mg_diag");
     Kokkos::parallel_for("mg_diag", detail::owned_policy(level.extent, 1),
                          detail::DiagonalCodeKernel{level.diag, level.op->cells()});
+    Kokkos::fence();
+    comm::HaloExchange<std::uint8_t>(d, 1, false)
+        .exchange(level.diag);  // the first sweep reads neighbours' d
     if (l + 1 < levels_.size()) {
       level.r = comm::make_field<double>(d, 2, "mg_r");
       level.corners2 = std::make_unique<comm::HaloExchange<double>>(d, 2, true);
@@ -137,13 +140,16 @@ std::int64_t MultigridPreconditioner::level_fluid_cells(int level) const {
   return levels_.at(static_cast<std::size_t>(level))->op->fluid_cells();
 }
 
-void MultigridPreconditioner::rb_from_zero(const Level& level, const PoissonField& b, const PoissonField& x,
-                                           int colour) const {
+void MultigridPreconditioner::rb_first_sweep(const Level& level, const PoissonField& b,
+                                             const PoissonField& x) const {
+  level.op->halo().exchange(b);
   const int n0 = static_cast<int>(level.extent[0]), n1 = static_cast<int>(level.extent[1]),
             n2 = static_cast<int>(level.extent[2]);
-  Kokkos::parallel_for(
-      "mg_rbgs_from_zero", detail::Policy3({0, 0, 0}, {n0 + 2, n1 + 2, n2 + 2}),
-      detail::RbgsFromZeroKernel{b, x, level.diag, level.parity, colour, n0, n1, n2, options_.rbgs_weight});
+  const std::int64_t s0 = detail::stride0(x), s1 = detail::stride1(x);
+  detail::for_cells("mg_rbgs_first_sweep",
+                    detail::RbgsFirstSweepBody{b.data(), x.data(), level.diag.data(), s0, s1, level.parity,
+                                               options_.rbgs_weight},
+                    s0, s1, 1, n0 + 1, 1, n1 + 1, 1, n2 + 1);
 }
 
 void MultigridPreconditioner::rb_half_sweep(const Level& level, const PoissonField& b, const PoissonField& x,
@@ -151,9 +157,10 @@ void MultigridPreconditioner::rb_half_sweep(const Level& level, const PoissonFie
   level.op->halo().exchange(x);
   const int n0 = static_cast<int>(level.extent[0]), n1 = static_cast<int>(level.extent[1]),
             n2 = static_cast<int>(level.extent[2]);
-  Kokkos::parallel_for(
-      "mg_rbgs", detail::Policy3({1, 1, 0}, {n0 + 1, n1 + 1, (n2 + 1) / 2}),
-      detail::RbgsKernel{b, x, level.diag, (colour + level.parity) & 1, n2, options_.rbgs_weight});
+  const std::int64_t s0 = detail::stride0(x), s1 = detail::stride1(x);
+  detail::for_cells<2>("mg_rbgs",
+                       detail::RbgsBody{b.data(), x.data(), level.diag.data(), s0, s1, options_.rbgs_weight},
+                       s0, s1, 1, n0 + 1, 1, n1 + 1, 1, n2 + 1, (colour + level.parity) & 1);
 }
 
 // `count` damped-Jacobi sweeps on x, ping-ponging with the level's spare vector.
@@ -174,8 +181,7 @@ void MultigridPreconditioner::jacobi_sweeps(const Level& level, const PoissonFie
 void MultigridPreconditioner::smooth_pre(const Level& level, const PoissonField& b,
                                          const PoissonField& x) const {
   if (options_.smoother == MultigridSmoother::rbgs) {
-    rb_from_zero(level, b, x, 0);
-    rb_half_sweep(level, b, x, 1);
+    rb_first_sweep(level, b, x);
     for (int s = 1; s < options_.pre_smooth; ++s) {
       rb_half_sweep(level, b, x, 0);
       rb_half_sweep(level, b, x, 1);
@@ -204,8 +210,9 @@ void MultigridPreconditioner::smooth_post(const Level& level, const PoissonField
 // red (black red)^n from zero: a palindrome, so a symmetric fixed linear operator whatever the smoother.
 void MultigridPreconditioner::coarse_solve(const Level& level, const PoissonField& b,
                                            const PoissonField& x) const {
-  rb_from_zero(level, b, x, 0);
-  for (int s = 0; s < coarse_sweeps_; ++s) {
+  rb_first_sweep(level, b, x);
+  rb_half_sweep(level, b, x, 0);
+  for (int s = 1; s < coarse_sweeps_; ++s) {
     rb_half_sweep(level, b, x, 1);
     rb_half_sweep(level, b, x, 0);
   }
@@ -213,6 +220,15 @@ void MultigridPreconditioner::coarse_solve(const Level& level, const PoissonFiel
 
 void MultigridPreconditioner::apply(const PoissonField& r, const PoissonField& z) const {
   const int last = levels() - 1;
+  // The kernels sum neighbours unmasked, so z's domain-boundary ghosts must hold 0 (the levels' own
+  // vectors always do); the other ghosts are refreshed by exchanges before they are read.
+  const int n[3] = {static_cast<int>(z.extent(0)), static_cast<int>(z.extent(1)),
+                    static_cast<int>(z.extent(2))};
+  for (int axis = 0; axis < 3; ++axis) {
+    const int p = axis == 0 ? n[1] : n[0], q = axis == 2 ? n[1] : n[2];
+    Kokkos::parallel_for("mg_zero_ghosts", detail::Policy3({0, 0, 0}, {2, p, q}),
+                         detail::ZeroGhostsKernel{z, axis, n[0], n[1], n[2]});
+  }
   // Down: smooth, restrict the residual.
   for (int l = 0; l < last; ++l) {
     const Level& level = *levels_[static_cast<std::size_t>(l)];
@@ -221,13 +237,21 @@ void MultigridPreconditioner::apply(const PoissonField& r, const PoissonField& z
     const PoissonField& x = l == 0 ? z : level.x;
     smooth_pre(level, b, x);
     level.op->halo().exchange(x);
-    Kokkos::parallel_for("mg_residual", detail::owned_policy(level.extent, 1),
-                         detail::ScaledResidualKernel{b, x, level.r, level.diag, level.prolong_scale});
+    const std::int64_t s0 = detail::stride0(x), s1 = detail::stride1(x);
+    const std::int64_t r0 = detail::stride0(level.r), r1 = detail::stride1(level.r);
+    detail::for_cells("mg_residual",
+                      detail::ScaledResidualBody{b.data(), x.data(), level.r.data(), level.diag.data(),
+                                                 level.prolong_scale.data(), s0, s1, r0, r1},
+                      s0, s1, 1, static_cast<int>(level.extent[0]) + 1, 1,
+                      static_cast<int>(level.extent[1]) + 1, 1, static_cast<int>(level.extent[2]) + 1);
     level.corners2->exchange(level.r);
-    detail::RestrictKernel restrict_kernel{level.r, coarse.b, coarse.op->cells(), {}};
+    const std::int64_t c0 = detail::stride0(coarse.b), c1 = detail::stride1(coarse.b);
+    detail::RestrictBody restrict_body{
+        level.r.data(), coarse.b.data(), coarse.op->cells().data(), r0, r1, {}};
     for (int a = 0; a < 3; ++a)
-      restrict_kernel.base[a] = static_cast<int>(2 * coarse.offset[a] - level.offset[a] - 1);
-    Kokkos::parallel_for("mg_restrict", detail::owned_policy(coarse.extent, 1), restrict_kernel);
+      restrict_body.base[a] = static_cast<int>(2 * coarse.offset[a] - level.offset[a] - 1);
+    detail::for_cells("mg_restrict", restrict_body, c0, c1, 1, static_cast<int>(coarse.extent[0]) + 1, 1,
+                      static_cast<int>(coarse.extent[1]) + 1, 1, static_cast<int>(coarse.extent[2]) + 1);
   }
   {
     const Level& level = *levels_[static_cast<std::size_t>(last)];
@@ -240,12 +264,20 @@ void MultigridPreconditioner::apply(const PoissonField& r, const PoissonField& z
     const PoissonField& b = l == 0 ? r : level.b;
     const PoissonField& x = l == 0 ? z : level.x;
     coarse.corners1->exchange(coarse.x);
-    detail::ProlongKernel prolong{coarse.x, x, level.prolong_scale, {}, {}};
+    detail::ProlongBody prolong{coarse.x.data(),
+                                x.data(),
+                                level.prolong_scale.data(),
+                                detail::stride0(coarse.x),
+                                detail::stride1(coarse.x),
+                                {},
+                                {}};
     for (int a = 0; a < 3; ++a) {
       prolong.fine_offset[a] = level.offset[a];
       prolong.coarse_offset[a] = coarse.offset[a];
     }
-    Kokkos::parallel_for("mg_prolong", detail::owned_policy(level.extent, 1), prolong);
+    detail::for_cells("mg_prolong", prolong, detail::stride0(x), detail::stride1(x), 1,
+                      static_cast<int>(level.extent[0]) + 1, 1, static_cast<int>(level.extent[1]) + 1, 1,
+                      static_cast<int>(level.extent[2]) + 1);
     smooth_post(level, b, x);
   }
 }

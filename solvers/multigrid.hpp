@@ -72,7 +72,7 @@ class MultigridPreconditioner {
   void smooth_post(const Level& level, const PoissonField& b, const PoissonField& x) const;
   void coarse_solve(const Level& level, const PoissonField& b, const PoissonField& x) const;
   void rb_half_sweep(const Level& level, const PoissonField& b, const PoissonField& x, int colour) const;
-  void rb_from_zero(const Level& level, const PoissonField& b, const PoissonField& x, int colour) const;
+  void rb_first_sweep(const Level& level, const PoissonField& b, const PoissonField& x) const;
   void jacobi_sweeps(const Level& level, const PoissonField& b, const PoissonField& x, int count) const;
 
   MultigridOptions options_;

@@ -7,14 +7,6 @@
 
 namespace skein::solvers {
 
-namespace {
-
-detail::Policy3 box_policy(int b0, int e0, int b1, int e1, int b2, int e2) {
-  return detail::Policy3({b0, b1, b2}, {e0, e1, e2});
-}
-
-}  // namespace
-
 PoissonOperator::PoissonOperator(const comm::CartDecomposition& decomposition, CellField cells,
                                  CellType boundary)
     : decomposition_(decomposition),
@@ -57,22 +49,22 @@ PoissonField PoissonOperator::make_vector(const std::string& label) const {
 void PoissonOperator::apply(const PoissonField& x, const PoissonField& y) const {
   const auto e = decomposition_.owned().extent;
   const int n0 = static_cast<int>(e[0]), n1 = static_cast<int>(e[1]), n2 = static_cast<int>(e[2]);
-  const detail::ApplyKernel kernel{x, y, cells_};
+  const std::int64_t s0 = detail::stride0(x), s1 = detail::stride1(x);
+  const detail::ApplyBody body{x.data(), y.data(), cells_.data(), s0, s1};
   if (!overlap_ || n0 < 3 || n1 < 3 || n2 < 3) {
     halo_->exchange(x);
-    Kokkos::parallel_for("poisson_apply", detail::owned_policy(e, 1), kernel);
+    detail::for_cells("poisson_apply", body, s0, s1, 1, n0 + 1, 1, n1 + 1, 1, n2 + 1);
     return;
   }
   // Cells whose neighbours are all owned while the messages travel, then the one-cell shell.
   halo_->start(x);
-  Kokkos::parallel_for("poisson_apply_interior", box_policy(2, n0, 2, n1, 2, n2), kernel);
+  detail::for_cells("poisson_apply_interior", body, s0, s1, 2, n0, 2, n1, 2, n2);
   halo_->finish(x);
   for (const int i : {1, n0})
-    Kokkos::parallel_for("poisson_apply_shell", box_policy(i, i + 1, 1, n1 + 1, 1, n2 + 1), kernel);
+    detail::for_cells("poisson_apply_shell", body, s0, s1, i, i + 1, 1, n1 + 1, 1, n2 + 1);
   for (const int j : {1, n1})
-    Kokkos::parallel_for("poisson_apply_shell", box_policy(2, n0, j, j + 1, 1, n2 + 1), kernel);
-  for (const int k : {1, n2})
-    Kokkos::parallel_for("poisson_apply_shell", box_policy(2, n0, 2, n1, k, k + 1), kernel);
+    detail::for_cells("poisson_apply_shell", body, s0, s1, 2, n0, j, j + 1, 1, n2 + 1);
+  for (const int k : {1, n2}) detail::for_cells("poisson_apply_shell", body, s0, s1, 2, n0, 2, n1, k, k + 1);
 }
 
 void PoissonOperator::residual(const PoissonField& b, const PoissonField& x, const PoissonField& r) const {

@@ -136,6 +136,17 @@ std::array<std::int64_t, 3> MultigridPreconditioner::level_extent(int level) con
   return levels_.at(static_cast<std::size_t>(level))->op->decomposition().global_extent();
 }
 
+std::size_t MultigridPreconditioner::memory_bytes() const {
+  std::size_t bytes = 0;
+  for (std::size_t l = 0; l < levels_.size(); ++l) {
+    const Level& level = *levels_[l];
+    bytes += (level.x.span() + level.b.span() + level.tmp.span() + level.r.span()) * sizeof(double) +
+             level.diag.span() + level.prolong_scale.span() * sizeof(float);
+    if (l > 0) bytes += level.op->cells().span();  // level 0's belong to the caller
+  }
+  return bytes;
+}
+
 std::int64_t MultigridPreconditioner::level_fluid_cells(int level) const {
   return levels_.at(static_cast<std::size_t>(level))->op->fluid_cells();
 }

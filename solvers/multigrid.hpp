@@ -64,6 +64,9 @@ class MultigridPreconditioner {
   // Global fluid cells of level l.
   std::int64_t level_fluid_cells(int level) const;
   const MultigridOptions& options() const { return options_; }
+  // Bytes of this rank's level fields (vectors, cell types, diagonals, interpolation weights; not the halo
+  // buffers), for the per-rank memory report.
+  std::size_t memory_bytes() const;
   int coarse_sweeps() const { return coarse_sweeps_; }
 
  private:

@@ -204,6 +204,8 @@ TEST(Multigrid, VCycleIsSymmetricPositiveDefinite) {
   }
   Problem smoke({16, 16, 16}, smoke_cells(16), CellType::solid);
   check_symmetric_positive(*smoke.op, {}, "smoke 16^3");
+  EXPECT_GT(solvers::MultigridPreconditioner(*smoke.op).memory_bytes(),
+            smoke.decomposition.owned().cells() * 8u);
   Problem neumann({12, 10, 16}, all_fluid, CellType::solid);
   ASSERT_TRUE(neumann.op->singular());
   check_symmetric_positive(*neumann.op, {}, "all-Neumann 12x10x16");

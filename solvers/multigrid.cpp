@@ -181,8 +181,12 @@ void MultigridPreconditioner::jacobi_sweeps(const Level& level, const PoissonFie
     const PoissonField& from = s % 2 == 0 ? x : level.tmp;
     const PoissonField& to = s % 2 == 0 ? level.tmp : x;
     level.op->halo().exchange(from);
-    Kokkos::parallel_for("mg_jacobi", detail::owned_policy(level.extent, 1),
-                         detail::JacobiKernel{b, from, to, level.diag, options_.jacobi_weight});
+    const std::int64_t s0 = detail::stride0(x), s1 = detail::stride1(x);
+    detail::for_cells("mg_jacobi",
+                      detail::JacobiBody{b.data(), from.data(), to.data(), level.diag.data(), s0, s1,
+                                         options_.jacobi_weight},
+                      s0, s1, 1, static_cast<int>(level.extent[0]) + 1, 1,
+                      static_cast<int>(level.extent[1]) + 1, 1, static_cast<int>(level.extent[2]) + 1);
   }
   if (count % 2 == 1) Kokkos::deep_copy(x, level.tmp);
 }
@@ -199,10 +203,11 @@ void MultigridPreconditioner::smooth_pre(const Level& level, const PoissonField&
     }
     return;
   }
-  const int n0 = static_cast<int>(level.extent[0]), n1 = static_cast<int>(level.extent[1]),
-            n2 = static_cast<int>(level.extent[2]);
-  Kokkos::parallel_for("mg_jacobi_from_zero", detail::Policy3({0, 0, 0}, {n0 + 2, n1 + 2, n2 + 2}),
-                       detail::JacobiFromZeroKernel{b, x, level.diag, n0, n1, n2, options_.jacobi_weight});
+  const std::int64_t s0 = detail::stride0(x), s1 = detail::stride1(x);
+  detail::for_cells("mg_jacobi_from_zero",
+                    detail::JacobiFromZeroBody{b.data(), x.data(), level.diag.data(), options_.jacobi_weight},
+                    s0, s1, 1, static_cast<int>(level.extent[0]) + 1, 1,
+                    static_cast<int>(level.extent[1]) + 1, 1, static_cast<int>(level.extent[2]) + 1);
   jacobi_sweeps(level, b, x, options_.pre_smooth - 1);
 }
 

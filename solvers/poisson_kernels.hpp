@@ -167,11 +167,6 @@ struct DiagonalKernel {
 // d = 0 and on the domain-boundary ghosts, which saves the per-neighbour type tests (a third of a sweep).
 using ConstDiag = Kokkos::View<const std::uint8_t***, Kokkos::LayoutRight>;
 
-KOKKOS_FORCEINLINE_FUNCTION double neighbour_sum(const ConstField& x, int i, int j, int k) {
-  return (x(i - 1, j, k) + x(i + 1, j, k)) + (x(i, j - 1, k) + x(i, j + 1, k)) +
-         (x(i, j, k - 1) + x(i, j, k + 1));
-}
-
 // d = diag(A) as a count on fluid cells, 0 elsewhere.
 struct DiagonalCodeKernel {
   CellField d;
@@ -264,33 +259,30 @@ struct ZeroGhostsKernel {
   }
 };
 
-// x = weight * b / diag: the first damped-Jacobi sweep from x = 0, over the whole field like RbgsFromZero.
-struct JacobiFromZeroKernel {
-  ConstField b;
-  PoissonField x;
-  ConstDiag d;
-  int n0, n1, n2;
+// x = weight * b / diag: the first damped-Jacobi sweep from x = 0, over the owned cells.
+struct JacobiFromZeroBody {
+  const double* b;
+  double* x;
+  const std::uint8_t* d;
   double weight;
-  KOKKOS_INLINE_FUNCTION void operator()(int i, int j, int k) const {
-    double value = 0.0;
-    if (i >= 1 && j >= 1 && k >= 1 && i <= n0 && j <= n1 && k <= n2) {
-      const int diag = d(i, j, k);
-      if (diag != 0) value = weight * b(i, j, k) / diag;
-    }
-    x(i, j, k) = value;
+  InverseDiagonal inverse;
+  KOKKOS_FORCEINLINE_FUNCTION void operator()(int, int, int, std::int64_t c) const {
+    x[c] = weight * b[c] * inverse(d[c]);
   }
 };
 
-// One damped-Jacobi sweep, out of place: y = x + weight * (b - A x) / diag.
-struct JacobiKernel {
-  ConstField b, x;
-  PoissonField y;
-  ConstDiag d;
+// One damped-Jacobi sweep, out of place: y = x + weight * (b - A x) / diag (0 where there is no unknown).
+struct JacobiBody {
+  const double *b, *x;
+  double* y;
+  const std::uint8_t* d;
+  std::int64_t s0, s1;
   double weight;
-  KOKKOS_INLINE_FUNCTION void operator()(int i, int j, int k) const {
-    const int diag = d(i, j, k);
-    const double xk = x(i, j, k);
-    y(i, j, k) = diag != 0 ? xk + weight * (b(i, j, k) - diag * xk + neighbour_sum(x, i, j, k)) / diag : 0.0;
+  InverseDiagonal inverse;
+  KOKKOS_FORCEINLINE_FUNCTION void operator()(int, int, int, std::int64_t c) const {
+    const int diag = d[c];
+    const double sum = (x[c - s0] + x[c + s0]) + (x[c - s1] + x[c + s1]) + (x[c - 1] + x[c + 1]);
+    y[c] = diag != 0 ? x[c] + weight * (b[c] - diag * x[c] + sum) * inverse(diag) : 0.0;
   }
 };
 

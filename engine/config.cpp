@@ -4,9 +4,12 @@
 
 #include <boost/program_options.hpp>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -44,11 +47,28 @@ std::string key_error(const std::string& what, const std::string& key, const std
 }  // namespace
 
 std::string read_config_file(const std::string& path) {
+  struct stat info{};
+  if (::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
+    throw UsageError("config file " + path + " is a directory, not an INI file");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UsageError("cannot read config file " + path + ": " + std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  std::ostringstream stream;
+  stream << in.rdbuf();
+  std::string text = stream.str();
+  // Editors on Windows start UTF-8 files with a byte-order mark; it is not part of the first line.
+  if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);
+  // A binary file (a wrong path, an .h5 given as --config) would otherwise be quoted raw in an error.
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == 0 || (c < 0x20 && c != '\n' && c != '\r' && c != '\t')) {
+      char byte[8];
+      std::snprintf(byte, sizeof byte, "0x%02x", c);
+      throw UsageError("config file " + path + " is not a text INI file (byte " + std::to_string(i) + " is " + byte +
+                       ")");
+    }
+  }
+  return text;
 }
 
 std::string closest_match(const std::string& word, const std::vector<std::string>& candidates) {
@@ -161,17 +181,27 @@ bool Config::get_bool(const std::string& key) const {
 }
 
 std::vector<std::string> Config::get_list(const std::string& key) const {
+  // Items are separated by commas or white space; "double quotes" keep both inside an item (a file name
+  // with a space or a comma).
   std::vector<std::string> items;
   std::string current;
+  bool quoted = false, had_quotes = false;
   for (const char c : get(key)) {
-    if (c == ',' || std::isspace(static_cast<unsigned char>(c))) {
-      if (!current.empty()) items.push_back(current);
+    if (c == '"') {
+      quoted = !quoted;
+      had_quotes = true;
+    } else if (!quoted && (c == ',' || std::isspace(static_cast<unsigned char>(c)))) {
+      if (!current.empty() || had_quotes) items.push_back(current);
       current.clear();
+      had_quotes = false;
     } else {
       current.push_back(c);
     }
   }
-  if (!current.empty()) items.push_back(current);
+  if (quoted) {
+    throw UsageError("config key '" + section_ + "." + key + "': a double quote is not closed in '" + get(key) + "'");
+  }
+  if (!current.empty() || had_quotes) items.push_back(current);
   return items;
 }
 

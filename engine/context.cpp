@@ -5,6 +5,8 @@
 #include <Kokkos_Core.hpp>
 
 #include <cstdio>
+#include <cstring>
+#include <vector>
 #include <cstdlib>
 
 namespace skein::engine {
@@ -23,8 +25,23 @@ Context::Context(int& argc, char**& argv) {
   MPI_Comm_rank(node, &node_rank_);
   MPI_Comm_size(node, &node_size_);
   MPI_Comm_free(&node);
-  // After MPI so that Kokkos sees the process binding MPI set up.
-  Kokkos::initialize(argc, argv);
+  // After MPI so that Kokkos sees the process binding MPI set up. Kokkos gets only its own --kokkos-*
+  // arguments: given `--help` it would print its 40-line option banner before skein's usage.
+  std::vector<char*> kokkos_args{argv[0]};
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--kokkos-", 9) == 0) {
+      kokkos_args.push_back(argv[i]);
+    } else {
+      argv[kept++] = argv[i];
+    }
+  }
+  argc = kept;
+  argv[argc] = nullptr;
+  int kokkos_argc = static_cast<int>(kokkos_args.size());
+  kokkos_args.push_back(nullptr);
+  char** kokkos_argv = kokkos_args.data();
+  Kokkos::initialize(kokkos_argc, kokkos_argv);
 }
 
 Context::~Context() {

@@ -7,7 +7,7 @@ namespace skein::engine {
 
 class Context {
  public:
-  // Consumes Kokkos' own --kokkos-* arguments from argv.
+  // Hands Kokkos its own --kokkos-* arguments (and only those) and removes them from argv.
   Context(int& argc, char**& argv);
   ~Context();
   Context(const Context&) = delete;

@@ -12,6 +12,7 @@ enum class ExitCode : int {
   usage = 2,          // bad command line or config
   data = 65,          // bad input data (EX_DATAERR)
   internal = 70,      // a bug or an environment failure (EX_SOFTWARE)
+  io = 74,            // writing outputs or checkpoints failed: disk full, permission, quota (EX_IOERR)
   checkpointed = 75,  // checkpointed on a signal; requeue (EX_TEMPFAIL)
 };
 
@@ -43,6 +44,12 @@ class DataError : public Error {
 class InternalError : public Error {
  public:
   explicit InternalError(const std::string& message) : Error(ExitCode::internal, message) {}
+};
+
+// Writing an output or a checkpoint failed; the message names the file and the cause.
+class IoError : public Error {
+ public:
+  explicit IoError(const std::string& message) : Error(ExitCode::io, message) {}
 };
 
 // Thrown on every rank at once when the ranks agreed to stop for a requeue.

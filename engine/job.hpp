@@ -37,6 +37,8 @@ struct JobSpec {
   std::string name;
   std::string summary;
   std::vector<ConfigKey> keys;
+  // The files it writes into the output folder, the HDF5 result last (published last: see io::OutputSet).
+  std::vector<std::string> outputs;
 };
 
 }  // namespace skein::engine

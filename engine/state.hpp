@@ -22,6 +22,12 @@ class StateWriter {
   virtual void distributed(const std::string& name, const std::vector<std::uint64_t>& local) = 0;
   virtual void distributed(const std::string& name, const std::vector<std::int64_t>& local) = 0;
   virtual void distributed(const std::string& name, const std::vector<double>& local) = 0;
+  // An N-D array of shape `global_shape` (row-major) of which this rank holds the block at `offset` with
+  // `extent` (its `local` values row-major); blocks must tile the array. Saved as the global array, so any
+  // decomposition can read it back (a 3-D iterate written on 3 ranks resumes on 2 or 4).
+  virtual void block(const std::string& name, const std::vector<std::uint64_t>& global_shape,
+                     const std::vector<std::uint64_t>& offset, const std::vector<std::uint64_t>& extent,
+                     const double* local) = 0;
 };
 
 // Collective, like StateWriter. A distributed array comes back as an even share per rank of the *current*
@@ -36,6 +42,12 @@ class StateReader {
   virtual std::vector<std::uint64_t> distributed_uint64(const std::string& name) = 0;
   virtual std::vector<std::int64_t> distributed_int64(const std::string& name) = 0;
   virtual std::vector<double> distributed_double(const std::string& name) = 0;
+  // This rank's block [offset, offset + extent) of an array saved with StateWriter::block (any blocks: the
+  // decomposition may differ from the writer's). DataError when the saved shape cannot hold the block.
+  virtual std::vector<double> block_double(const std::string& name, const std::vector<std::uint64_t>& offset,
+                                           const std::vector<std::uint64_t>& extent) = 0;
+  // The shape an array was saved with.
+  virtual std::vector<std::uint64_t> shape(const std::string& name) = 0;
 };
 
 }  // namespace skein::engine

@@ -4,7 +4,7 @@
 #include "io/atomic_output.hpp"
 #include "io/h5_summary.hpp"
 #include "io/hdf5.hpp"
-#include "io/jsonl_reader.hpp"
+#include "comm/block_partition.hpp"
 
 #include <unistd.h>
 
@@ -35,6 +35,26 @@ std::uint64_t partial_checksum(const std::vector<T>& local, std::uint64_t first_
   return sum;
 }
 
+// Element (local index) -> global row-major index of a block; the checksum of an N-D block is the 1-D one
+// taken over the global indices, so it does not depend on the decomposition.
+std::uint64_t block_checksum(const double* local, const std::vector<std::uint64_t>& shape,
+                             const std::vector<std::uint64_t>& offset, const std::vector<std::uint64_t>& extent) {
+  std::uint64_t count = 1;
+  for (const auto e : extent) count *= e;
+  std::uint64_t sum = 0;
+  std::vector<std::uint64_t> index(extent.size(), 0);
+  for (std::uint64_t i = 0; i < count; ++i) {
+    std::uint64_t global = 0;
+    for (std::size_t d = 0; d < shape.size(); ++d) global = global * shape[d] + offset[d] + index[d];
+    sum += partial_checksum(std::vector<double>{local[i]}, global);
+    for (std::size_t d = extent.size(); d-- > 0;) {  // row-major odometer
+      if (++index[d] < extent[d]) break;
+      index[d] = 0;
+    }
+  }
+  return sum;
+}
+
 class CheckpointWriter : public engine::StateWriter {
  public:
   CheckpointWriter(const comm::Communicator& comm, H5Writer& h5) : comm_(comm), h5_(h5) {}
@@ -45,6 +65,13 @@ class CheckpointWriter : public engine::StateWriter {
   void distributed(const std::string& name, const std::vector<std::uint64_t>& v) override { write(name, v, false); }
   void distributed(const std::string& name, const std::vector<std::int64_t>& v) override { write(name, v, false); }
   void distributed(const std::string& name, const std::vector<double>& v) override { write(name, v, false); }
+  void block(const std::string& name, const std::vector<std::uint64_t>& global_shape,
+             const std::vector<std::uint64_t>& offset, const std::vector<std::uint64_t>& extent,
+             const double* local) override {
+    h5_.write_block(kState + name, global_shape, offset, extent, local);
+    const std::uint64_t checksum = comm_.allreduce(block_checksum(local, global_shape, offset, extent), comm::Op::sum);
+    h5_.set_attribute(kState + name, "checksum", static_cast<std::int64_t>(checksum));
+  }
 
  private:
   // Every array carries a `checksum` attribute, verified before a checkpoint is used.
@@ -105,6 +132,19 @@ std::uint64_t slice_checksum(const std::string& path, const std::string& name, s
   if (type_class == H5T_FLOAT) return partial_checksum(read_slice<double>(path, name, begin, count), begin);
   if (sign == H5T_SGN_2) return partial_checksum(read_slice<std::int64_t>(path, name, begin, count), begin);
   return partial_checksum(read_slice<std::uint64_t>(path, name, begin, count), begin);
+}
+
+// This rank's even share (by the first dimension) of a /state array, checksummed by global index.
+std::uint64_t share_checksum(const comm::Communicator& comm, const std::string& path, const std::string& name,
+                             const std::vector<std::uint64_t>& shape) {
+  const auto rows = comm::BlockPartition(shape.empty() ? 0 : shape[0], comm.size()).range(comm.rank());
+  if (shape.size() <= 1) return slice_checksum(path, name, rows.begin, rows.end - rows.begin);
+  std::uint64_t row_size = 1;
+  for (std::size_t d = 1; d < shape.size(); ++d) row_size *= shape[d];
+  std::vector<std::uint64_t> offset(shape.size(), 0), extent(shape);
+  offset[0] = rows.begin;
+  extent[0] = rows.end - rows.begin;
+  return partial_checksum(read_block<double>(path, name, offset, extent), rows.begin * row_size);
 }
 
 }  // namespace
@@ -200,8 +240,7 @@ std::string verify_state(const comm::Communicator& comm, const std::string& path
     std::uint64_t checksum = 0, expected = 0;
     try {
       const auto shape = dataset_shape(path, name);
-      const ByteRange share = JsonlShard::rank_range(shape.empty() ? 0 : shape[0], comm.rank(), comm.size());
-      checksum = slice_checksum(path, name, share.begin, share.end - share.begin);
+      checksum = share_checksum(comm, path, name, shape);
       expected = static_cast<std::uint64_t>(read_int64_attribute(path, name, "checksum"));
     } catch (const std::exception&) {
       bad = 1;
@@ -282,7 +321,7 @@ std::vector<T> CheckpointReader::share(const std::string& name) {
   std::vector<T> values;
   comm_.agree([&] {
     const auto shape = dataset_shape(path_, kState + name);
-    const ByteRange share = JsonlShard::rank_range(shape.empty() ? 0 : shape[0], comm_.rank(), comm_.size());
+    const auto share = comm::BlockPartition(shape.empty() ? 0 : shape[0], comm_.size()).range(comm_.rank());
     values = read_slice<T>(path_, kState + name, share.begin, share.end - share.begin);
   });
   return values;
@@ -295,5 +334,18 @@ std::vector<std::int64_t> CheckpointReader::distributed_int64(const std::string&
   return share<std::int64_t>(name);
 }
 std::vector<double> CheckpointReader::distributed_double(const std::string& name) { return share<double>(name); }
+
+std::vector<double> CheckpointReader::block_double(const std::string& name, const std::vector<std::uint64_t>& offset,
+                                                   const std::vector<std::uint64_t>& extent) {
+  std::vector<double> values;
+  comm_.agree([&] { values = read_block<double>(path_, kState + name, offset, extent); });
+  return values;
+}
+
+std::vector<std::uint64_t> CheckpointReader::shape(const std::string& name) {
+  std::vector<std::uint64_t> dims;
+  comm_.agree([&] { dims = dataset_shape(path_, kState + name); });
+  return dims;
+}
 
 }  // namespace skein::io

@@ -58,6 +58,9 @@ class CheckpointReader : public engine::StateReader {
   std::vector<std::uint64_t> distributed_uint64(const std::string& name) override;
   std::vector<std::int64_t> distributed_int64(const std::string& name) override;
   std::vector<double> distributed_double(const std::string& name) override;
+  std::vector<double> block_double(const std::string& name, const std::vector<std::uint64_t>& offset,
+                                   const std::vector<std::uint64_t>& extent) override;
+  std::vector<std::uint64_t> shape(const std::string& name) override;
 
  private:
   template <class T>

@@ -367,6 +367,38 @@ void read_dataset_raw(const std::string& path, const std::string& name, ScalarTy
                name);
 }
 
+void read_block_raw(const std::string& path, const std::string& name, ScalarType type,
+                    const std::vector<std::uint64_t>& offset, const std::vector<std::uint64_t>& extent,
+                    void* buffer) {
+  QuietErrors quiet;
+  H5Handle file = open_for_reading(path);
+  if (!h5_exists(path, name)) throw engine::DataError(path + " has no dataset " + name);
+  H5Handle ds(check_id(H5Dopen2(file.get(), name.c_str(), H5P_DEFAULT), "H5Dopen2", path, name), H5Dclose);
+  H5Handle space(check_id(H5Dget_space(ds.get()), "H5Dget_space", path, name), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  if (rank != static_cast<int>(offset.size()) || extent.size() != offset.size()) {
+    throw engine::DataError(path + ": " + name + " has " + std::to_string(rank) + " dimensions, expected " +
+                            std::to_string(offset.size()));
+  }
+  std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
+  H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  std::uint64_t count = 1;
+  for (std::size_t d = 0; d < dims.size(); ++d) {
+    if (offset[d] + extent[d] > dims[d]) {
+      throw engine::DataError(path + ": " + name + " is too small for the block asked for (dimension " +
+                              std::to_string(d) + " has " + std::to_string(dims[d]) + ")");
+    }
+    count *= extent[d];
+  }
+  if (count == 0) return;
+  const std::vector<hsize_t> start(offset.begin(), offset.end()), block(extent.begin(), extent.end());
+  check_status(H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start.data(), nullptr, block.data(), nullptr),
+               "H5Sselect_hyperslab", path, name);
+  H5Handle memory(check_id(H5Screate_simple(rank, block.data(), nullptr), "H5Screate_simple", path, name), H5Sclose);
+  check_status(H5Dread(ds.get(), native_type(type), memory.get(), space.get(), H5P_DEFAULT, buffer), "H5Dread",
+               path, name);
+}
+
 }  // namespace detail
 
 bool h5_exists(const std::string& path, const std::string& object, const std::string& attribute) {

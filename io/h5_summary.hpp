@@ -26,7 +26,23 @@ H5Handle open_for_reading(const std::string& path);
 // Reads the whole dataset converted to `type`; `allocate(count)` returns room for `count` elements.
 void read_dataset_raw(const std::string& path, const std::string& name, ScalarType type,
                       const std::function<void*(std::uint64_t)>& allocate);
+// Reads the block [offset, offset + extent) of an N-D dataset, converted to `type`, into `buffer`
+// (row-major); DataError when the dataset is missing, has another rank, or is too small.
+void read_block_raw(const std::string& path, const std::string& name, ScalarType type,
+                    const std::vector<std::uint64_t>& offset, const std::vector<std::uint64_t>& extent,
+                    void* buffer);
 }  // namespace detail
+
+// One rank's block of an N-D dataset (serial read of a hyperslab, so each rank reads exactly its part).
+template <class T>
+std::vector<T> read_block(const std::string& path, const std::string& name, const std::vector<std::uint64_t>& offset,
+                          const std::vector<std::uint64_t>& extent) {
+  std::uint64_t count = 1;
+  for (const auto e : extent) count *= e;
+  std::vector<T> values(static_cast<std::size_t>(count));
+  detail::read_block_raw(path, name, detail::scalar_type_of<T>(), offset, extent, values.data());
+  return values;
+}
 
 // A whole dataset, flattened row-major and converted to T (DataError if the file or dataset is missing).
 template <class T>

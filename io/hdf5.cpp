@@ -2,8 +2,14 @@
 
 #include "engine/error.hpp"
 #include "engine/log.hpp"
+#include "io/file_space.hpp"
+
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <mutex>
 
 namespace skein::io {
 
@@ -162,21 +168,69 @@ H5Writer::H5Writer(const comm::Communicator& comm, const std::string& path) : co
     check_status(H5Pset_all_coll_metadata_ops(fapl.get(), true), "H5Pset_all_coll_metadata_ops", path_, "");
     check_status(H5Pset_coll_metadata_write(fapl.get(), true), "H5Pset_coll_metadata_write", path_, "");
 #endif
-    file_ = H5Handle(
-        check_id(H5Fcreate(path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), "H5Fcreate", path_, ""),
-        H5Fclose);
+    const hid_t file = H5Fcreate(path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
+    if (file < 0) {
+      const std::string why = detail::h5_error_text();
+      auto dir = std::filesystem::path(path_).parent_path();
+      if (dir.empty()) dir = ".";
+      if (::access(dir.c_str(), W_OK) != 0) throw_write_error(path_, errno, "cannot create it");
+      throw_write_error(path_, 0, "HDF5 H5Fcreate failed: " + why);
+    }
+    file_ = H5Handle(file, H5Fclose);
     dxpl_ = H5Handle(check_id(H5Pcreate(H5P_DATASET_XFER), "H5Pcreate", path_, ""), H5Pclose);
     check_status(H5Pset_dxpl_mpio(dxpl_.get(), H5FD_MPIO_COLLECTIVE), "H5Pset_dxpl_mpio", path_, "");
   });
 }
 
+namespace {
+
+// Files whose writer was destroyed while open; closed collectively by close_abandoned_files().
+struct AbandonedFile {
+  H5Handle file;
+  std::string path;
+};
+std::vector<AbandonedFile>& abandoned_files() {
+  static std::vector<AbandonedFile> files;
+  return files;
+}
+
+}  // namespace
+
 H5Writer::~H5Writer() {
   if (!file_) return;
-  try {
-    close();
-  } catch (const std::exception& e) {
-    engine::Log::rank_log().warn("closing {} failed: {}", path_, e.what());
+  dxpl_.reset();  // a property list is local
+  abandoned_files().push_back({std::move(file_), path_});
+}
+
+int close_abandoned_files() {
+  auto& files = abandoned_files();
+  int closed = 0;
+  for (auto& abandoned : files) {
+    detail::QuietErrors quiet;
+    // Collective: every rank abandoned the same files in the same order.
+    if (abandoned.file.close() < 0) {
+      engine::Log::rank_log().warn("closing abandoned {} failed: {}", abandoned.path, detail::h5_error_text());
+    }
+    ++closed;
   }
+  files.clear();
+  return closed;
+}
+
+std::uint64_t H5Writer::allocated_end() const {
+  // HDF5 will not tell the end of allocation of an MPI-IO file (H5Fget_eoa and H5Fget_filesize refuse on
+  // one rank), so it is estimated: past the end of the last dataset's data, the metadata HDF5 still holds
+  // in its cache and writes when closing — at most what was written as attributes and names, with room.
+  return data_end_ + 64 * 1024 + 2 * metadata_bytes_;
+}
+
+void H5Writer::reserve_space() {
+  comm_.agree([&] {
+    if (comm_.rank() != 0) return;
+    detail::QuietErrors quiet;
+    if (!file_) throw engine::InternalError("H5Writer: " + path_ + " is already closed");
+    reserve_file_space(path_, allocated_end());
+  });
 }
 
 bool H5Writer::exists(const std::string& object_path) const {
@@ -198,6 +252,7 @@ void H5Writer::ensure_group(const std::string& group) {
     const htri_t found = H5Lexists(file_.get(), prefix.c_str(), H5P_DEFAULT);
     check_status(found < 0 ? -1 : 0, "H5Lexists", path_, prefix);
     if (found > 0) continue;
+    metadata_bytes_ += 1024 + prefix.size();  // an object header, a link, a local heap
     H5Handle created(check_id(H5Gcreate2(file_.get(), prefix.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                               "H5Gcreate2", path_, prefix),
                      H5Gclose);
@@ -228,6 +283,7 @@ H5Handle H5Writer::create_dataset(const std::string& dataset, hid_t file_type,
     check_status(H5Pset_layout(dcpl.get(), H5D_CONTIGUOUS), "H5Pset_layout", path_, name);
     check_status(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER), "H5Pset_fill_time", path_, name);
   }
+  metadata_bytes_ += 1024 + name.size();
   return H5Handle(check_id(H5Dcreate2(file_.get(), name.c_str(), file_type, space.get(), H5P_DEFAULT,
                                       dcpl.get(), H5P_DEFAULT),
                            "H5Dcreate2", path_, name),
@@ -264,13 +320,26 @@ void H5Writer::write_array(const std::string& dataset, detail::ScalarType type, 
   const std::uint64_t rounds =
       comm_.allreduce<std::uint64_t>((my_rows + rows_per_write - 1) / rows_per_write, comm::Op::max);
 
+  const hid_t mem_type = detail::native_type(type);
+  H5Handle ds;
   comm_.agree([&] {
     detail::QuietErrors quiet;
-    const hid_t mem_type = detail::native_type(type);
     std::vector<hsize_t> dims{global_rows};
     if (two_d) dims.push_back(cols);
-    H5Handle ds = create_dataset(name, mem_type, dims, /*contiguous_no_fill=*/true);
-    if (global_rows == 0 || cols == 0) return;
+    ds = create_dataset(name, mem_type, dims, /*contiguous_no_fill=*/true);
+    // The dataset's blocks exist before any rank writes into them: a full disk fails here, on rank 0,
+    // before HDF5 has written anything it would need to undo.
+    if (global_rows > 0 && cols > 0) {
+      const haddr_t address = H5Dget_offset(ds.get());
+      if (address != HADDR_UNDEF) {
+        data_end_ = std::max<std::uint64_t>(data_end_, address + global_rows * cols * detail::type_size(type));
+      }
+      if (comm_.rank() == 0) reserve_file_space(path_, allocated_end());
+    }
+  });
+  if (global_rows == 0 || cols == 0) return;
+  comm_.agree([&] {
+    detail::QuietErrors quiet;
     H5Handle file_space(check_id(H5Dget_space(ds.get()), "H5Dget_space", path_, name), H5Sclose);
     const int rank = two_d ? 2 : 1;
     static const char dummy[8] = {};
@@ -292,8 +361,9 @@ void H5Writer::write_array(const std::string& dataset, detail::ScalarType type, 
                      "H5Sselect_hyperslab", path_, name);
         buffer = static_cast<const char*>(data) + begin * cols * detail::type_size(type);
       }
-      check_status(H5Dwrite(ds.get(), mem_type, mem_space.get(), file_space.get(), dxpl_.get(), buffer),
-                   "H5Dwrite", path_, name);
+      if (H5Dwrite(ds.get(), mem_type, mem_space.get(), file_space.get(), dxpl_.get(), buffer) < 0) {
+        throw_write_error(path_, 0, "HDF5 H5Dwrite of '" + name + "' failed: " + detail::h5_error_text());
+      }
       // HDF5 silently falls back to independent I/O in some cases (pitfall 2); make that visible.
       std::uint32_t local_cause = 0;
       std::uint32_t global_cause = 0;
@@ -303,6 +373,77 @@ void H5Writer::write_array(const std::string& dataset, detail::ScalarType type, 
                                       global_cause);
         reported = true;
       }
+    }
+  });
+}
+
+void H5Writer::write_nd(const std::string& dataset, detail::ScalarType type,
+                        const std::vector<std::uint64_t>& global_shape, const std::vector<std::uint64_t>& offset,
+                        const std::vector<std::uint64_t>& extent, const void* data) {
+  const std::string name = normalize(dataset);
+  const std::size_t rank = global_shape.size();
+  comm_.agree([&] {
+    if (rank == 0 || offset.size() != rank || extent.size() != rank) {
+      throw engine::InternalError("H5Writer: '" + name + "' in " + path_ + ": shape, offset and extent differ in rank");
+    }
+    for (std::size_t d = 0; d < rank; ++d) {
+      if (offset[d] + extent[d] > global_shape[d]) {
+        throw engine::InternalError("H5Writer: the block of '" + name + "' in " + path_ + " lies outside its shape");
+      }
+    }
+  });
+  std::uint64_t local_count = 1, global_count = 1;
+  for (std::size_t d = 0; d < rank; ++d) {
+    local_count *= extent[d];
+    global_count *= global_shape[d];
+  }
+  // The shape must be the same everywhere: compare every rank's against rank 0's.
+  std::vector<std::uint64_t> shape0 = global_shape;
+  comm_.bcast(shape0.data(), shape0.size(), 0);
+  if (comm_.allreduce(static_cast<int>(shape0 != global_shape), comm::Op::max) != 0) {
+    engine::throw_agreed_error(engine::ExitCode::internal,
+                               "H5Writer: ranks passed different shapes for '" + name + "' in " + path_);
+  }
+  if (local_count * detail::type_size(type) > (std::uint64_t{1} << 31)) {
+    engine::throw_agreed_error(engine::ExitCode::internal,
+                               "H5Writer: a block of more than 2 GiB per rank for '" + name + "' in " + path_);
+  }
+  const hid_t mem_type = detail::native_type(type);
+  H5Handle ds;
+  comm_.agree([&] {
+    detail::QuietErrors quiet;
+    const std::vector<hsize_t> dims(global_shape.begin(), global_shape.end());
+    ds = create_dataset(name, mem_type, dims, /*contiguous_no_fill=*/true);
+    if (global_count > 0) {
+      const haddr_t address = H5Dget_offset(ds.get());
+      if (address != HADDR_UNDEF) {
+        data_end_ = std::max<std::uint64_t>(data_end_, address + global_count * detail::type_size(type));
+      }
+      if (comm_.rank() == 0) reserve_file_space(path_, allocated_end());
+    }
+  });
+  if (global_count == 0) return;
+  comm_.agree([&] {
+    detail::QuietErrors quiet;
+    H5Handle file_space(check_id(H5Dget_space(ds.get()), "H5Dget_space", path_, name), H5Sclose);
+    std::vector<hsize_t> start(offset.begin(), offset.end()), count(extent.begin(), extent.end());
+    std::vector<hsize_t> mem_dims(count);
+    for (auto& d : mem_dims) d = std::max<hsize_t>(d, 1);
+    H5Handle mem_space(check_id(H5Screate_simple(static_cast<int>(rank), mem_dims.data(), nullptr),
+                                "H5Screate_simple", path_, name),
+                       H5Sclose);
+    static const char dummy[8] = {};
+    const void* buffer = data;
+    if (local_count == 0) {
+      check_status(H5Sselect_none(mem_space.get()), "H5Sselect_none", path_, name);
+      check_status(H5Sselect_none(file_space.get()), "H5Sselect_none", path_, name);
+      buffer = dummy;
+    } else {
+      check_status(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr),
+                   "H5Sselect_hyperslab", path_, name);
+    }
+    if (H5Dwrite(ds.get(), mem_type, mem_space.get(), file_space.get(), dxpl_.get(), buffer) < 0) {
+      throw_write_error(path_, 0, "HDF5 H5Dwrite of '" + name + "' failed: " + detail::h5_error_text());
     }
   });
 }
@@ -337,6 +478,7 @@ void H5Writer::set_attribute(const std::string& object_path, const std::string& 
     if (found > 0) check_status(H5Adelete(obj.get(), name.c_str()), "H5Adelete", path_, object + "@" + name);
     H5Handle type = vl_string_type(path_);
     H5Handle space(check_id(H5Screate(H5S_SCALAR), "H5Screate", path_, object), H5Sclose);
+    metadata_bytes_ += 256 + name.size() + value.size();
     H5Handle attr(
         check_id(H5Acreate2(obj.get(), name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
                  "H5Acreate2", path_, object + "@" + name),
@@ -364,6 +506,7 @@ void H5Writer::set_scalar_attribute(const std::string& object_path, const std::s
     if (found > 0) check_status(H5Adelete(obj.get(), name.c_str()), "H5Adelete", path_, object + "@" + name);
     const hid_t h5type = detail::native_type(type);
     H5Handle space(check_id(H5Screate(H5S_SCALAR), "H5Screate", path_, object), H5Sclose);
+    metadata_bytes_ += 256 + name.size();
     H5Handle attr(check_id(H5Acreate2(obj.get(), name.c_str(), h5type, space.get(), H5P_DEFAULT, H5P_DEFAULT),
                            "H5Acreate2", path_, object + "@" + name),
                   H5Aclose);
@@ -373,6 +516,12 @@ void H5Writer::set_scalar_attribute(const std::string& object_path, const std::s
 
 void H5Writer::write_pending_strings() {
   detail::QuietErrors quiet;
+  // The strings go to a heap at the end of the file: reserve their room first (see allocated_end()).
+  std::uint64_t string_bytes = 0;
+  for (const auto& [name, values] : pending_strings_) {
+    for (const auto& v : values) string_bytes += v.size() + 32;
+  }
+  reserve_file_space(path_, std::filesystem::file_size(path_) + 64 * 1024 + 2 * string_bytes);
   // Serial (sec2) open by rank 0 alone: the parallel file is closed on every rank by now.
   H5Handle file(check_id(H5Fopen(path_.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), "H5Fopen", path_, ""), H5Fclose);
   H5Handle type = vl_string_type(path_);
@@ -382,19 +531,23 @@ void H5Writer::write_pending_strings() {
     std::vector<const char*> pointers;
     pointers.reserve(values.size());
     for (const auto& v : values) pointers.push_back(v.c_str());
-    check_status(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, pointers.data()), "H5Dwrite",
-                 path_, name);
+    if (H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, pointers.data()) < 0) {
+      throw_write_error(path_, 0, "HDF5 H5Dwrite of '" + name + "' failed: " + detail::h5_error_text());
+    }
   }
   pending_strings_.clear();
-  check_status(file.close(), "H5Fclose", path_, "");
+  if (file.close() < 0) throw_write_error(path_, 0, "HDF5 H5Fclose failed: " + detail::h5_error_text());
 }
 
 void H5Writer::close() {
   if (!file_) return;
+  // HDF5 writes its metadata while closing; with the blocks reserved first, a full disk is an agreed
+  // error here rather than a failure inside HDF5's collective close, where ranks would part ways and hang.
+  reserve_space();
   comm_.agree([&] {
     detail::QuietErrors quiet;
     dxpl_.reset();
-    check_status(file_.close(), "H5Fclose", path_, "");
+    if (file_.close() < 0) throw_write_error(path_, 0, "HDF5 H5Fclose failed: " + detail::h5_error_text());
   });
   comm_.agree([&] {
     if (!pending_strings_.empty()) write_pending_strings();

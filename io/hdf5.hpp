@@ -100,14 +100,16 @@ std::size_t type_size(ScalarType type);
 // it in the same order with the same dataset names (the data differ). Datasets are contiguous and
 // unfiltered, written with collective MPI-IO in global index space, so the file's contents do not depend
 // on the number of ranks. Groups are created on demand ("/selected/file_index" creates "/selected").
-// Errors are agreed across ranks: an HDF5 failure on any rank throws the same engine::InternalError on
-// all. Close (or destroy) the writer on every rank before AtomicOutput::commit().
+// Errors are agreed across ranks: an HDF5 failure on any rank throws the same typed error on all (IoError,
+// exit 74, naming the file and the cause, for a failed write or close). Disk space for each dataset is
+// reserved before its data is written, so a full disk is found before HDF5's own state can go wrong.
+// Close the writer with close() on every rank before OutputSet/AtomicOutput::commit().
 class H5Writer {
  public:
   // Creates (truncates) `path`.
   H5Writer(const comm::Communicator& comm, const std::string& path);
-  // Closes the file if close() was not called; errors are logged, not thrown. Runs collectives: when an
-  // error leaves the scope, it must be one every rank agreed on (comm.agree), or the ranks hang here.
+  // Never communicates: it may run while one rank unwinds from an error the others do not know about.
+  // A file still open here (close() was not reached) is left for close_abandoned_files().
   ~H5Writer();
   H5Writer(const H5Writer&) = delete;
   H5Writer& operator=(const H5Writer&) = delete;
@@ -146,6 +148,16 @@ class H5Writer {
     write_array(dataset, detail::scalar_type_of<T>(), values, rows, cols, /*two_d=*/true,
                 /*replicated=*/true);
   }
+  // N-D dataset of shape `global_shape` (row-major, C order) of which this rank writes the block at
+  // `offset` with `extent` (its elements contiguous, row-major, in `local`); blocks of different ranks must
+  // not overlap and together should cover the array. An empty extent writes nothing. Every rank passes the
+  // same global shape. Used for 3-D fields of a domain decomposition: the file is the global array.
+  template <class T>
+  void write_block(const std::string& dataset, const std::vector<std::uint64_t>& global_shape,
+                   const std::vector<std::uint64_t>& offset, const std::vector<std::uint64_t>& extent,
+                   const T* local) {
+    write_nd(dataset, detail::scalar_type_of<T>(), global_shape, offset, extent, local);
+  }
   // A replicated list of variable-length UTF-8 strings. Parallel HDF5 cannot write variable-length data
   // through MPI-IO, so the dataset is created now and rank 0 fills it in close(), after the collective
   // close, with a serial open; attributes may be set on it meanwhile.
@@ -172,10 +184,15 @@ class H5Writer {
 
   // Collective close (then rank 0 writes pending string datasets); idempotent.
   void close();
+  // Rank 0 makes sure the file's blocks up to its current end of allocation exist on disk (IoError if not).
+  void reserve_space();
 
  private:
   void write_array(const std::string& dataset, detail::ScalarType type, const void* data, std::uint64_t rows,
                    std::uint64_t cols, bool two_d, bool replicated);
+  void write_nd(const std::string& dataset, detail::ScalarType type, const std::vector<std::uint64_t>& global_shape,
+                const std::vector<std::uint64_t>& offset, const std::vector<std::uint64_t>& extent,
+                const void* data);
   void set_scalar_attribute(const std::string& object_path, const std::string& name, detail::ScalarType type,
                             const void* value);
   bool exists(const std::string& object_path) const;
@@ -183,12 +200,21 @@ class H5Writer {
   detail::H5Handle create_dataset(const std::string& dataset, hid_t file_type,
                                   const std::vector<hsize_t>& dims, bool contiguous_no_fill);
   void write_pending_strings();
+  std::uint64_t allocated_end() const;
 
   const comm::Communicator& comm_;
   std::string path_;
   detail::H5Handle file_;
   detail::H5Handle dxpl_;
   std::vector<std::pair<std::string, std::vector<std::string>>> pending_strings_;  // rank 0 only
+  std::uint64_t data_end_ = 0;        // end of the last dataset's data in the file
+  std::uint64_t metadata_bytes_ = 0;  // attribute values and object names written so far
 };
+
+// Collective over the communicators the abandoned writers used (every rank must call it with the same
+// set, which holds when writers are created collectively). Closes the files of H5Writers destroyed without
+// close() because an error unwound through them, so that HDF5 never closes a file from MPI_Finalize. Call
+// it after the error was agreed, before MPI is finalized; failures are logged. Returns how many it closed.
+int close_abandoned_files();
 
 }  // namespace skein::io

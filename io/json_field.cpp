@@ -193,6 +193,8 @@ JsonFieldReader::Status JsonFieldReader::read(std::string_view bytes, const char
   std::string& scratch = impl_->scratch;
   out.clear();
   if (!bytes.empty() && bytes.back() == '\r') bytes.remove_suffix(1);
+  // A UTF-8 byte-order mark (Windows editors write one at the start of a file) is not part of the JSON.
+  if (bytes.size() >= 3 && bytes.compare(0, 3, "\xEF\xBB\xBF") == 0) bytes.remove_prefix(3);
   if (blank(bytes)) return Status::empty_line;
 
   const char* data = bytes.data();

@@ -6,6 +6,8 @@
 #include "engine/error.hpp"
 #include "engine/log.hpp"
 #include "io/h5_summary.hpp"
+#include "io/hdf5.hpp"
+#include "io/output_dir.hpp"
 #include "jobs/registry.hpp"
 #include "jobs/runner.hpp"
 
@@ -18,6 +20,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <random>
 #include <sstream>
 
 namespace skein::jobs {
@@ -40,7 +43,7 @@ constexpr const char* kUsage =
     "\n"
     "`skein COMMAND --help` and `skein run JOB --help` tell more.\n"
     "exit codes: 0 done, 2 usage or config error, 65 bad input data, 70 internal error,\n"
-    "            75 checkpointed for requeue\n";
+    "            74 cannot write outputs or checkpoints (disk full, permission), 75 checkpointed for requeue\n";
 
 std::string job_names() {
   std::string names;
@@ -97,29 +100,24 @@ int inspect(const comm::Communicator& world, const std::vector<std::string>& arg
   return 0;
 }
 
-void make_directories(const std::string& path) {
-  std::string partial;
-  std::istringstream parts(path);
-  std::string part;
-  if (!path.empty() && path[0] == '/') partial = "/";
-  while (std::getline(parts, part, '/')) {
-    if (part.empty()) continue;
-    partial += part + "/";
-    if (::mkdir(partial.c_str(), 0775) != 0 && errno != EEXIST) {
-      throw UsageError("cannot create output directory " + partial + ": " + std::strerror(errno));
-    }
-  }
+// Words that are not options are mistakes (`skein run dsir my.ini`); say what was probably meant.
+void reject_positional(const std::vector<std::string>& words, const std::string& job) {
+  if (words.empty()) return;
+  const std::string& word = words.front();
+  std::string hint;
   struct stat info{};
-  if (::stat(path.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
-    throw UsageError("output path " + path + " is not a directory");
+  if (word.size() > 4 && word.compare(word.size() - 4, 4, ".ini") == 0 && ::stat(word.c_str(), &info) == 0) {
+    hint = "; did you mean `--config " + word + "`?";
   }
+  throw UsageError("run " + job + ": unexpected argument '" + word + "'" + hint +
+                   " (options start with --; `skein run " + job + " --help` lists them)");
 }
 
 int run(const comm::Communicator& world, const std::vector<std::string>& args) {
   const auto started = std::chrono::steady_clock::now();
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     if (world.rank() == 0) {
-      std::cout << "usage: skein run JOB [--config FILE.ini] [--JOB.KEY=VALUE ...] [--out DIR] [--resume]\n"
+      std::cout << "usage: skein run JOB [--config FILE.ini] [--JOB.KEY=VALUE ...] [--out DIR] [--resume|--fresh]\n"
                    "                     [--checkpoint-every SECONDS] [--checkpoint-steps N] [--log-level L]\n"
                    "                     [--debug-log DIR]\n\njobs: "
                 << job_names() << "\n`skein run JOB --help` lists the job's config keys.\n";
@@ -137,6 +135,7 @@ int run(const comm::Communicator& world, const std::vector<std::string>& args) {
       "log-level", po::value<std::string>()->default_value("info"), "error|warn|info|debug")(
       "debug-log", po::value<std::string>()->default_value(""), "directory for per-rank debug logs")(
       "resume", "continue from the newest valid checkpoint in --out (start fresh if there is none)")(
+      "fresh", "start from the beginning even though --out holds a checkpoint (it is deleted)")(
       "checkpoint-every", po::value<double>()->default_value(0), "checkpoint every SECONDS (0: only on a signal)")(
       "checkpoint-steps", po::value<std::int64_t>()->default_value(0), "checkpoint every N steps (0: never)");
   po::options_description job_keys(name + " keys");
@@ -145,7 +144,7 @@ int run(const comm::Communicator& world, const std::vector<std::string>& args) {
     job_keys.add_options()((name + "." + key.name).c_str(), po::value<std::string>(), key.help.c_str());
     valid.push_back("--" + name + "." + key.name);
   }
-  for (const char* option : {"--help", "--config", "--out", "--log-level", "--debug-log", "--resume",
+  for (const char* option : {"--help", "--config", "--out", "--log-level", "--debug-log", "--resume", "--fresh",
                              "--checkpoint-every", "--checkpoint-steps"}) {
     valid.push_back(option);
   }
@@ -155,7 +154,9 @@ int run(const comm::Communicator& world, const std::vector<std::string>& args) {
   po::variables_map vm;
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   try {
-    po::store(po::command_line_parser(rest).options(all).run(), vm);
+    const po::parsed_options parsed = po::command_line_parser(rest).options(all).run();
+    po::store(parsed, vm);
+    reject_positional(po::collect_unrecognized(parsed.options, po::include_positional), name);
   } catch (const po::unknown_option& e) {
     const std::string suggestion = engine::closest_match(e.get_option_name(), valid);
     throw UsageError("unknown option '" + e.get_option_name() + "'" +
@@ -183,20 +184,35 @@ int run(const comm::Communicator& world, const std::vector<std::string>& args) {
   const std::string out_dir = vm["out"].as<std::string>();
   const std::string debug_dir = vm["debug-log"].as<std::string>();
 
-  // Rank 0 reads the file and creates the directories; every rank sees the same text.
+  if (vm.count("resume") && vm.count("fresh")) throw UsageError("--resume and --fresh exclude each other");
+
+  // Rank 0 reads the file and creates the log directory; every rank sees the same text.
   std::string ini_text;
   world.agree([&] {
     if (world.rank() != 0) return;
     if (!config_path.empty()) ini_text = engine::read_config_file(config_path);
-    make_directories(out_dir);
-    if (!debug_dir.empty()) make_directories(debug_dir);
+    if (!debug_dir.empty()) {
+      try {
+        io::make_directories(debug_dir);
+      } catch (const engine::Error& e) {
+        throw UsageError(std::string("--debug-log: ") + e.what());
+      }
+    }
   });
   world.bcast(ini_text, 0);
   engine::Log::setup(world.rank(), world.size(), level, debug_dir);
 
   engine::Config config;
   std::unique_ptr<engine::Job> job;
-  const JobEnv env{world, config, out_dir, started};
+  std::string run_id;
+  if (world.rank() == 0) {
+    std::random_device entropy;
+    char text[17];
+    std::snprintf(text, sizeof text, "%08x%08x", entropy(), entropy());
+    run_id = text;
+  }
+  world.bcast(run_id, 0);
+  const JobEnv env{world, config, out_dir, started, run_id};
   world.agree([&] {
     config = engine::Config::resolve(name, entry.spec.keys, ini_text, config_path, overrides);
     job = entry.make(env);
@@ -210,8 +226,14 @@ int run(const comm::Communicator& world, const std::vector<std::string>& args) {
   }
   engine::Log::rank_log().debug("resolved config:\n{}", config.to_ini());
 
+  // The output folder is checked (writable, not in use, no stale temporaries) before any work.
+  std::vector<std::string> outputs = entry.spec.outputs;
+  for (const char* name : {"checkpoint.h5", "checkpoint.prev.h5"}) outputs.push_back(name);
+  const io::OutputDir output_dir(world, out_dir, outputs);
+
   RunOptions options;
   options.resume = vm.count("resume") > 0;
+  options.fresh = vm.count("fresh") > 0;
   options.checkpoint_every_seconds = vm["checkpoint-every"].as<double>();
   options.checkpoint_every_steps = vm["checkpoint-steps"].as<std::int64_t>();
   if (options.checkpoint_every_seconds < 0 || options.checkpoint_every_steps < 0) {
@@ -263,12 +285,16 @@ int dispatch(const comm::Communicator& world, int argc, char** argv) {
 int run_cli(int argc, char** argv) {
   const comm::Communicator world(MPI_COMM_WORLD);
   try {
-    return dispatch(world, argc, argv);
+    const int code = dispatch(world, argc, argv);
+    io::close_abandoned_files();
+    return code;
   } catch (const engine::Error& e) {
     // Deterministic errors (bad command line) are the same on every rank, and agreed errors have been
     // replayed on every rank: rank 0 reports and all end normally. Anything else ends all ranks now.
     const bool everywhere = e.agreed() || world.size() == 1 || e.code() == engine::ExitCode::usage;
     if (everywhere) {
+      // Every rank is here: HDF5 files an error left open are closed now, not from MPI_Finalize.
+      if (e.agreed() || world.size() == 1) io::close_abandoned_files();
       const bool stopped = e.code() == engine::ExitCode::checkpointed;
       if (world.rank() == 0) std::cerr << (stopped ? "skein: " : "skein: error: ") << e.what() << std::endl;
       return static_cast<int>(e.code());

@@ -15,6 +15,7 @@ struct JobEnv {
   const engine::Config& config;
   std::string out_dir;
   std::chrono::steady_clock::time_point started;  // for the wall_seconds output attribute
+  std::string run_id;                              // random, the same on every rank; in every output
 };
 
 }  // namespace skein::jobs

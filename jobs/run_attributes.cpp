@@ -14,6 +14,7 @@ void write_run_attributes(io::H5Writer& h5, const JobEnv& env, std::uint64_t see
   h5.set_attribute("/", "status", status);
   h5.set_attribute("/", "seed", static_cast<std::int64_t>(seed));
   h5.set_attribute("/", "wall_seconds", wall_seconds);
+  h5.set_attribute("/", "run_id", env.run_id);
 }
 
 }  // namespace skein::jobs

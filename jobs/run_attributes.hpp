@@ -9,7 +9,7 @@
 
 namespace skein::jobs {
 
-// skein_version, job, config (resolved INI), ranks, status, seed, wall_seconds (since the run started).
+// skein_version, job, config (resolved INI), ranks, status, seed, wall_seconds (since the run started), run_id.
 void write_run_attributes(io::H5Writer& h5, const JobEnv& env, std::uint64_t seed, const std::string& status);
 
 }  // namespace skein::jobs

@@ -10,8 +10,10 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <map>
 #include <sstream>
+#include <thread>
 
 namespace skein::jobs {
 
@@ -87,6 +89,45 @@ Fault fault_from_environment() {
   return fault;
 }
 
+std::string fmt_seconds(double seconds) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f s", seconds);
+  return text;
+}
+
+// Refuses to start over a checkpoint unless told to (--fresh deletes it), naming its step and age.
+void check_fresh_start(const comm::Communicator& comm, const std::string& out_dir, bool fresh) {
+  comm.agree([&] {
+    if (comm.rank() != 0) return;
+    const std::vector<std::string> paths = {io::checkpoint_path(out_dir), io::previous_checkpoint_path(out_dir)};
+    if (fresh) {
+      for (const auto& path : paths) {
+        if (::unlink(path.c_str()) == 0) engine::Log::user().info("--fresh: deleted {}", path);
+      }
+      return;
+    }
+    for (const auto& path : paths) {
+      if (::access(path.c_str(), F_OK) != 0) continue;
+      std::string what;
+      try {
+        const io::CheckpointInfo info = io::read_checkpoint_info(path);
+        what = "a checkpoint of " + info.job + " at step " + std::to_string(info.step) + ", written " +
+               engine::human_duration(unix_now() - info.written_unix) + " ago";
+      } catch (const std::exception& e) {
+        what = "a checkpoint that cannot be used (" + std::string(e.what()) + ")";
+      }
+      throw engine::UsageError(path + " is " + what + "; continue it with --resume, or start over with --fresh " +
+                               "(which deletes it), or choose another --out");
+    }
+  });
+}
+
+// When the ranks next agree on stopping and checkpointing. Agreement is an allreduce, which costs more
+// than a step of a small solve, so it happens about every kAgreementSeconds, every rank counting the same
+// steps: the interval is chosen from the slowest rank's step time at the previous agreement.
+constexpr double kAgreementSeconds = 0.2;
+constexpr std::int64_t kMaxStepsBetweenAgreements = 1000;
+
 }  // namespace
 
 void run_job(engine::Job& job, const JobEnv& env, const std::vector<engine::ConfigKey>& keys,
@@ -95,6 +136,10 @@ void run_job(engine::Job& job, const JobEnv& env, const std::vector<engine::Conf
   auto& log = engine::Log::user();
   engine::install_stop_signal_handlers();
   const Fault fault = fault_from_environment();
+  const bool faults = !fault.kind.empty();
+  // Test hook: SKEIN_TEST_STEP_DELAY=SECONDS slows every step, so a test can signal a run mid-way.
+  const char* delay_text = std::getenv("SKEIN_TEST_STEP_DELAY");
+  const double step_delay = delay_text != nullptr ? std::atof(delay_text) : 0.0;
 
   std::int64_t step = 0;
   bool resumed = false;
@@ -114,12 +159,18 @@ void run_job(engine::Job& job, const JobEnv& env, const std::vector<engine::Conf
     } else {
       log.info("no checkpoint in {}/: starting from the beginning", env.out_dir);
     }
+  } else {
+    check_fresh_start(comm, env.out_dir, options.fresh);
   }
   if (!resumed) job.load();
 
-  auto last_checkpoint = std::chrono::steady_clock::now();
+  using Clock = std::chrono::steady_clock;
+  auto last_checkpoint = Clock::now();
+  double last_checkpoint_seconds = -1;  // how long the last checkpoint took (max over ranks); -1: none yet
+  std::int64_t last_checkpoint_step = -1;
   std::int64_t steps_since_checkpoint = 0;
   auto checkpoint = [&] {
+    const auto begin = Clock::now();
     io::CheckpointInfo info;
     info.job = env.config.section();
     info.step = step;
@@ -130,38 +181,85 @@ void run_job(engine::Job& job, const JobEnv& env, const std::vector<engine::Conf
     info.seed = static_cast<std::int64_t>(job.seed());
     info.written_unix = comm.allreduce(unix_now(), comm::Op::max);
     io::write_checkpoint(comm, env.out_dir, info, [&](engine::StateWriter& state) { job.save_state(state); });
-    last_checkpoint = std::chrono::steady_clock::now();
+    last_checkpoint = Clock::now();
+    last_checkpoint_seconds =
+        comm.allreduce(std::chrono::duration<double>(last_checkpoint - begin).count(), comm::Op::max);
+    last_checkpoint_step = step;
     steps_since_checkpoint = 0;
-    engine::Log::rank_log().debug("checkpoint written at step {}", step);
+    engine::Log::rank_log().debug("checkpoint written at step {} in {:.3f} s", step, last_checkpoint_seconds);
   };
 
+  std::int64_t next_agreement = step + 1;
+  auto interval_start = Clock::now();
+  std::int64_t interval_first_step = step;
   while (true) {
-    if (fault.rank == comm.rank() && fault.step == step) {
-      if (fault.kind == "kill") ::raise(SIGKILL);
-      if (fault.kind == "abort") throw engine::InternalError("injected fault (SKEIN_FAULT) on this rank only");
-    }
-    bool done = false;
-    comm.agree([&] {
-      if (fault.kind == "throw" && fault.rank == comm.rank() && fault.step == step) {
-        throw engine::InternalError("injected fault (SKEIN_FAULT) at step " + std::to_string(step));
+    if (faults) {
+      if (fault.rank == comm.rank() && fault.step == step) {
+        if (fault.kind == "kill") ::raise(SIGKILL);
+        if (fault.kind == "abort") throw engine::InternalError("injected fault (SKEIN_FAULT) on this rank only");
       }
-    });
-    done = job.step();
+      comm.agree([&] {
+        if (fault.kind == "throw" && fault.rank == comm.rank() && fault.step == step) {
+          throw engine::InternalError("injected fault (SKEIN_FAULT) at step " + std::to_string(step));
+        }
+      });
+    }
+    const bool done = job.step();
+    if (step_delay > 0) std::this_thread::sleep_for(std::chrono::duration<double>(step_delay));
     ++step;
     ++steps_since_checkpoint;
     if (done) break;
-    const double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_checkpoint).count();
-    int flags[2] = {engine::received_stop_signal(),
-                    (options.checkpoint_every_seconds > 0 && since >= options.checkpoint_every_seconds) ||
-                        (options.checkpoint_every_steps > 0 && steps_since_checkpoint >= options.checkpoint_every_steps)};
-    comm.allreduce_inplace(flags, 2, comm::Op::max);
-    if (flags[0] || flags[1]) checkpoint();
-    if (flags[0]) {
+    if (step < next_agreement) continue;
+
+    const auto now = Clock::now();
+    const double since = std::chrono::duration<double>(now - last_checkpoint).count();
+    const double seconds_per_step = std::chrono::duration<double>(now - interval_start).count() /
+                                    static_cast<double>(std::max<std::int64_t>(1, step - interval_first_step));
+    // [stop signal, periodic checkpoint due, slowest step, seconds since the signal, since the last checkpoint]
+    double flags[5] = {static_cast<double>(engine::received_stop_signal()),
+                       (options.checkpoint_every_seconds > 0 && since >= options.checkpoint_every_seconds) ||
+                               (options.checkpoint_every_steps > 0 &&
+                                steps_since_checkpoint >= options.checkpoint_every_steps)
+                           ? 1.0
+                           : 0.0,
+                       seconds_per_step, engine::seconds_since_stop_signal(), since};
+    comm.allreduce_inplace(flags, 5, comm::Op::max);
+    const int signal_number = static_cast<int>(flags[0]);
+    std::int64_t interval = std::clamp<std::int64_t>(
+        static_cast<std::int64_t>(kAgreementSeconds / std::max(flags[2], 1e-9)), 1, kMaxStepsBetweenAgreements);
+    if (options.checkpoint_every_steps > 0) {
+      interval = std::min(interval, std::max<std::int64_t>(1, options.checkpoint_every_steps - steps_since_checkpoint));
+    }
+    if (options.checkpoint_every_seconds > 0) {
+      const double left = options.checkpoint_every_seconds - flags[4];  // agreed, so every rank picks the same
+      interval = std::min(interval, std::max<std::int64_t>(1, static_cast<std::int64_t>(left / std::max(flags[2], 1e-9))));
+    }
+    next_agreement = step + interval;
+    interval_start = Clock::now();
+    interval_first_step = step;
+
+    if (signal_number != 0) {
+      const double grace = engine::stop_grace_seconds(signal_number);
+      const double left = grace - flags[3];
+      const std::string stopped = std::string("stopped by ") + engine::signal_name(signal_number) + " after step " +
+                                  std::to_string(step);
+      // A checkpoint cut off by the launcher's SIGKILL is lost work and a wasted write: skip it when the
+      // last one took longer than the time left (the previous checkpoint, if any, stays valid).
+      if (grace >= 0 && last_checkpoint_seconds >= 0 && last_checkpoint_seconds > left) {
+        const std::string kept = last_checkpoint_step >= 0 || options.resume
+                                     ? "the newest checkpoint in " + env.out_dir + " stays; run again with --resume"
+                                     : "run again to start over";
+        engine::throw_agreed_error(
+            engine::ExitCode::checkpointed,
+            stopped + "; no checkpoint: the launcher kills the ranks " + fmt_seconds(grace) +
+                " after the signal and the last checkpoint took " + fmt_seconds(last_checkpoint_seconds) + "; " + kept);
+      }
+      checkpoint();
       engine::throw_agreed_error(engine::ExitCode::checkpointed,
-                                 std::string("stopped by ") + engine::signal_name(flags[0]) + " after step " +
-                                     std::to_string(step) + "; checkpoint written to " + env.out_dir +
+                                 stopped + "; checkpoint written to " + env.out_dir +
                                      "/checkpoint.h5; run again with --resume to continue");
     }
+    if (flags[1] != 0) checkpoint();
   }
   job.finalize();
   // The outputs are complete: the checkpoints describe an unfinished run and would only mislead a --resume.

@@ -261,6 +261,8 @@ class DsirJob final : public engine::Job {
       case Pass::fit_raw:
         for (const auto b : buckets) ++raw_counts_(b);
         ++tally_.fit;
+        // With every document fitted, eligibility is known now: a too-large num_select fails before scoring.
+        if (settings_.raw_fit >= 1.0 && num_tokens_of(buckets.size()) >= settings_.min_tokens) ++tally_.eligible;
         if (caching_) {
           caching_piece_.ids.push_back(id);
           caching_piece_.buckets.insert(caching_piece_.buckets.end(), buckets.begin(), buckets.end());
@@ -279,12 +281,16 @@ class DsirJob final : public engine::Job {
     }
   }
 
+  // The reference's length: (number of n-grams + n(n-1)/2) // n, i.e. the token count.
+  std::int64_t num_tokens_of(std::size_t ngram_count) const {
+    const std::int64_t n = settings_.ngrams;
+    return (static_cast<std::int64_t>(ngram_count) + n * (n - 1) / 2) / n;
+  }
+
   void score(std::uint64_t id, const std::uint32_t* buckets, std::size_t count) {
     double log_weight = 0;
     for (std::size_t i = 0; i < count; ++i) log_weight += log_ratio_[buckets[i]];
-    // The reference's length: (number of n-grams + n(n-1)/2) // n, i.e. the token count.
-    const std::int64_t n = settings_.ngrams;
-    const std::int64_t num_tokens = (static_cast<std::int64_t>(count) + n * (n - 1) / 2) / n;
+    const std::int64_t num_tokens = num_tokens_of(count);
     if (settings_.save_weights) weights_.push_back({id, log_weight, num_tokens});
     if (num_tokens < settings_.min_tokens) return;
     ++tally_.eligible;
@@ -294,7 +300,9 @@ class DsirJob final : public engine::Job {
   }
 
   void score_cached(const CachedPiece& piece) {
-    const auto counts = piece.tally.to_vector();
+    Tally fit_tally = piece.tally;
+    fit_tally.eligible = 0;  // the fit pass's count; scoring the cached documents below counts them again
+    const auto counts = fit_tally.to_vector();
     auto totals = tally_.to_vector();
     for (std::size_t i = 0; i < totals.size(); ++i) totals[i] += counts[i];
     tally_ = Tally::from_vector(totals);
@@ -335,6 +343,25 @@ class DsirJob final : public engine::Job {
     }
   }
 
+  void check_num_select(const Tally& tally) const {
+    if (tally.eligible >= settings_.num_select) return;
+    throw UsageError("dsir.num_select = " + std::to_string(settings_.num_select) + " but only " +
+                     std::to_string(tally.eligible) + " of " + std::to_string(tally.scored) +
+                     " raw documents are eligible (at least dsir.min_tokens = " + std::to_string(settings_.min_tokens) +
+                     " tokens)");
+  }
+
+  // " (all N lines were skipped: X not valid JSON, Y without the text field)" when lines were skipped.
+  std::string skipped_lines(const Tally& tally) const {
+    const std::uint64_t skipped = tally.bad_json + tally.missing_field;
+    if (skipped == 0) return "";
+    return " (" + std::to_string(skipped) + " of " + std::to_string(tally.read) + " lines were skipped: " +
+           std::to_string(tally.bad_json) + " not valid JSON, " + std::to_string(tally.missing_field) +
+           " without a string field '" + settings_.text_field + "'; dsir.on_bad_line = skip)";
+  }
+
+  std::string config_text(const std::string& key) const { return env_.config.get(key); }
+
   void end_pass() {
     progress_->finish(comm_.allreduce(bytes_done_, comm::Op::sum), comm_.size());
     const Tally pass_tally = tally_.summed(comm_);
@@ -344,7 +371,7 @@ class DsirJob final : public engine::Job {
         target_tally_ = pass_tally;
         comm_.allreduce(target_counts_, comm::Op::sum);
         comm_.agree([&] {
-          if (target_tally_.fit == 0) throw DataError("the target corpus (dsir.target) holds no documents");
+          if (target_tally_.fit == 0) throw DataError("the target corpus (dsir.target) holds no documents" + skipped_lines(target_tally_));
         });
         begin_pass(Pass::fit_raw, {});
         break;
@@ -353,7 +380,12 @@ class DsirJob final : public engine::Job {
         raw_fit_docs_ = pass_tally.fit;
         comm_.allreduce(raw_counts_, comm::Op::sum);
         comm_.agree([&] {
-          if (raw_fit_docs_ == 0) throw DataError("the raw corpus (dsir.raw) holds no documents to fit");
+          if (raw_fit_docs_ == 0 && settings_.raw_fit < 1.0 && pass_tally.bad_json + pass_tally.missing_field == 0) {
+            throw UsageError("dsir.raw_fit = " + config_text("raw_fit") +
+                             " sampled none of the raw documents to fit the raw model; use a larger fraction or 'all'");
+          }
+          if (raw_fit_docs_ == 0) throw DataError("the raw corpus (dsir.raw) holds no documents to fit" + skipped_lines(pass_tally));
+          if (settings_.raw_fit >= 1.0) check_num_select(pass_tally);
         });
         compute_model();
         selection_ = std::make_unique<comm::LocalTopK>(settings_.num_select);
@@ -363,14 +395,7 @@ class DsirJob final : public engine::Job {
       }
       case Pass::score: {
         raw_tally_ = pass_tally;
-        comm_.agree([&] {
-          if (raw_tally_.eligible < settings_.num_select) {
-            throw UsageError("dsir.num_select = " + std::to_string(settings_.num_select) + " but only " +
-                             std::to_string(raw_tally_.eligible) + " of " + std::to_string(raw_tally_.scored) +
-                             " raw documents are eligible (at least dsir.min_tokens = " +
-                             std::to_string(settings_.min_tokens) + " tokens)");
-          }
-        });
+        comm_.agree([&] { check_num_select(raw_tally_); });
         selected_ = comm::select_global_topk(comm_, selection_->best(), settings_.num_select);
         for (const auto& c : comm::select_global_topk(comm_, baseline_->best(), settings_.num_select)) {
           random_ids_.push_back(c.id);
@@ -571,7 +596,12 @@ void DsirJob::finalize() {
   const double kl_target_selected = kl_divergence(target_prob_, smoothed(selected_counts_, raw_smoothed));
   const double kl_target_random = kl_divergence(target_prob_, smoothed(random_counts_, raw_smoothed));
 
-  io::write_concatenated(comm_, env_.out_dir + "/selected.jsonl", selected_lines_);
+  // Both files are published together, dsir.h5 last: see io::OutputSet.
+  io::OutputSet outputs(comm_, env_.out_dir);
+  const std::string jsonl_path = outputs.add("selected.jsonl");
+  const std::string h5_path = outputs.add("dsir.h5");
+  io::write_concatenated_to(comm_, jsonl_path, selected_lines_);
+  const std::uint64_t jsonl_bytes = comm_.allreduce<std::uint64_t>(selected_lines_.size(), comm::Op::sum);
 
   std::vector<std::uint32_t> file_index;
   std::vector<std::uint64_t> byte_offset;
@@ -585,10 +615,10 @@ void DsirJob::finalize() {
   for (const auto& f : raw_files_) raw_paths.push_back(f.path);
   for (const auto& f : target_files_) target_paths.push_back(f.path);
 
-  io::AtomicOutput output(comm_, env_.out_dir + "/dsir.h5");
   {
-    io::H5Writer h5(comm_, output.tmp_path());
+    io::H5Writer h5(comm_, h5_path);
     jobs::write_run_attributes(h5, env_, settings_.seed, "complete");
+    h5.set_attribute("/outputs/selected.jsonl", "bytes", jsonl_bytes);
     std::vector<double> target_log(settings_.num_buckets), raw_log(settings_.num_buckets);
     for (std::size_t j = 0; j < target_log.size(); ++j) {
       target_log[j] = std::log(target_prob_[j] + kLogEpsilon);
@@ -623,9 +653,9 @@ void DsirJob::finalize() {
     h5.set_attribute(metrics, "target_docs_skipped",
                      static_cast<std::int64_t>(target_tally_.bad_json + target_tally_.missing_field));
     h5.set_attribute(metrics, "target_docs_invalid_utf8", static_cast<std::int64_t>(target_tally_.invalid_utf8));
-    h5.close();  // collective; throws (agreed) where the destructor could only log
+    h5.close();
   }
-  output.commit();
+  outputs.commit();
 
   auto& log = engine::Log::user();
   log.info("dsir: selected {} of {} eligible documents ({} read, {} skipped, {} with invalid UTF-8)",

@@ -53,7 +53,8 @@ engine::JobSpec job_spec() {
               {"piece_size", "8M", "input is processed (and checkpointed) in pieces of this many bytes per rank"},
               {"feature_cache", "2G", "memory per rank for keeping raw documents' n-grams between the fit and "
                "score passes (saves re-reading them; 0 turns it off)", false, false},
-          }};
+          },
+          {"selected.jsonl", "dsir.h5"}};
 }
 
 Settings parse_settings(const engine::Config& config) {
@@ -81,6 +82,13 @@ Settings parse_settings(const engine::Config& config) {
     }
   }
   s.piece_bytes = parse_bytes(config, "piece_size", false);
+  // Each piece is a step (a checkpoint and stop opportunity); a few bytes per step would make millions of
+  // them (`piece_size = 1` meant one byte, not one megabyte).
+  constexpr std::uint64_t min_piece_bytes = 4096;
+  if (s.piece_bytes < min_piece_bytes) {
+    throw UsageError("config key 'dsir.piece_size': '" + config.get("piece_size") + "' is " +
+                     std::to_string(s.piece_bytes) + " bytes; use at least 4k (sizes take a unit: 512k, 8M, 1G)");
+  }
   s.feature_cache_bytes = parse_bytes(config, "feature_cache", true);
   return s;
 }

@@ -157,6 +157,9 @@ BackgroundRun::BackgroundRun(int ranks, const std::vector<std::string>& args,
   }
   if (pid == 0) {
     ::setpgid(0, 0);
+    // A shell starts background jobs with SIGINT and SIGQUIT ignored, and that is inherited through exec:
+    // the run must see signals as a user's mpirun would.
+    for (const int signal_number : {SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2}) ::signal(signal_number, SIG_DFL);
     struct sigaction action {};
     action.sa_handler = SIG_DFL;
     sigemptyset(&action.sa_mask);

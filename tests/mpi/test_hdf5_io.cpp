@@ -162,7 +162,8 @@ TEST(Hdf5Io, StringsAndAttributes) {
     h5.set_attribute("/metrics", "documents", std::int64_t{-42});
     h5.write_strings("/empty_list", {});
     h5.create_group("/a/b/c");
-  }  // the destructor closes the file (and writes the strings)
+    h5.close();  // collective: also writes the strings
+  }
   out.commit();
 
   const std::string path = dir.file("attrs.h5");
@@ -227,9 +228,12 @@ TEST(Hdf5Io, UncommittedOutputLeavesNothing) {
   } catch (const skein::engine::DataError& e) {
     EXPECT_NE(std::string(e.what()).find("bad input on the last rank"), std::string::npos);
   }
+  // The writer's destructor did not communicate; its file is closed collectively now that all agreed.
+  EXPECT_EQ(io::close_abandoned_files(), 1);
   comm.barrier();
   EXPECT_FALSE(fs::exists(final_path));
   EXPECT_FALSE(fs::exists(final_path + ".tmp"));
+  comm.barrier();  // every rank looked before rank 0 writes the files below
 
   // A stale tmp from a crashed run is cleared, and a commit replaces an older final file.
   if (comm.rank() == 0) {

@@ -29,6 +29,18 @@ class MemoryState : public skein::engine::StateWriter, public skein::engine::Sta
   std::vector<std::uint64_t> distributed_uint64(const std::string& name) override { return u64.at(name); }
   std::vector<std::int64_t> distributed_int64(const std::string&) override { return {}; }
   std::vector<double> distributed_double(const std::string& name) override { return f64.at(name); }
+  // Blocks are not used by History: one rank, whole arrays.
+  void block(const std::string& name, const std::vector<std::uint64_t>&, const std::vector<std::uint64_t>&,
+             const std::vector<std::uint64_t>& extent, const double* local) override {
+    std::size_t count = 1;
+    for (const auto e : extent) count *= e;
+    f64[name].assign(local, local + count);
+  }
+  std::vector<double> block_double(const std::string& name, const std::vector<std::uint64_t>&,
+                                   const std::vector<std::uint64_t>&) override {
+    return f64.at(name);
+  }
+  std::vector<std::uint64_t> shape(const std::string& name) override { return {f64.at(name).size()}; }
 
   std::map<std::string, std::int64_t> ints;
   std::map<std::string, double> doubles;

@@ -21,13 +21,13 @@ std::string to_string(MultigridSmoother smoother) {
 struct MultigridPreconditioner::Level {
   const PoissonOperator* op = nullptr;
   std::unique_ptr<PoissonOperator> owned_op;  // levels >= 1
-  std::unique_ptr<comm::HaloExchange<double>>
-      corners1;  // x with corners, before prolongation from this level
-  std::unique_ptr<comm::HaloExchange<double>>
-      corners2;                      // the width-2 residual, before restriction to the next
+  // x with edges and corners, before prolongation from this level (trilinear P reads diagonal neighbours).
+  std::unique_ptr<comm::HaloExchange<double>> corners1;
+  // The width-2 residual with edges and corners, before restriction to the next level.
+  std::unique_ptr<comm::HaloExchange<double>> corners2;
   PoissonField x, b;                 // levels >= 1
-  PoissonField tmp;                  // damped Jacobi sweeps out of place
-  CellField diag;                    // see detail::ConstDiag
+  PoissonField tmp;                  // damped-Jacobi sweeps run out of place
+  CellField diag;                    // diagonal counts, 0 where there is no unknown (see the kernels)
   PoissonField r;                    // ghost width 2: restriction reads two cells out
   detail::ScaleField prolong_scale;  // see ProlongScaleKernel (levels with a coarser one)
   std::array<std::int64_t, 3> offset{}, extent{};
@@ -101,14 +101,12 @@ MultigridPreconditioner::MultigridPreconditioner(const PoissonOperator& fine, co
     Kokkos::parallel_for("mg_diag", detail::owned_policy(level.extent, 1),
                          detail::DiagonalCodeKernel{level.diag, level.op->cells()});
     Kokkos::fence();
-    comm::HaloExchange<std::uint8_t>(d, 1, false)
-        .exchange(level.diag);  // the first sweep reads neighbours' d
+    // The fused first sweep reads the neighbours' diagonals.
+    comm::HaloExchange<std::uint8_t>(d, 1, false).exchange(level.diag);
     if (l + 1 < levels_.size()) {
       level.r = comm::make_field<double>(d, 2, "mg_r");
       level.corners2 = std::make_unique<comm::HaloExchange<double>>(d, 2, true);
       if (options_.smoother == MultigridSmoother::damped_jacobi) level.tmp = level.op->make_vector("mg_tmp");
-    }
-    if (l + 1 < levels_.size()) {
       const Level& coarse = *levels_[l + 1];
       level.prolong_scale = detail::ScaleField("mg_prolong_scale", level.extent[0] + 2, level.extent[1] + 2,
                                                level.extent[2] + 2);

@@ -155,10 +155,11 @@ void MultigridPreconditioner::rb_first_sweep(const Level& level, const PoissonFi
   const int n0 = static_cast<int>(level.extent[0]), n1 = static_cast<int>(level.extent[1]),
             n2 = static_cast<int>(level.extent[2]);
   const std::int64_t s0 = detail::stride0(x), s1 = detail::stride1(x);
-  detail::for_cells("mg_rbgs_first_sweep",
-                    detail::RbgsFirstSweepBody{b.data(), x.data(), level.diag.data(), s0, s1, level.parity,
-                                               options_.rbgs_weight},
-                    s0, s1, 1, n0 + 1, 1, n1 + 1, 1, n2 + 1);
+  detail::for_cells(
+      "mg_rbgs_first_sweep",
+      detail::RbgsFirstSweepBody{
+          b.data(), x.data(), level.diag.data(), s0, s1, level.parity, options_.rbgs_weight, {}},
+      s0, s1, 1, n0 + 1, 1, n1 + 1, 1, n2 + 1);
 }
 
 void MultigridPreconditioner::rb_half_sweep(const Level& level, const PoissonField& b, const PoissonField& x,
@@ -167,9 +168,9 @@ void MultigridPreconditioner::rb_half_sweep(const Level& level, const PoissonFie
   const int n0 = static_cast<int>(level.extent[0]), n1 = static_cast<int>(level.extent[1]),
             n2 = static_cast<int>(level.extent[2]);
   const std::int64_t s0 = detail::stride0(x), s1 = detail::stride1(x);
-  detail::for_cells<2>("mg_rbgs",
-                       detail::RbgsBody{b.data(), x.data(), level.diag.data(), s0, s1, options_.rbgs_weight},
-                       s0, s1, 1, n0 + 1, 1, n1 + 1, 1, n2 + 1, (colour + level.parity) & 1);
+  detail::for_cells<2>(
+      "mg_rbgs", detail::RbgsBody{b.data(), x.data(), level.diag.data(), s0, s1, options_.rbgs_weight, {}},
+      s0, s1, 1, n0 + 1, 1, n1 + 1, 1, n2 + 1, (colour + level.parity) & 1);
 }
 
 // `count` damped-Jacobi sweeps on x, ping-ponging with the level's spare vector.
@@ -180,11 +181,12 @@ void MultigridPreconditioner::jacobi_sweeps(const Level& level, const PoissonFie
     const PoissonField& to = s % 2 == 0 ? level.tmp : x;
     level.op->halo().exchange(from);
     const std::int64_t s0 = detail::stride0(x), s1 = detail::stride1(x);
-    detail::for_cells("mg_jacobi",
-                      detail::JacobiBody{b.data(), from.data(), to.data(), level.diag.data(), s0, s1,
-                                         options_.jacobi_weight},
-                      s0, s1, 1, static_cast<int>(level.extent[0]) + 1, 1,
-                      static_cast<int>(level.extent[1]) + 1, 1, static_cast<int>(level.extent[2]) + 1);
+    detail::for_cells(
+        "mg_jacobi",
+        detail::JacobiBody{
+            b.data(), from.data(), to.data(), level.diag.data(), s0, s1, options_.jacobi_weight, {}},
+        s0, s1, 1, static_cast<int>(level.extent[0]) + 1, 1, static_cast<int>(level.extent[1]) + 1, 1,
+        static_cast<int>(level.extent[2]) + 1);
   }
   if (count % 2 == 1) Kokkos::deep_copy(x, level.tmp);
 }
@@ -202,10 +204,11 @@ void MultigridPreconditioner::smooth_pre(const Level& level, const PoissonField&
     return;
   }
   const std::int64_t s0 = detail::stride0(x), s1 = detail::stride1(x);
-  detail::for_cells("mg_jacobi_from_zero",
-                    detail::JacobiFromZeroBody{b.data(), x.data(), level.diag.data(), options_.jacobi_weight},
-                    s0, s1, 1, static_cast<int>(level.extent[0]) + 1, 1,
-                    static_cast<int>(level.extent[1]) + 1, 1, static_cast<int>(level.extent[2]) + 1);
+  detail::for_cells(
+      "mg_jacobi_from_zero",
+      detail::JacobiFromZeroBody{b.data(), x.data(), level.diag.data(), options_.jacobi_weight, {}}, s0, s1,
+      1, static_cast<int>(level.extent[0]) + 1, 1, static_cast<int>(level.extent[1]) + 1, 1,
+      static_cast<int>(level.extent[2]) + 1);
   jacobi_sweeps(level, b, x, options_.pre_smooth - 1);
 }
 

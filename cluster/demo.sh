@@ -46,3 +46,7 @@ raw, _ = share(f'{work}/raw.jsonl')
 print(f"demo: {100*selected:.1f}% of the {n} selected fortunes are from '{category}', against {100*raw:.1f}% "
       f"for a random selection of the raw corpus ({selected/raw:.1f}x)")
 PY
+
+# poisson: a 32^3 smoke problem (solid walls, an air opening on top, two solid spheres) at 2 ranks.
+mpirun -np 2 "$skein" run poisson --config examples/poisson-smoke.ini --poisson.grid=32 --out "$work/poisson"
+"$skein" inspect "$work/poisson/poisson.h5"

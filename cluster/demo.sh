@@ -12,7 +12,7 @@ if [[ $(id -u) -eq 0 ]]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
 # Ctrl-C: give the ranks time to checkpoint before Open MPI kills them (README, "Checkpoints").
-export OMPI_MCA_odls_base_sigkill_timeout=${OMPI_MCA_odls_base_sigkill_timeout:-60}
+export OMPI_MCA_odls_base_sigkill_timeout=${OMPI_MCA_odls_base_sigkill_timeout:-10}
 
 # Fortune files hold entries separated by lines with a single '%'.
 python3 - "$category" "$work" <<'PY'

@@ -29,8 +29,6 @@ if [[ $(id -u) -eq 0 ]]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
 export OMPI_MCA_rmaps_base_oversubscribe=1
-# Ctrl-C or SIGTERM to mpirun: give the ranks time to write their checkpoint before Open MPI kills them.
-export OMPI_MCA_odls_base_sigkill_timeout=${OMPI_MCA_odls_base_sigkill_timeout:-60}
 
 jobs=$(nproc)
 build=${SKEIN_BUILD_DIR:-build}

@@ -295,19 +295,44 @@ TEST_P(Failures, ExtraArgumentsAreRefused) {
   fs::remove_all(dir);
 }
 
+// `skein --help` starts with skein's usage, not Kokkos's option banner; config values that users get wrong
+// are named with their fix.
+TEST(Usage, HelpAndConfigMistakes) {
+  const RunResult help = run_skein(0, {"--help"});
+  EXPECT_EQ(help.exit_code, 0) << help.output;
+  EXPECT_EQ(help.output.rfind("skein", 0), 0u) << help.output;
+  EXPECT_FALSE(contains(help.output, "--kokkos-")) << "Kokkos's option banner:\n" << help.output;
+
+  const std::string out = make_temp_dir("skein-usage");
+  const RunResult tiny = run_skein(1, with_option(dsir_args(out), "--dsir.piece_size=1"));
+  EXPECT_EQ(tiny.exit_code, 2) << tiny.output;
+  EXPECT_TRUE(contains(tiny.output, "'dsir.piece_size': '1' is 1 bytes; use at least 4k")) << tiny.output;
+
+  const RunResult sampled = run_skein(1, dsir_args(out, {"--dsir.raw_fit=0.000000001"}));
+  EXPECT_EQ(sampled.exit_code, 2) << sampled.output;
+  EXPECT_TRUE(contains(sampled.output, "dsir.raw_fit = 0.000000001 sampled none of the raw documents")) << sampled.output;
+
+  // More documents asked for than are eligible: found after the raw fit, before scoring.
+  const RunResult too_many = run_skein(1, with_option(dsir_args(out), "--dsir.num_select=100000"));
+  EXPECT_EQ(too_many.exit_code, 2) << too_many.output;
+  EXPECT_TRUE(contains(too_many.output, "dsir.num_select = 100000 but only")) << too_many.output;
+  EXPECT_FALSE(contains(too_many.output, "scoring raw documents")) << too_many.output;
+  fs::remove_all(out);
+}
+
 INSTANTIATE_TEST_SUITE_P(Ranks, Failures, ::testing::Values(1, 2),
                          [](const auto& info) { return "np" + std::to_string(info.param); });
 
-// Ctrl-C, SIGTERM and SIGHUP to mpirun: mpirun sends SIGTERM to the ranks and kills them
-// odls_base_sigkill_timeout seconds later; given the time, the ranks write a valid checkpoint first.
-// mpirun itself then exits 1 (its own code for "killed on request", whatever the ranks returned).
+// Ctrl-C, SIGTERM and SIGHUP to mpirun (Open MPI 4.1): mpirun sends the ranks SIGCONT at once, SIGTERM
+// odls_base_sigkill_timeout seconds later and SIGKILL as long again after that (measured); given that time,
+// the ranks write a valid checkpoint. mpirun itself then exits 1 (its own code for "killed on request").
 TEST(Signals, StopSignalsToMpirunLeaveACheckpoint) {
   for (const int signal_number : {SIGINT, SIGTERM, SIGHUP}) {
     const std::string out = make_temp_dir("skein-signal");
     const std::vector<std::string> args =
         with_option(dsir_args(out, {"--checkpoint-steps", "5"}), "--dsir.piece_size=16k");
     BackgroundRun run = start_skein(2, args,
-                                    {{"OMPI_MCA_odls_base_sigkill_timeout", "30"}, {"SKEIN_TEST_STEP_DELAY", "0.05"}});
+                                    {{"OMPI_MCA_odls_base_sigkill_timeout", "3"}, {"SKEIN_TEST_STEP_DELAY", "0.2"}});
     // Steps are running once the first periodic checkpoint is there; then the launcher gets the signal.
     ASSERT_TRUE(run.wait_until([&] { return file_exists(out + "/checkpoint.h5"); }, kTimeout)) << run.output();
     run.signal_launcher(signal_number);

@@ -157,7 +157,9 @@ EOF
 say "2. preemption"
 mpirun -np 2 "$skein" run dsir --config "$work/big.ini" --out "$work/big-ref" >"$work/big-ref.log" 2>&1 ||
   fail "the mpirun reference run failed: $(tail -n 5 "$work/big-ref.log")"
-submit dsir --config "$work/big.ini" --nodes 1 --ntasks-per-node 2 --time 00:10:00 --max-requeues 2 --out "$work/big"
+# Each step slowed to 10 ms (a test hook of the runner) so the signal finds the run at work on any machine.
+SKEIN_TEST_STEP_DELAY=0.01 submit dsir --config "$work/big.ini" --nodes 1 --ntasks-per-node 2 --time 00:10:00 \
+  --max-requeues 2 --out "$work/big"
 id=$job_id
 log=$work/big/slurm-$id.log
 # Signal once the ranks are at work (their stop-signal handlers are installed by then).

@@ -158,6 +158,31 @@ class H5Writer {
                    const T* local) {
     write_nd(dataset, detail::scalar_type_of<T>(), global_shape, offset, extent, local);
   }
+  // The same from a Kokkos View of rank 1 to 3 (any layout or memory space, a subview of a ghosted field
+  // too): its extents are the block's; it is copied to a row-major host buffer first.
+  template <class View, std::enable_if_t<Kokkos::is_view<View>::value, int> = 0>
+  void write_block(const std::string& dataset, const std::vector<std::uint64_t>& global_shape,
+                   const std::vector<std::uint64_t>& offset, const View& view) {
+    static_assert(View::rank >= 1 && View::rank <= 3, "write_block takes Views of rank 1 to 3");
+    using T = typename View::non_const_value_type;
+    auto mirror = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), view);
+    std::vector<std::uint64_t> extent(View::rank);
+    for (std::size_t d = 0; d < extent.size(); ++d) extent[d] = view.extent(d);
+    if constexpr (View::rank == 1) {
+      Kokkos::View<T*, Kokkos::LayoutRight, Kokkos::HostSpace> rows("write_block", view.extent(0));
+      Kokkos::deep_copy(rows, mirror);
+      write_block(dataset, global_shape, offset, extent, rows.data());
+    } else if constexpr (View::rank == 2) {
+      Kokkos::View<T**, Kokkos::LayoutRight, Kokkos::HostSpace> rows("write_block", view.extent(0), view.extent(1));
+      Kokkos::deep_copy(rows, mirror);
+      write_block(dataset, global_shape, offset, extent, rows.data());
+    } else {
+      Kokkos::View<T***, Kokkos::LayoutRight, Kokkos::HostSpace> rows("write_block", view.extent(0), view.extent(1),
+                                                                      view.extent(2));
+      Kokkos::deep_copy(rows, mirror);
+      write_block(dataset, global_shape, offset, extent, rows.data());
+    }
+  }
   // A replicated list of variable-length UTF-8 strings. Parallel HDF5 cannot write variable-length data
   // through MPI-IO, so the dataset is created now and rank 0 fills it in close(), after the collective
   // close, with a serial open; attributes may be set on it meanwhile.

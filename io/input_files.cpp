@@ -25,10 +25,15 @@ bool has_wildcard(const std::string& pattern) {
   return pattern.find_first_of("*?[") != std::string::npos;
 }
 
-void check_extension(const std::string& key, const std::string& path) {
-  if (!ends_with(path, ".jsonl") && !ends_with(path, ".json") && !ends_with(path, ".jsonl.zst")) {
-    throw engine::UsageError(key + ": " + path + " is not a .jsonl, .json or .jsonl.zst file");
+void check_extension(const std::string& key, const std::string& path, const std::vector<std::string>& extensions) {
+  for (const auto& extension : extensions) {
+    if (ends_with(path, extension)) return;
   }
+  std::string names;
+  for (std::size_t i = 0; i < extensions.size(); ++i) {
+    names += (i == 0 ? "" : i + 1 == extensions.size() ? " or " : ", ") + extensions[i];
+  }
+  throw engine::UsageError(key + ": " + path + " is not a " + names + " file");
 }
 
 std::vector<std::string> expand(const std::string& key, const std::string& pattern) {
@@ -48,13 +53,14 @@ std::vector<std::string> expand(const std::string& key, const std::string& patte
   return paths;  // glob(3) sorts them
 }
 
-std::vector<InputFile> resolve_locally(const std::vector<std::string>& patterns, const std::string& key) {
+std::vector<InputFile> resolve_locally(const std::vector<std::string>& patterns, const std::string& key,
+                                        const std::vector<std::string>& extensions) {
   if (patterns.empty()) throw engine::UsageError(key + ": no input files given");
   std::vector<InputFile> files;
   std::set<std::pair<dev_t, ino_t>> seen;
   for (const auto& pattern : patterns) {
     if (pattern.empty()) throw engine::UsageError(key + ": empty file name");
-    if (!has_wildcard(pattern)) check_extension(key, pattern);
+    if (!has_wildcard(pattern)) check_extension(key, pattern, extensions);
     for (const auto& path : expand(key, pattern)) {
       struct stat info {};
       if (::stat(path.c_str(), &info) != 0) {
@@ -62,7 +68,7 @@ std::vector<InputFile> resolve_locally(const std::vector<std::string>& patterns,
       }
       if (S_ISDIR(info.st_mode)) throw engine::DataError(key + ": " + path + " is a directory, not a file");
       if (!S_ISREG(info.st_mode)) throw engine::DataError(key + ": " + path + " is not a regular file");
-      check_extension(key, path);
+      check_extension(key, path, extensions);
       // open(2) rather than access(2): it is the check that matters, and it is right for root too.
       const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
       if (fd < 0) throw engine::DataError(key + ": cannot read " + path + ": " + std::strerror(errno));
@@ -89,14 +95,14 @@ std::uint64_t get_u64(const std::string& in, std::size_t& pos) {
 
 std::vector<InputFile> resolve_inputs(const comm::Communicator& comm,
                                       const std::vector<std::string>& patterns,
-                                      const std::string& config_key) {
+                                      const std::string& config_key, const std::vector<std::string>& extensions) {
   // Rank 0 alone touches the file system; the verdict (list or error) is broadcast, so every rank throws
   // the same error without a "rank 0:" prefix: the problem is the input, not a rank.
   int code = 0;
   std::string payload;
   if (comm.rank() == 0) {
     try {
-      for (const auto& file : resolve_locally(patterns, config_key)) {
+      for (const auto& file : resolve_locally(patterns, config_key, extensions)) {
         put_u64(payload, file.size);
         payload.push_back(file.zstd ? 1 : 0);
         put_u64(payload, file.path.size());

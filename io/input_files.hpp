@@ -15,13 +15,17 @@ struct InputFile {
   bool zstd = false;       // ".jsonl.zst": read through the zstd streaming decoder, never split
 };
 
+// What JSONL readers accept; a file ending in ".zst" is read through zstd.
+inline const std::vector<std::string> kJsonlExtensions = {".jsonl", ".json", ".jsonl.zst"};
+
 // Collective. Rank 0 expands each pattern with glob(3) (sorted matches; patterns in the given order; a
 // file matched twice, by any name, is kept once, at its first place), checks and stats every file, and
 // broadcasts the list. Errors throw on every rank with the same message, naming `config_key` and the path:
-//   UsageError: no patterns, or a file that is not .jsonl / .json / .jsonl.zst;
+//   UsageError: no patterns, or a file whose name ends in none of `extensions`;
 //   DataError: a pattern that matches nothing, a missing or unreadable file, a directory.
 std::vector<InputFile> resolve_inputs(const comm::Communicator& comm,
                                       const std::vector<std::string>& patterns,
-                                      const std::string& config_key);
+                                      const std::string& config_key,
+                                      const std::vector<std::string>& extensions = kJsonlExtensions);
 
 }  // namespace skein::io

@@ -1,5 +1,7 @@
 #include "io/jsonl_reader.hpp"
 
+#include "comm/block_partition.hpp"
+
 #include "engine/error.hpp"
 
 #include <fcntl.h>
@@ -42,16 +44,16 @@ int open_input(const std::string& path) {
   return fd;
 }
 
-}  // namespace
-
-ByteRange JsonlShard::rank_range(std::uint64_t total, int rank, int size) {
+// Rank r's share of the byte space under the one even-share rule (comm::BlockPartition).
+ByteRange even_share(std::uint64_t total, int rank, int size) {
   if (size <= 0 || rank < 0 || rank >= size) {
     throw engine::InternalError("JsonlShard: bad rank " + std::to_string(rank) + " of " + std::to_string(size));
   }
-  using wide = unsigned __int128;
-  return {static_cast<std::uint64_t>(wide{total} * static_cast<unsigned>(rank) / static_cast<unsigned>(size)),
-          static_cast<std::uint64_t>(wide{total} * static_cast<unsigned>(rank + 1) / static_cast<unsigned>(size))};
+  const auto range = comm::BlockPartition(total, size).range(rank);
+  return {range.begin, range.end};
 }
+
+}  // namespace
 
 std::uint64_t JsonlShard::total_bytes(const std::vector<InputFile>& files) {
   std::uint64_t total = 0;
@@ -60,7 +62,7 @@ std::uint64_t JsonlShard::total_bytes(const std::vector<InputFile>& files) {
 }
 
 JsonlShard::JsonlShard(const std::vector<InputFile>& files, int rank, int size, std::size_t block_bytes)
-    : JsonlShard(files, std::vector<ByteRange>{rank_range(total_bytes(files), rank, size)}, block_bytes) {}
+    : JsonlShard(files, std::vector<ByteRange>{even_share(total_bytes(files), rank, size)}, block_bytes) {}
 
 JsonlShard::JsonlShard(const std::vector<InputFile>& files, const std::vector<ByteRange>& ranges,
                        std::size_t block_bytes)

@@ -42,14 +42,13 @@ class JsonlShard {
   static constexpr std::size_t default_block_bytes = std::size_t{8} << 20;
 
   // `block_bytes` is the initial buffer size (it grows to hold a longer line); tests make it small.
+  // Rank `rank` of `size`'s even share of the inputs' concatenated bytes (comm::BlockPartition).
   JsonlShard(const std::vector<InputFile>& files, int rank, int size,
              std::size_t block_bytes = default_block_bytes);
   // The lines that start in any of `ranges` (sorted, disjoint), with the same rules as for a rank's range;
   // a job that splits the byte space into pieces and hands them out uses this.
   JsonlShard(const std::vector<InputFile>& files, const std::vector<ByteRange>& ranges,
              std::size_t block_bytes = default_block_bytes);
-  // Rank r of P's even share of `total` bytes (or elements): [r*total/P, (r+1)*total/P).
-  static ByteRange rank_range(std::uint64_t total, int rank, int size);
   static std::uint64_t total_bytes(const std::vector<InputFile>& files);
   ~JsonlShard();
   JsonlShard(const JsonlShard&) = delete;

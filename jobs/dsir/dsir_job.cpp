@@ -1,5 +1,6 @@
 #include "jobs/dsir/dsir_job.hpp"
 
+#include "comm/block_partition.hpp"
 #include "comm/topk.hpp"
 #include "engine/log.hpp"
 #include "engine/random.hpp"
@@ -117,8 +118,8 @@ class DsirJob final : public engine::Job {
   explicit DsirJob(const jobs::JobEnv& env) : env_(env), comm_(env.comm), settings_(parse_settings(env.config)) {}
 
   void load() override {
-    target_files_ = io::resolve_inputs(comm_, settings_.target_patterns, "dsir.target");
-    raw_files_ = io::resolve_inputs(comm_, settings_.raw_patterns, "dsir.raw");
+    target_files_ = io::resolve_inputs(comm_, settings_.target_patterns, "dsir.target", io::kJsonlExtensions);
+    raw_files_ = io::resolve_inputs(comm_, settings_.raw_patterns, "dsir.raw", io::kJsonlExtensions);
     comm_.agree([&] {
       for (const auto* files : {&target_files_, &raw_files_}) {
         for (const auto& file : *files) {
@@ -209,7 +210,10 @@ class DsirJob final : public engine::Job {
     for (std::uint64_t p = 0; p < pieces.count(); ++p) {
       if (!is_done[p]) all_pending.push_back(p);
     }
-    pending_ = Pieces::share(all_pending, comm_.rank(), comm_.size());
+    // Rank r takes the r-th contiguous share of the pending pieces (the one even-share rule).
+    const auto share = comm::BlockPartition(all_pending.size(), comm_.size()).range(comm_.rank());
+    pending_.assign(all_pending.begin() + static_cast<std::ptrdiff_t>(share.begin),
+                    all_pending.begin() + static_cast<std::ptrdiff_t>(share.end));
     const auto& files = pass == Pass::fit_target ? target_files_ : raw_files_;
     featurizer_ = std::make_unique<Featurizer>(settings_, files);
     double my_bytes = 0;
@@ -221,7 +225,7 @@ class DsirJob final : public engine::Job {
       // in order, so the ranks' selected lines concatenate in (file, offset) order.
       const Pieces& raw = *raw_pieces_;
       auto owner = [&](std::uint64_t id) {
-        return Pieces::owner(raw.piece_of(file_of(id), offset_of(id)), raw.count(), comm_.size());
+        return comm::BlockPartition(raw.count(), comm_.size()).owner(raw.piece_of(file_of(id), offset_of(id)));
       };
       selected_ = comm_.exchange(selected_, [&](const comm::Candidate& c) { return owner(c.id); });
       random_ids_ = comm_.exchange(random_ids_, owner);
@@ -570,7 +574,7 @@ void DsirJob::write_raw_weights(io::H5Writer& h5) {
   // sort, so that the ranks' parts concatenate in document order.
   const Pieces& raw = *raw_pieces_;
   auto entries = comm_.exchange(weights_, [&](const WeightEntry& w) {
-    return Pieces::owner(raw.piece_of(file_of(w.id), offset_of(w.id)), raw.count(), comm_.size());
+    return comm::BlockPartition(raw.count(), comm_.size()).owner(raw.piece_of(file_of(w.id), offset_of(w.id)));
   });
   std::sort(entries.begin(), entries.end(), [](const WeightEntry& a, const WeightEntry& b) { return a.id < b.id; });
   std::vector<std::uint32_t> file_index;

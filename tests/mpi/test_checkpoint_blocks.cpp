@@ -3,6 +3,8 @@
 // does not depend on the decomposition; H5Writer::write_block and io::read_block agree.
 // skein-test-ranks: 1 2 3 4
 #include "comm/cartesian.hpp"
+#include "comm/halo.hpp"
+#include "io/atomic_output.hpp"
 #include "io/checkpoint.hpp"
 #include "io/h5_summary.hpp"
 
@@ -110,6 +112,48 @@ TEST(CheckpointBlocks, ACorruptBlockIsFoundOnResume) {
   EXPECT_FALSE(io::find_checkpoint(world, dir, warnings).has_value());
   ASSERT_EQ(warnings.size(), 1u);
   EXPECT_NE(warnings[0].find("checksum mismatch"), std::string::npos) << warnings[0];
+  world.barrier();
+  if (world.rank() == 0) fs::remove_all(dir);
+}
+
+// The owned part of a ghosted field, as a subview, written with the View overload of write_block.
+void fill_owned(const Kokkos::View<float***, Kokkos::LayoutRight>& field, const skein::comm::Box3& box, int width) {
+  auto host = Kokkos::create_mirror_view(field);
+  Kokkos::deep_copy(host, -1.0f);  // ghosts must not reach the file
+  for (std::int64_t i = 0; i < box.extent[0]; ++i)
+    for (std::int64_t j = 0; j < box.extent[1]; ++j)
+      for (std::int64_t k = 0; k < box.extent[2]; ++k)
+        host(i + width, j + width, k + width) =
+            static_cast<float>(value_at(box.offset[0] + i, box.offset[1] + j, box.offset[2] + k));
+  Kokkos::deep_copy(field, host);
+}
+
+TEST(WriteBlock, TheOwnedCellsOfAGhostedFieldBecomeTheGlobalArray) {
+  Communicator world(MPI_COMM_WORLD);
+  const std::array<std::int64_t, 3> global{5, 7, 3};
+  const skein::comm::CartDecomposition split(world, global);
+  const int width = 1;
+  auto field = skein::comm::make_field<float>(split, width, "field");
+  const auto box = split.owned();
+  fill_owned(field, box, width);
+  const std::string dir = shared_dir(world) + "-view";
+  io::AtomicOutput out(world, dir + "/field.h5");
+  {
+    io::H5Writer h5(world, out.tmp_path());
+    const auto owned = Kokkos::subview(field, std::make_pair(width, width + static_cast<int>(box.extent[0])),
+                                       std::make_pair(width, width + static_cast<int>(box.extent[1])),
+                                       std::make_pair(width, width + static_cast<int>(box.extent[2])));
+    h5.write_block("/field", u64(global), u64(box.offset), owned);
+    h5.close();
+  }
+  out.commit();
+  const auto values = io::read_dataset<float>(dir + "/field.h5", "/field");
+  ASSERT_EQ(values.size(), 5u * 7u * 3u);
+  EXPECT_EQ(io::dataset_shape(dir + "/field.h5", "/field"), u64(global));
+  for (std::uint64_t i = 0; i < 5; ++i)
+    for (std::uint64_t j = 0; j < 7; ++j)
+      for (std::uint64_t k = 0; k < 3; ++k)
+        ASSERT_EQ(values[(i * 7 + j) * 3 + k], static_cast<float>(value_at(i, j, k))) << i << "," << j << "," << k;
   world.barrier();
   if (world.rank() == 0) fs::remove_all(dir);
 }

@@ -1,5 +1,6 @@
 // The dsir job's pieces: every line belongs to exactly one piece, and pieces shared out to any rank count
 // give each rank a contiguous, ordered part whose owner() agrees with share().
+#include "comm/block_partition.hpp"
 #include "jobs/dsir/pieces.hpp"
 #include "engine/random.hpp"
 
@@ -56,9 +57,11 @@ TEST(Pieces, ShareAndOwnerAgreeForAnyRankCount) {
     for (int size = 1; size <= 9; ++size) {
       std::uint64_t next = 0;
       for (int rank = 0; rank < size; ++rank) {
-        for (const auto piece : Pieces::share(all, rank, size)) {
-          EXPECT_EQ(piece, next++) << "shares must be contiguous and in rank order";
-          EXPECT_EQ(Pieces::owner(piece, count, size), rank) << "piece " << piece << " of " << count;
+        const skein::comm::BlockPartition partition(count, size);
+        const auto share = partition.range(rank);
+        for (std::uint64_t piece = share.begin; piece < share.end; ++piece) {
+          EXPECT_EQ(all[piece], next++) << "shares must be contiguous and in rank order";
+          EXPECT_EQ(partition.owner(piece), rank) << "piece " << piece << " of " << count;
         }
       }
       EXPECT_EQ(next, count);

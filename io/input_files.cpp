@@ -46,6 +46,11 @@ std::vector<std::string> expand(const std::string& key, const std::string& patte
   ::globfree(&matches);
   if (rc == GLOB_NOMATCH || (rc == 0 && paths.empty())) {
     if (has_wildcard(pattern)) throw engine::DataError(key + ": pattern " + pattern + " matches no file");
+    struct stat info {};
+    // stat says why (a name too long, a directory on the way that cannot be searched), glob only "no match".
+    if (::stat(pattern.c_str(), &info) != 0 && errno != ENOENT) {
+      throw engine::DataError(key + ": " + pattern + ": " + std::strerror(errno));
+    }
     throw engine::DataError(key + ": no such file: " + pattern);
   }
   if (rc != 0)

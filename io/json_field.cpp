@@ -185,6 +185,51 @@ std::size_t JsonFieldReader::blank_invalid_utf8(char* data, std::size_t size) {
   return replaced;
 }
 
+namespace {
+
+// When `bytes` holds a complete JSON object followed by something other than white space (or holds a
+// NUL byte), what to tell the user; "" otherwise. Only runs on lines that failed to parse.
+std::string describe_trailing_bytes(std::string_view bytes) {
+  const std::size_t nul = bytes.find('\0');
+  std::size_t start = 0;
+  while (start < bytes.size() && (bytes[start] == ' ' || bytes[start] == '\t')) ++start;
+  std::size_t end = std::string_view::npos;
+  if (start < bytes.size() && bytes[start] == '{') {
+    int depth = 0;
+    bool in_string = false, escaped = false;
+    for (std::size_t i = start; i < bytes.size() && end == std::string_view::npos; ++i) {
+      const char c = bytes[i];
+      if (in_string) {
+        if (escaped) escaped = false;
+        else if (c == '\\') escaped = true;
+        else if (c == '"') in_string = false;
+      } else if (c == '"') {
+        in_string = true;
+      } else if (c == '{' || c == '[') {
+        ++depth;
+      } else if ((c == '}' || c == ']') && --depth == 0) {
+        end = i + 1;
+      }
+    }
+  }
+  if (end != std::string_view::npos) {
+    std::size_t next = end;
+    while (next < bytes.size() && (bytes[next] == ' ' || bytes[next] == '\t')) ++next;
+    if (next < bytes.size()) {
+      if (bytes[next] == '\0') return "a NUL byte after the JSON object (column " + std::to_string(next + 1) + ")";
+      std::string shown(bytes.substr(next, 20));
+      for (auto& c : shown) {
+        if (static_cast<unsigned char>(c) < 0x20) c = '?';
+      }
+      return "content after the JSON object at column " + std::to_string(next + 1) + ": '" + shown + "'";
+    }
+  }
+  if (nul != std::string_view::npos) return "a NUL byte at column " + std::to_string(nul + 1);
+  return "";
+}
+
+}  // namespace
+
 JsonFieldReader::Status JsonFieldReader::read(std::string_view bytes, const char* padded_end,
                                               std::string& out) {
   invalid_utf8_ = false;
@@ -206,6 +251,11 @@ JsonFieldReader::Status JsonFieldReader::read(std::string_view bytes, const char
     capacity = scratch.size();
   }
   Status status = impl_->parse(*this, data, bytes.size(), capacity, out);
+  if (status == Status::bad_json && impl_->last_error != simdjson::UTF8_ERROR) {
+    // simdjson's "ended early" also covers a complete object followed by more bytes; say which it is.
+    const std::string better = describe_trailing_bytes(bytes);
+    if (!better.empty()) error_ = better;
+  }
   if (status != Status::bad_json || impl_->last_error != simdjson::UTF8_ERROR) return status;
 
   // simdjson rejects invalid UTF-8 outright; the job treats such bytes as separators, so blank them.

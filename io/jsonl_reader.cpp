@@ -8,6 +8,7 @@
 #include <simdjson.h>
 #include <unistd.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -51,6 +52,22 @@ ByteRange even_share(std::uint64_t total, int rank, int size) {
   }
   const auto range = comm::BlockPartition(total, size).range(rank);
   return {range.begin, range.end};
+}
+
+// A file named .zst that is not zstd (a plain file renamed) is named as such, not as damaged zstd data.
+void check_zstd_magic(int fd, const InputFile& file) {
+  unsigned char magic[4] = {};
+  const ssize_t n = ::pread(fd, magic, sizeof magic, 0);
+  if (n == 0) return;  // an empty file: the decoder reports it
+  const std::uint32_t value = static_cast<std::uint32_t>(magic[0]) | static_cast<std::uint32_t>(magic[1]) << 8 |
+                              static_cast<std::uint32_t>(magic[2]) << 16 | static_cast<std::uint32_t>(magic[3]) << 24;
+  const bool zstd_frame = value == 0xFD2FB528u;
+  const bool skippable_frame = (value & 0xFFFFFFF0u) == 0x184D2A50u;
+  if (n == 4 && (zstd_frame || skippable_frame)) return;
+  std::string start;
+  for (ssize_t i = 0; i < n; ++i) start += magic[i] >= 0x20 && magic[i] < 0x7f ? static_cast<char>(magic[i]) : '?';
+  throw engine::DataError(file.path + " is named .zst but is not zstd-compressed (it starts with '" + start +
+                          "'); compress it with zstd or drop the .zst from its name");
 }
 
 }  // namespace
@@ -112,6 +129,9 @@ void JsonlShard::open_segment() {
       if (zstd_ == nullptr) throw engine::InternalError("ZSTD_createDCtx failed");
     }
     ZSTD_DCtx_reset(zstd_, ZSTD_reset_session_only);
+    // Frames written with `zstd --long=31` need a 2 GiB window; the decoder's default limit is 128 MiB.
+    ZSTD_DCtx_setParameter(zstd_, ZSTD_d_windowLogMax, 31);
+    check_zstd_magic(fd_, files_[seg.file]);
     zstd_in_pos_ = zstd_in_size_ = 0;
     zstd_last_ret_ = 0;
     read_offset_ = 0;
@@ -226,7 +246,11 @@ std::size_t JsonlShard::refill_zstd(char* out, std::size_t want) {
     const bool progress = input.pos != zstd_in_pos_ || output.pos != 0;
     zstd_in_pos_ = input.pos;
     if (ZSTD_isError(ret)) {
-      throw engine::DataError(file.path + ": bad zstd data before compressed byte " +
+      if (ZSTD_getErrorCode(ret) == ZSTD_error_frameParameter_windowTooLarge) {
+        throw engine::DataError(file.path + ": its zstd frame needs a window larger than 2 GiB (the most skein "
+                                            "decodes); recompress it without --long or with --long=31 at most");
+      }
+      throw engine::DataError(file.path + ": bad zstd data in the compressed bytes before byte " +
                               std::to_string(read_offset_) + ": " + ZSTD_getErrorName(ret));
     }
     // An idle call after a finished frame returns a size hint for the next one, not 0: keep the last

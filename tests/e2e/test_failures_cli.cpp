@@ -312,6 +312,17 @@ TEST(Usage, HelpAndConfigMistakes) {
   EXPECT_EQ(sampled.exit_code, 2) << sampled.output;
   EXPECT_TRUE(contains(sampled.output, "dsir.raw_fit = 0.000000001 sampled none of the raw documents")) << sampled.output;
 
+  // Input files that are not what their names say, or whose names cannot be.
+  write_file(out + "/plain.jsonl.zst", "{\"text\": \"not compressed\"}\n");
+  const RunResult not_zstd = run_skein(1, with_option(dsir_args(out + "/o"), "--dsir.target=" + out + "/plain.jsonl.zst"));
+  EXPECT_EQ(not_zstd.exit_code, 65) << not_zstd.output;
+  EXPECT_TRUE(contains(not_zstd.output, out + "/plain.jsonl.zst is named .zst but is not zstd-compressed"))
+      << not_zstd.output;
+  const std::string long_name = out + "/" + std::string(300, 'x') + ".jsonl";
+  const RunResult too_long = run_skein(1, with_option(dsir_args(out + "/o"), "--dsir.target=" + long_name));
+  EXPECT_EQ(too_long.exit_code, 65) << too_long.output;
+  EXPECT_TRUE(contains(too_long.output, "File name too long")) << too_long.output;
+
   // More documents asked for than are eligible: found after the raw fit, before scoring.
   const RunResult too_many = run_skein(1, with_option(dsir_args(out), "--dsir.num_select=100000"));
   EXPECT_EQ(too_many.exit_code, 2) << too_many.output;

@@ -232,3 +232,20 @@ TEST(JsonField, OtherFieldNames) {
 }
 
 }  // namespace
+
+// What users meet in files made on other systems: a byte-order mark, and bytes after a complete object.
+TEST(JsonField, ByteOrderMarkAndTrailingBytes) {
+  JsonFieldReader reader("text");
+  auto r = read(reader, "\xEF\xBB\xBF{\"text\": \"first line of a Windows file\"}");
+  EXPECT_EQ(r.status, Status::ok) << r.error;
+  EXPECT_EQ(r.text, "first line of a Windows file");
+  r = read(reader, R"({"text": "a {brace} \"quoted\""} garbage here)");
+  EXPECT_EQ(r.status, Status::bad_json);
+  EXPECT_EQ(r.error, "content after the JSON object at column 34: 'garbage here'");
+  r = read(reader, std::string("{\"text\": \"x\"}\0", 14));
+  EXPECT_EQ(r.status, Status::bad_json);
+  EXPECT_EQ(r.error, "a NUL byte after the JSON object (column 14)");
+  r = read(reader, R"({"text": "unterminated)");
+  EXPECT_EQ(r.status, Status::bad_json);
+  EXPECT_EQ(r.error.find("content after"), std::string::npos) << r.error;
+}

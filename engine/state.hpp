@@ -28,6 +28,13 @@ class StateWriter {
   virtual void block(const std::string& name, const std::vector<std::uint64_t>& global_shape,
                      const std::vector<std::uint64_t>& offset, const std::vector<std::uint64_t>& extent,
                      const double* local) = 0;
+  // The same for float32 (e.g. network weights) and integer arrays.
+  virtual void block(const std::string& name, const std::vector<std::uint64_t>& global_shape,
+                     const std::vector<std::uint64_t>& offset, const std::vector<std::uint64_t>& extent,
+                     const float* local) = 0;
+  virtual void block(const std::string& name, const std::vector<std::uint64_t>& global_shape,
+                     const std::vector<std::uint64_t>& offset, const std::vector<std::uint64_t>& extent,
+                     const std::int64_t* local) = 0;
 };
 
 // Collective, like StateWriter. A distributed array comes back as an even share per rank of the *current*
@@ -46,6 +53,10 @@ class StateReader {
   // decomposition may differ from the writer's). DataError when the saved shape cannot hold the block.
   virtual std::vector<double> block_double(const std::string& name, const std::vector<std::uint64_t>& offset,
                                            const std::vector<std::uint64_t>& extent) = 0;
+  virtual std::vector<float> block_float(const std::string& name, const std::vector<std::uint64_t>& offset,
+                                         const std::vector<std::uint64_t>& extent) = 0;
+  virtual std::vector<std::int64_t> block_int64(const std::string& name, const std::vector<std::uint64_t>& offset,
+                                                const std::vector<std::uint64_t>& extent) = 0;
   // The shape an array was saved with.
   virtual std::vector<std::uint64_t> shape(const std::string& name) = 0;
 };

@@ -20,13 +20,26 @@ const std::string kState = "/state/";
 
 // A checksum of an array that does not depend on how it is split over ranks: the sum (mod 2^64) of a
 // mix of each element's global index and bits. Each rank adds up its part.
+// An element's bits, zero-extended to 64 (float32 and 8-byte types).
+template <class T>
+std::uint64_t element_bits(const T& value) {
+  static_assert(sizeof(T) == 4 || sizeof(T) == 8, "checkpoint arrays hold 4- or 8-byte elements");
+  if constexpr (sizeof(T) == 4) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &value, sizeof bits);
+    return bits;
+  } else {
+    std::uint64_t bits;
+    std::memcpy(&bits, &value, sizeof bits);
+    return bits;
+  }
+}
+
 template <class T>
 std::uint64_t partial_checksum(const std::vector<T>& local, std::uint64_t first_index) {
-  static_assert(sizeof(T) == 8, "checkpoint arrays hold 8-byte elements");
   std::uint64_t sum = 0;
   for (std::size_t i = 0; i < local.size(); ++i) {
-    std::uint64_t bits;
-    std::memcpy(&bits, &local[i], sizeof bits);
+    const std::uint64_t bits = element_bits(local[i]);
     std::uint64_t z = bits ^ ((first_index + i) * 0x9E3779B97F4A7C15ull);  // splitmix64 finaliser
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
@@ -37,7 +50,8 @@ std::uint64_t partial_checksum(const std::vector<T>& local, std::uint64_t first_
 
 // Element (local index) -> global row-major index of a block; the checksum of an N-D block is the 1-D one
 // taken over the global indices, so it does not depend on the decomposition.
-std::uint64_t block_checksum(const double* local, const std::vector<std::uint64_t>& shape,
+template <class T>
+std::uint64_t block_checksum(const T* local, const std::vector<std::uint64_t>& shape,
                              const std::vector<std::uint64_t>& offset, const std::vector<std::uint64_t>& extent) {
   std::uint64_t count = 1;
   for (const auto e : extent) count *= e;
@@ -46,7 +60,7 @@ std::uint64_t block_checksum(const double* local, const std::vector<std::uint64_
   for (std::uint64_t i = 0; i < count; ++i) {
     std::uint64_t global = 0;
     for (std::size_t d = 0; d < shape.size(); ++d) global = global * shape[d] + offset[d] + index[d];
-    sum += partial_checksum(std::vector<double>{local[i]}, global);
+    sum += partial_checksum(std::vector<T>{local[i]}, global);
     for (std::size_t d = extent.size(); d-- > 0;) {  // row-major odometer
       if (++index[d] < extent[d]) break;
       index[d] = 0;
@@ -68,12 +82,28 @@ class CheckpointWriter : public engine::StateWriter {
   void block(const std::string& name, const std::vector<std::uint64_t>& global_shape,
              const std::vector<std::uint64_t>& offset, const std::vector<std::uint64_t>& extent,
              const double* local) override {
+    write_block(name, global_shape, offset, extent, local);
+  }
+  void block(const std::string& name, const std::vector<std::uint64_t>& global_shape,
+             const std::vector<std::uint64_t>& offset, const std::vector<std::uint64_t>& extent,
+             const float* local) override {
+    write_block(name, global_shape, offset, extent, local);
+  }
+  void block(const std::string& name, const std::vector<std::uint64_t>& global_shape,
+             const std::vector<std::uint64_t>& offset, const std::vector<std::uint64_t>& extent,
+             const std::int64_t* local) override {
+    write_block(name, global_shape, offset, extent, local);
+  }
+
+ private:
+  template <class T>
+  void write_block(const std::string& name, const std::vector<std::uint64_t>& global_shape,
+                   const std::vector<std::uint64_t>& offset, const std::vector<std::uint64_t>& extent, const T* local) {
     h5_.write_block(kState + name, global_shape, offset, extent, local);
     const std::uint64_t checksum = comm_.allreduce(block_checksum(local, global_shape, offset, extent), comm::Op::sum);
     h5_.set_attribute(kState + name, "checksum", static_cast<std::int64_t>(checksum));
   }
 
- private:
   // Every array carries a `checksum` attribute, verified before a checkpoint is used.
   template <class T>
   void write(const std::string& name, const std::vector<T>& values, bool replicated) {
@@ -144,7 +174,22 @@ std::uint64_t share_checksum(const comm::Communicator& comm, const std::string& 
   std::vector<std::uint64_t> offset(shape.size(), 0), extent(shape);
   offset[0] = rows.begin;
   extent[0] = rows.end - rows.begin;
-  return partial_checksum(read_block<double>(path, name, offset, extent), rows.begin * row_size);
+  const std::uint64_t first = rows.begin * row_size;
+  H5T_class_t type_class;
+  std::size_t type_size;
+  {
+    detail::QuietErrors quiet;
+    detail::H5Handle file = detail::open_for_reading(path);
+    detail::H5Handle dataset(detail::check_id(H5Dopen2(file.get(), name.c_str(), H5P_DEFAULT), "H5Dopen2", path, name),
+                             H5Dclose);
+    detail::H5Handle type(detail::check_id(H5Dget_type(dataset.get()), "H5Dget_type", path, name), H5Tclose);
+    type_class = H5Tget_class(type.get());
+    type_size = H5Tget_size(type.get());
+  }
+  // Read in the type it was written in, so the bits are the writer's.
+  if (type_class == H5T_FLOAT && type_size == 4) return partial_checksum(read_block<float>(path, name, offset, extent), first);
+  if (type_class == H5T_FLOAT) return partial_checksum(read_block<double>(path, name, offset, extent), first);
+  return partial_checksum(read_block<std::int64_t>(path, name, offset, extent), first);
 }
 
 }  // namespace
@@ -339,6 +384,21 @@ std::vector<double> CheckpointReader::block_double(const std::string& name, cons
                                                    const std::vector<std::uint64_t>& extent) {
   std::vector<double> values;
   comm_.agree([&] { values = read_block<double>(path_, kState + name, offset, extent); });
+  return values;
+}
+
+std::vector<float> CheckpointReader::block_float(const std::string& name, const std::vector<std::uint64_t>& offset,
+                                                 const std::vector<std::uint64_t>& extent) {
+  std::vector<float> values;
+  comm_.agree([&] { values = read_block<float>(path_, kState + name, offset, extent); });
+  return values;
+}
+
+std::vector<std::int64_t> CheckpointReader::block_int64(const std::string& name,
+                                                        const std::vector<std::uint64_t>& offset,
+                                                        const std::vector<std::uint64_t>& extent) {
+  std::vector<std::int64_t> values;
+  comm_.agree([&] { values = read_block<std::int64_t>(path_, kState + name, offset, extent); });
   return values;
 }
 

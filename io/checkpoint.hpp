@@ -60,6 +60,10 @@ class CheckpointReader : public engine::StateReader {
   std::vector<double> distributed_double(const std::string& name) override;
   std::vector<double> block_double(const std::string& name, const std::vector<std::uint64_t>& offset,
                                    const std::vector<std::uint64_t>& extent) override;
+  std::vector<float> block_float(const std::string& name, const std::vector<std::uint64_t>& offset,
+                                 const std::vector<std::uint64_t>& extent) override;
+  std::vector<std::int64_t> block_int64(const std::string& name, const std::vector<std::uint64_t>& offset,
+                                        const std::vector<std::uint64_t>& extent) override;
   std::vector<std::uint64_t> shape(const std::string& name) override;
 
  private:

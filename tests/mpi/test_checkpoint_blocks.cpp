@@ -57,6 +57,11 @@ TEST(CheckpointBlocks, ASavedFieldReadsBackIntoAnyDecomposition) {
     const auto box = writer_split.owned();
     const auto values = block_values(box);
     state.block("field", u64(global), u64(box.offset), u64(box.extent), values.data());
+    std::vector<float> singles(values.begin(), values.end());
+    std::vector<std::int64_t> integers;
+    for (const double v : values) integers.push_back(static_cast<std::int64_t>(v * 4));
+    state.block("single", u64(global), u64(box.offset), u64(box.extent), singles.data());
+    state.block("integer", u64(global), u64(box.offset), u64(box.extent), integers.data());
   });
   const std::string path = io::checkpoint_path(dir);
 
@@ -74,6 +79,12 @@ TEST(CheckpointBlocks, ASavedFieldReadsBackIntoAnyDecomposition) {
   EXPECT_EQ(reader.shape("field"), u64(global));
   const auto box = reader_split.owned();
   EXPECT_EQ(reader.block_double("field", u64(box.offset), u64(box.extent)), block_values(box));
+  const auto expected = block_values(box);
+  EXPECT_EQ(reader.block_float("single", u64(box.offset), u64(box.extent)),
+            std::vector<float>(expected.begin(), expected.end()));
+  std::vector<std::int64_t> integers;
+  for (const double v : expected) integers.push_back(static_cast<std::int64_t>(v * 4));
+  EXPECT_EQ(reader.block_int64("integer", u64(box.offset), u64(box.extent)), integers);
 
   // A block that does not fit the saved shape is an error on every rank.
   EXPECT_THROW(reader.block_double("field", {0, 0, 0}, {8, 5, 6}), skein::engine::DataError);

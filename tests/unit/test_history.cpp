@@ -40,6 +40,18 @@ class MemoryState : public skein::engine::StateWriter, public skein::engine::Sta
                                    const std::vector<std::uint64_t>&) override {
     return f64.at(name);
   }
+  void block(const std::string&, const std::vector<std::uint64_t>&, const std::vector<std::uint64_t>&,
+             const std::vector<std::uint64_t>&, const float*) override {}
+  void block(const std::string&, const std::vector<std::uint64_t>&, const std::vector<std::uint64_t>&,
+             const std::vector<std::uint64_t>&, const std::int64_t*) override {}
+  std::vector<float> block_float(const std::string&, const std::vector<std::uint64_t>&,
+                                 const std::vector<std::uint64_t>&) override {
+    return {};
+  }
+  std::vector<std::int64_t> block_int64(const std::string&, const std::vector<std::uint64_t>&,
+                                        const std::vector<std::uint64_t>&) override {
+    return {};
+  }
   std::vector<std::uint64_t> shape(const std::string& name) override { return {f64.at(name).size()}; }
 
   std::map<std::string, std::int64_t> ints;

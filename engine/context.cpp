@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <vector>
 #include <cstdlib>
 
@@ -28,16 +29,30 @@ Context::Context(int& argc, char**& argv) {
   // After MPI so that Kokkos sees the process binding MPI set up. Kokkos gets only its own --kokkos-*
   // arguments: given `--help` it would print its 40-line option banner before skein's usage.
   std::vector<char*> kokkos_args{argv[0]};
+  bool device_chosen = false;
   int kept = 1;
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--kokkos-", 9) == 0) {
       kokkos_args.push_back(argv[i]);
+      device_chosen |= std::strstr(argv[i], "device") != nullptr;
     } else {
       argv[kept++] = argv[i];
     }
   }
   argc = kept;
   argv[argc] = nullptr;
+#if defined(KOKKOS_ENABLE_CUDA)
+  // One GPU per rank on a node, chosen from the node-local rank (MPI_COMM_TYPE_SHARED above), which does
+  // not depend on the launcher's environment variables; --kokkos-device-id etc. on the command line win.
+  static std::string device_argument;
+  const int devices = Kokkos::Cuda::detect_device_count();
+  if (!device_chosen && devices > 0) {
+    device_argument = "--kokkos-device-id=" + std::to_string(node_rank_ % devices);
+    kokkos_args.push_back(device_argument.data());
+  }
+#else
+  (void)device_chosen;  // host backends have no device to choose
+#endif
   int kokkos_argc = static_cast<int>(kokkos_args.size());
   kokkos_args.push_back(nullptr);
   char** kokkos_argv = kokkos_args.data();

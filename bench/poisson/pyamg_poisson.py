@@ -3,7 +3,9 @@
 
 Same problem as bench/poisson/hypre_poisson.c (see bench/README.md, "## poisson"): n^3 cells, h = 1/(n+1),
 x_i = (i+1) h, the unscaled 7-point matrix (6 on the diagonal, -1 per neighbour inside the grid),
-b = 3 pi^2 h^2 sin(pi x) sin(pi y) sin(pi z), x0 = 0, stop when ||b - A x||_2 / ||b||_2 < tol.
+exact solution u = g(x) g(y) g(z) with g(t) = exp(t) sin(pi t), b = h^2 (-laplace u)
+= -h^2 [g''(x) g(y) g(z) + g(x) g''(y) g(z) + g(x) g(y) g''(z)], g''(t) = exp(t) ((1 - pi^2) sin(pi t)
++ 2 pi cos(pi t)); x0 = 0, stop when ||b - A x||_2 / ||b||_2 < tol.
 
 pyamg's `ml.solve(b, x0, tol, accel='cg')` calls `pyamg.krylov.cg` with its default criteria='rr', which
 stops when ||r_k||_2 < tol * ||b||_2 with r the unpreconditioned residual (recomputed as b - A x every 8th
@@ -46,9 +48,14 @@ def unit_random(keys):
 def rhs(n, kind):
     h = 1.0 / (n + 1)
     if kind == "manufactured":
-        s = np.sin(np.pi * (np.arange(n) + 1) * h)
-        u = (s[:, None, None] * s[None, :, None] * s[None, None, :]).ravel()
-        return 3.0 * np.pi ** 2 * h * h * u, u
+        t = (np.arange(n) + 1) * h
+        g = np.exp(t) * np.sin(np.pi * t)
+        g2 = np.exp(t) * ((1.0 - np.pi ** 2) * np.sin(np.pi * t) + 2.0 * np.pi * np.cos(np.pi * t))
+        u = (g[:, None, None] * g[None, :, None] * g[None, None, :]).ravel()
+        lap = (g2[:, None, None] * g[None, :, None] * g[None, None, :]
+               + g[:, None, None] * g2[None, :, None] * g[None, None, :]
+               + g[:, None, None] * g[None, :, None] * g2[None, None, :]).ravel()
+        return -h * h * lap, u
     if kind == "ones":
         return np.full(n ** 3, h * h), None
     return h * h * unit_random(np.arange(n ** 3, dtype=np.uint64)), None

@@ -21,13 +21,11 @@ namespace {
 using Policy3 = Kokkos::MDRangePolicy<Kokkos::Rank<3>, Kokkos::IndexType<std::int64_t>>;
 
 // Kokkos 3.4 keeps math functions in Kokkos::Experimental; 3.7+ and 4.x in Kokkos.
-KOKKOS_INLINE_FUNCTION double portable_sin(double x) {
 #if KOKKOS_VERSION >= 30700
-  return Kokkos::sin(x);
+namespace kmath = Kokkos;
 #else
-  return Kokkos::Experimental::sin(x);
+namespace kmath = Kokkos::Experimental;
 #endif
-}
 
 // The owned cells of a ghost-width-1 field, as padded indices.
 Policy3 owned_policy(const comm::CartDecomposition& d) {
@@ -51,16 +49,29 @@ struct GlobalIndex {
 
 constexpr double kPi = 3.14159265358979323846;
 
+// The manufactured solution's factor along one axis, g(t) = e^t sin(pi t), and its second derivative
+// g''(t) = e^t ((1 - pi^2) sin(pi t) + 2 pi cos(pi t)), at t = (global index + 1) * h.
+struct Factor {
+  double g, g2;
+};
+KOKKOS_INLINE_FUNCTION Factor manufactured_factor(std::int64_t global_index, double h) {
+  const double t = static_cast<double>(global_index + 1) * h;
+  const double e = kmath::exp(t), s = kmath::sin(kPi * t), c = kmath::cos(kPi * t);
+  return {e * s, e * ((1.0 - kPi * kPi) * s + 2.0 * kPi * c)};
+}
+
 struct ManufacturedRhs {
   CellField cells;
   PoissonField b;
   GlobalIndex at;
-  double h[3], scale;
+  double h[3];
   KOKKOS_INLINE_FUNCTION void operator()(std::int64_t i, std::int64_t j, std::int64_t k) const {
     cells(i, j, k) = static_cast<std::uint8_t>(CellType::fluid);
-    b(i, j, k) = scale * portable_sin(kPi * static_cast<double>(at.offset[0] + i + 1) * h[0]) *
-                 portable_sin(kPi * static_cast<double>(at.offset[1] + j + 1) * h[1]) *
-                 portable_sin(kPi * static_cast<double>(at.offset[2] + k + 1) * h[2]);
+    const Factor x = manufactured_factor(at.offset[0] + i, h[0]);
+    const Factor y = manufactured_factor(at.offset[1] + j, h[1]);
+    const Factor z = manufactured_factor(at.offset[2] + k, h[2]);
+    b(i, j, k) =
+        -(h[0] * h[0] * x.g2 * y.g * z.g + h[1] * h[1] * x.g * y.g2 * z.g + h[2] * h[2] * x.g * y.g * z.g2);
   }
 };
 
@@ -70,9 +81,9 @@ struct ManufacturedError {
   double h[3];
   KOKKOS_INLINE_FUNCTION void operator()(std::int64_t i, std::int64_t j, std::int64_t k,
                                          double& worst) const {
-    const double exact = portable_sin(kPi * static_cast<double>(at.offset[0] + i + 1) * h[0]) *
-                         portable_sin(kPi * static_cast<double>(at.offset[1] + j + 1) * h[1]) *
-                         portable_sin(kPi * static_cast<double>(at.offset[2] + k + 1) * h[2]);
+    const double exact = manufactured_factor(at.offset[0] + i, h[0]).g *
+                         manufactured_factor(at.offset[1] + j, h[1]).g *
+                         manufactured_factor(at.offset[2] + k, h[2]).g;
     const double e = x(i, j, k) - exact;
     const double a = e < 0 ? -e : e;
     if (a > worst) worst = a;
@@ -129,13 +140,8 @@ CellType outside_cells(ProblemKind problem) {
 
 void fill_manufactured(const comm::CartDecomposition& d, const CellField& cells, const PoissonField& b) {
   const auto g = d.global_extent();
-  ManufacturedRhs functor{cells, b, GlobalIndex(d), {}, 0.0};
-  double h2 = 0;
-  for (int a = 0; a < 3; ++a) {
-    functor.h[a] = 1.0 / static_cast<double>(g[a] + 1);
-    h2 += functor.h[a] * functor.h[a];
-  }
-  functor.scale = kPi * kPi * h2;
+  ManufacturedRhs functor{cells, b, GlobalIndex(d), {}};
+  for (int a = 0; a < 3; ++a) functor.h[a] = 1.0 / static_cast<double>(g[a] + 1);
   Kokkos::parallel_for("poisson::manufactured", owned_policy(d), functor);
   Kokkos::fence();
 }

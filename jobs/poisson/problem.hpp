@@ -15,12 +15,15 @@ namespace skein::poisson {
 enum class PoissonStream : std::uint32_t { rhs = 1 };
 
 // Manufactured problem, exactly bench/poisson's: all cells fluid, air (p = 0) outside the grid;
-// h_a = 1 / (n_a + 1), x_i = (i + 1) h_x (likewise y, z);
-//   b_ijk = pi^2 (h_x^2 + h_y^2 + h_z^2) sin(pi x_i) sin(pi y_j) sin(pi z_k).
-// The matrix is the unscaled 7-point one (6 / -1) on square cells, so this is h^2 f for
-// u = sin(pi X/Lx) sin(pi Y/Ly) sin(pi Z/Lz) on the box [0, (nx+1)h] x ... with one physical spacing h:
-// -laplace u = pi^2 (1/Lx^2 + 1/Ly^2 + 1/Lz^2) u and h/L_a = h_a. On a cube it is 3 pi^2 h^2 sin sin sin.
-// The exact solution at cell (i, j, k) is sin(pi x_i) sin(pi y_j) sin(pi z_k).
+// h_a = 1 / (n_a + 1), x_i = (i + 1) h_x (likewise y, z); exact solution u = g(x) g(y) g(z) with
+// g(t) = e^t sin(pi t), zero on the walls; g''(t) = e^t ((1 - pi^2) sin(pi t) + 2 pi cos(pi t));
+//   b_ijk = -[h_x^2 g''(x_i) g(y_j) g(z_k) + h_y^2 g(x_i) g''(y_j) g(z_k) + h_z^2 g(x_i) g(y_j) g''(z_k)].
+// The matrix is the unscaled 7-point one (6 / -1) on square cells, so this is h^2 (-laplace u) for
+// u(X, Y, Z) = g(X/Lx) g(Y/Ly) g(Z/Lz) on the box [0, (nx+1)h] x ... with one physical spacing h, since
+// h/L_a = h_a. On a cube b = -h^2 (g'' g g + g g'' g + g g g''). Unlike sin sin sin (the lowest discrete
+// eigenvector of A, on which plain CG converges in one iteration) this b excites every mode, so CG and
+// Jacobi-PCG iteration counts mean something on it. The exact solution at cell (i, j, k) is
+// g(x_i) g(y_j) g(z_k).
 void fill_manufactured(const comm::CartDecomposition& d, const solvers::CellField& cells,
                        const solvers::PoissonField& b);
 // max |x - u| over fluid cells (global, collective).

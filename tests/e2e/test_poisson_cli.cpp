@@ -83,7 +83,7 @@ double uniform(std::uint64_t z) {
 }
 
 // An n^3 file whose outer layer is air and the rest fluid: a Dirichlet box with a random right-hand side
-// (unlike the manufactured one, not an eigenvector of A, so CG's iteration count means something).
+// (rougher than the manufactured one: every mode of A, high ones too, at about the same weight).
 std::string dirichlet_box_file(std::int64_t n) {
   const std::string path = make_temp_dir("poisson-box") + "/box.h5";
   std::vector<std::uint8_t> cells(static_cast<std::size_t>(n * n * n));
@@ -133,10 +133,12 @@ TEST(PoissonManufactured, ErrorFallsAsHSquared) {
     EXPECT_EQ(skein::io::dataset_shape(r.h5, "/solution"),
               (std::vector<std::uint64_t>{std::uint64_t(n), std::uint64_t(n), std::uint64_t(n)}));
   }
-  // h = 1/(n+1): the ratio for exact O(h^2) is ((2n+1)/(n+1))^2, 3.6 from 8 to 16 and 3.8 from 16 to 32.
+  // h = 1/(n+1): the ratio for exact O(h^2) is ((2n+1)/(n+1))^2, 3.57 from 8 to 16 and 3.77 from 16 to 32.
   EXPECT_GT(errors[0] / errors[1], 3.3) << errors[0] << " " << errors[1];
+  EXPECT_LT(errors[0] / errors[1], 4.2) << errors[0] << " " << errors[1];
   EXPECT_GT(errors[1] / errors[2], 3.5) << errors[1] << " " << errors[2];
-  EXPECT_NEAR(errors[2], 7.53e-4, 0.05e-4);  // bench/README.md: 7.5e-4 at n = 32
+  EXPECT_LT(errors[1] / errors[2], 4.2) << errors[1] << " " << errors[2];
+  EXPECT_NEAR(errors[2], 2.903e-3, 0.005e-3);  // bench/README.md: hypre's max error 2.903e-3 at n = 32
 }
 
 TEST(PoissonSolvers, EveryOneReachesTheTolerance) {
@@ -155,12 +157,20 @@ TEST(PoissonSolvers, EveryOneReachesTheTolerance) {
   const double scale = max_abs(solutions[0]);
   EXPECT_LE(max_abs_difference(solutions[0], solutions[1]), 1e-5 * scale);
   EXPECT_LE(max_abs_difference(solutions[0], solutions[2]), 1e-5 * scale);
-  for (const char* solver : {"cg", "pcg-jacobi"}) {
+  // The manufactured right-hand side is not an eigenvector of A: CG and Jacobi-PCG need many iterations
+  // (41 at 12^3, 1 with the former sin sin sin), and every solver reaches the same discrete solution.
+  std::vector<double> errors;
+  for (const char* solver : {"cg", "pcg-jacobi", "mgpcg"}) {
     const auto r =
         run_poisson(1, {"grid=12", "problem=manufactured", std::string("solver=") + solver}, solver);
     ASSERT_EQ(r.run.exit_code, 0) << r.run.output;
     EXPECT_EQ(int_attribute(r.h5, "converged"), 1) << solver;
+    EXPECT_LE(double_attribute(r.h5, "relative_residual"), 1.01e-8) << solver;
+    if (std::string(solver) != "mgpcg") EXPECT_GE(int_attribute(r.h5, "iterations"), 20) << solver;
+    errors.push_back(double_attribute(r.h5, "max_error"));
   }
+  EXPECT_NEAR(errors[0], errors[2], 1e-4 * errors[2]);
+  EXPECT_NEAR(errors[1], errors[2], 1e-4 * errors[2]);
 }
 
 // The same problem at 1, 2 and 3 ranks (uneven, non-cubic splits): the same solution within 1e-10. The
@@ -210,7 +220,6 @@ TEST(PoissonMultigrid, IterationsStayFlat) {
     const auto it_small = int_attribute(a.h5, "iterations"), it_large = int_attribute(b.h5, "iterations");
     EXPECT_LE(static_cast<double>(it_large), 1.3 * static_cast<double>(it_small)) << c.name;
     EXPECT_LE(it_large, 12) << c.name;
-    if (c.name == "manufactured") continue;  // its b is an eigenvector of A: CG converges in 1 iteration
     auto cg = c.large;
     cg.push_back("solver=cg");
     const auto r = run_poisson(2, cg, "flat-cg");

@@ -5,10 +5,10 @@
 #include <Kokkos_Core.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
-#include <cstdlib>
 
 namespace skein::engine {
 

@@ -13,12 +13,17 @@ template <class E>
 
 void throw_agreed_error(ExitCode code, const std::string& message) {
   switch (code) {
-    case ExitCode::usage: throw_marked<UsageError>(message);
-    case ExitCode::data: throw_marked<DataError>(message);
-    case ExitCode::io: throw_marked<IoError>(message);
-    case ExitCode::checkpointed: throw_marked<Checkpointed>(message);
+    case ExitCode::usage:
+      throw_marked<UsageError>(message);
+    case ExitCode::data:
+      throw_marked<DataError>(message);
+    case ExitCode::io:
+      throw_marked<IoError>(message);
+    case ExitCode::checkpointed:
+      throw_marked<Checkpointed>(message);
     case ExitCode::ok:
-    case ExitCode::internal: break;
+    case ExitCode::internal:
+      break;
   }
   throw_marked<InternalError>(message);
 }

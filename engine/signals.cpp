@@ -34,7 +34,7 @@ double number_from_environment(const char* name, double fallback) {
 }  // namespace
 
 void install_stop_signal_handlers() {
-  struct sigaction action{};
+  struct sigaction action {};
   action.sa_handler = on_stop_signal;
   sigemptyset(&action.sa_mask);
   action.sa_flags = SA_RESTART;  // interrupted reads and writes resume instead of failing with EINTR
@@ -43,23 +43,32 @@ void install_stop_signal_handlers() {
   }
 }
 
-int received_stop_signal() { return g_stop_signal; }
+int received_stop_signal() {
+  return g_stop_signal;
+}
 
 double seconds_since_stop_signal() {
   if (g_stop_signal == 0) return 0;
   timespec now{};
   clock_gettime(CLOCK_MONOTONIC, &now);
-  return static_cast<double>(now.tv_sec - g_stop_seconds) + 1e-9 * static_cast<double>(now.tv_nsec - g_stop_nanoseconds);
+  return static_cast<double>(now.tv_sec - g_stop_seconds) +
+         1e-9 * static_cast<double>(now.tv_nsec - g_stop_nanoseconds);
 }
 
 const char* signal_name(int signal_number) {
   switch (signal_number) {
-    case SIGTERM: return "SIGTERM";
-    case SIGUSR1: return "SIGUSR1";
-    case SIGUSR2: return "SIGUSR2";
-    case SIGINT: return "SIGINT";
-    case SIGHUP: return "SIGHUP";
-    default: return "signal";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGUSR1:
+      return "SIGUSR1";
+    case SIGUSR2:
+      return "SIGUSR2";
+    case SIGINT:
+      return "SIGINT";
+    case SIGHUP:
+      return "SIGHUP";
+    default:
+      return "signal";
   }
 }
 

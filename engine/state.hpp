@@ -55,7 +55,8 @@ class StateReader {
                                            const std::vector<std::uint64_t>& extent) = 0;
   virtual std::vector<float> block_float(const std::string& name, const std::vector<std::uint64_t>& offset,
                                          const std::vector<std::uint64_t>& extent) = 0;
-  virtual std::vector<std::int64_t> block_int64(const std::string& name, const std::vector<std::uint64_t>& offset,
+  virtual std::vector<std::int64_t> block_int64(const std::string& name,
+                                                const std::vector<std::uint64_t>& offset,
                                                 const std::vector<std::uint64_t>& extent) = 0;
   // The shape an array was saved with.
   virtual std::vector<std::uint64_t> shape(const std::string& name) = 0;

@@ -31,7 +31,8 @@ void fsync_path(const std::string& path, bool directory) {
   const int saved = errno;
   ::close(fd);
   // Some file systems (and /dev/shm) do not support fsync on directories; that is not a failure to report.
-  if (rc != 0 && !(directory && (saved == EINVAL || saved == ENOTSUP))) throw_write_error(path, saved, "fsync");
+  if (rc != 0 && !(directory && (saved == EINVAL || saved == ENOTSUP)))
+    throw_write_error(path, saved, "fsync");
 }
 
 std::string join(const std::string& directory, const std::string& name) {
@@ -43,7 +44,9 @@ std::string join(const std::string& directory, const std::string& name) {
 OutputSet::OutputSet(const comm::Communicator& comm, std::string directory)
     : comm_(comm), directory_(std::move(directory)) {}
 
-std::string OutputSet::add(const std::string& name) { return add_path(join(directory_, name)); }
+std::string OutputSet::add(const std::string& name) {
+  return add_path(join(directory_, name));
+}
 
 std::string OutputSet::add_path(const std::string& final_path) {
   const std::string tmp = final_path + ".tmp";
@@ -53,7 +56,7 @@ std::string OutputSet::add_path(const std::string& final_path) {
     const std::string dir = parent_dir(final_path);
     std::filesystem::create_directories(dir, ec);
     if (ec) throw engine::UsageError("cannot create output directory " + dir + ": " + ec.message());
-    struct stat info{};
+    struct stat info {};
     if (::lstat(tmp.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
       throw engine::UsageError(tmp + " is a directory and is in the way of an output; remove it");
     }

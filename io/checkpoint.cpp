@@ -1,10 +1,10 @@
 #include "io/checkpoint.hpp"
 
+#include "comm/block_partition.hpp"
 #include "engine/error.hpp"
 #include "io/atomic_output.hpp"
-#include "io/h5_summary.hpp"
+#include "io/h5_reader.hpp"
 #include "io/hdf5.hpp"
-#include "comm/block_partition.hpp"
 
 #include <unistd.h>
 
@@ -52,7 +52,8 @@ std::uint64_t partial_checksum(const std::vector<T>& local, std::uint64_t first_
 // taken over the global indices, so it does not depend on the decomposition.
 template <class T>
 std::uint64_t block_checksum(const T* local, const std::vector<std::uint64_t>& shape,
-                             const std::vector<std::uint64_t>& offset, const std::vector<std::uint64_t>& extent) {
+                             const std::vector<std::uint64_t>& offset,
+                             const std::vector<std::uint64_t>& extent) {
   std::uint64_t count = 1;
   for (const auto e : extent) count *= e;
   std::uint64_t sum = 0;
@@ -72,12 +73,20 @@ std::uint64_t block_checksum(const T* local, const std::vector<std::uint64_t>& s
 class CheckpointWriter : public engine::StateWriter {
  public:
   CheckpointWriter(const comm::Communicator& comm, H5Writer& h5) : comm_(comm), h5_(h5) {}
-  void scalar(const std::string& name, std::int64_t value) override { h5_.set_attribute("/state", name, value); }
+  void scalar(const std::string& name, std::int64_t value) override {
+    h5_.set_attribute("/state", name, value);
+  }
   void scalar(const std::string& name, double value) override { h5_.set_attribute("/state", name, value); }
-  void replicated(const std::string& name, const std::vector<std::uint64_t>& v) override { write(name, v, true); }
+  void replicated(const std::string& name, const std::vector<std::uint64_t>& v) override {
+    write(name, v, true);
+  }
   void replicated(const std::string& name, const std::vector<double>& v) override { write(name, v, true); }
-  void distributed(const std::string& name, const std::vector<std::uint64_t>& v) override { write(name, v, false); }
-  void distributed(const std::string& name, const std::vector<std::int64_t>& v) override { write(name, v, false); }
+  void distributed(const std::string& name, const std::vector<std::uint64_t>& v) override {
+    write(name, v, false);
+  }
+  void distributed(const std::string& name, const std::vector<std::int64_t>& v) override {
+    write(name, v, false);
+  }
   void distributed(const std::string& name, const std::vector<double>& v) override { write(name, v, false); }
   void block(const std::string& name, const std::vector<std::uint64_t>& global_shape,
              const std::vector<std::uint64_t>& offset, const std::vector<std::uint64_t>& extent,
@@ -98,9 +107,11 @@ class CheckpointWriter : public engine::StateWriter {
  private:
   template <class T>
   void write_block(const std::string& name, const std::vector<std::uint64_t>& global_shape,
-                   const std::vector<std::uint64_t>& offset, const std::vector<std::uint64_t>& extent, const T* local) {
+                   const std::vector<std::uint64_t>& offset, const std::vector<std::uint64_t>& extent,
+                   const T* local) {
     h5_.write_block(kState + name, global_shape, offset, extent, local);
-    const std::uint64_t checksum = comm_.allreduce(block_checksum(local, global_shape, offset, extent), comm::Op::sum);
+    const std::uint64_t checksum =
+        comm_.allreduce(block_checksum(local, global_shape, offset, extent), comm::Op::sum);
     h5_.set_attribute(kState + name, "checksum", static_cast<std::int64_t>(checksum));
   }
 
@@ -125,20 +136,23 @@ class CheckpointWriter : public engine::StateWriter {
 
 // Elements [begin, begin + count) of a 1-D dataset, read serially.
 template <class T>
-std::vector<T> read_slice(const std::string& path, const std::string& name, std::uint64_t begin, std::uint64_t count) {
+std::vector<T> read_slice(const std::string& path, const std::string& name, std::uint64_t begin,
+                          std::uint64_t count) {
   using detail::check_id;
   using detail::check_status;
   using detail::H5Handle;
   detail::QuietErrors quiet;
   H5Handle file = detail::open_for_reading(path);
-  H5Handle dataset(check_id(H5Dopen2(file.get(), name.c_str(), H5P_DEFAULT), "H5Dopen2", path, name), H5Dclose);
+  H5Handle dataset(check_id(H5Dopen2(file.get(), name.c_str(), H5P_DEFAULT), "H5Dopen2", path, name),
+                   H5Dclose);
   H5Handle file_space(check_id(H5Dget_space(dataset.get()), "H5Dget_space", path, name), H5Sclose);
   std::vector<T> values(static_cast<std::size_t>(count));
   if (count == 0) return values;
   const hsize_t start = begin, block = count;
   check_status(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, &start, nullptr, &block, nullptr),
                "H5Sselect_hyperslab", path, name);
-  H5Handle memory_space(check_id(H5Screate_simple(1, &block, nullptr), "H5Screate_simple", path, name), H5Sclose);
+  H5Handle memory_space(check_id(H5Screate_simple(1, &block, nullptr), "H5Screate_simple", path, name),
+                        H5Sclose);
   check_status(H5Dread(dataset.get(), detail::native_type(detail::scalar_type_of<T>()), memory_space.get(),
                        file_space.get(), H5P_DEFAULT, values.data()),
                "H5Dread", path, name);
@@ -153,8 +167,8 @@ std::uint64_t slice_checksum(const std::string& path, const std::string& name, s
   {
     detail::QuietErrors quiet;
     detail::H5Handle file = detail::open_for_reading(path);
-    detail::H5Handle dataset(detail::check_id(H5Dopen2(file.get(), name.c_str(), H5P_DEFAULT), "H5Dopen2", path, name),
-                             H5Dclose);
+    detail::H5Handle dataset(
+        detail::check_id(H5Dopen2(file.get(), name.c_str(), H5P_DEFAULT), "H5Dopen2", path, name), H5Dclose);
     detail::H5Handle type(detail::check_id(H5Dget_type(dataset.get()), "H5Dget_type", path, name), H5Tclose);
     type_class = H5Tget_class(type.get());
     sign = H5Tget_sign(type.get());
@@ -180,22 +194,27 @@ std::uint64_t share_checksum(const comm::Communicator& comm, const std::string& 
   {
     detail::QuietErrors quiet;
     detail::H5Handle file = detail::open_for_reading(path);
-    detail::H5Handle dataset(detail::check_id(H5Dopen2(file.get(), name.c_str(), H5P_DEFAULT), "H5Dopen2", path, name),
-                             H5Dclose);
+    detail::H5Handle dataset(
+        detail::check_id(H5Dopen2(file.get(), name.c_str(), H5P_DEFAULT), "H5Dopen2", path, name), H5Dclose);
     detail::H5Handle type(detail::check_id(H5Dget_type(dataset.get()), "H5Dget_type", path, name), H5Tclose);
     type_class = H5Tget_class(type.get());
     type_size = H5Tget_size(type.get());
   }
   // Read in the type it was written in, so the bits are the writer's.
-  if (type_class == H5T_FLOAT && type_size == 4) return partial_checksum(read_block<float>(path, name, offset, extent), first);
+  if (type_class == H5T_FLOAT && type_size == 4)
+    return partial_checksum(read_block<float>(path, name, offset, extent), first);
   if (type_class == H5T_FLOAT) return partial_checksum(read_block<double>(path, name, offset, extent), first);
   return partial_checksum(read_block<std::int64_t>(path, name, offset, extent), first);
 }
 
 }  // namespace
 
-std::string checkpoint_path(const std::string& out_dir) { return out_dir + "/checkpoint.h5"; }
-std::string previous_checkpoint_path(const std::string& out_dir) { return out_dir + "/checkpoint.prev.h5"; }
+std::string checkpoint_path(const std::string& out_dir) {
+  return out_dir + "/checkpoint.h5";
+}
+std::string previous_checkpoint_path(const std::string& out_dir) {
+  return out_dir + "/checkpoint.prev.h5";
+}
 
 void write_checkpoint(const comm::Communicator& comm, const std::string& out_dir, const CheckpointInfo& info,
                       const std::function<void(engine::StateWriter&)>& save) {
@@ -229,10 +248,12 @@ void write_checkpoint(const comm::Communicator& comm, const std::string& out_dir
     ::unlink(linked.c_str());
     if (::link(final_path.c_str(), linked.c_str()) != 0) {
       if (errno == ENOENT) return;  // the first checkpoint
-      throw engine::InternalError("cannot keep " + final_path + " as " + previous + ": " + std::strerror(errno));
+      throw engine::InternalError("cannot keep " + final_path + " as " + previous + ": " +
+                                  std::strerror(errno));
     }
     if (::rename(linked.c_str(), previous.c_str()) != 0) {
-      throw engine::InternalError("cannot rename " + linked + " to " + previous + ": " + std::strerror(errno));
+      throw engine::InternalError("cannot rename " + linked + " to " + previous + ": " +
+                                  std::strerror(errno));
     }
   });
   output.commit();
@@ -291,7 +312,8 @@ std::string verify_state(const comm::Communicator& comm, const std::string& path
       bad = 1;
     }
     if (comm.allreduce(bad, comm::Op::max) != 0) return path + ": " + name + " cannot be read";
-    if (comm.allreduce(checksum, comm::Op::sum) != expected) return path + ": " + name + " is corrupt (checksum mismatch)";
+    if (comm.allreduce(checksum, comm::Op::sum) != expected)
+      return path + ": " + name + " is corrupt (checksum mismatch)";
   }
   return "";
 }
@@ -378,16 +400,20 @@ std::vector<std::uint64_t> CheckpointReader::distributed_uint64(const std::strin
 std::vector<std::int64_t> CheckpointReader::distributed_int64(const std::string& name) {
   return share<std::int64_t>(name);
 }
-std::vector<double> CheckpointReader::distributed_double(const std::string& name) { return share<double>(name); }
+std::vector<double> CheckpointReader::distributed_double(const std::string& name) {
+  return share<double>(name);
+}
 
-std::vector<double> CheckpointReader::block_double(const std::string& name, const std::vector<std::uint64_t>& offset,
+std::vector<double> CheckpointReader::block_double(const std::string& name,
+                                                   const std::vector<std::uint64_t>& offset,
                                                    const std::vector<std::uint64_t>& extent) {
   std::vector<double> values;
   comm_.agree([&] { values = read_block<double>(path_, kState + name, offset, extent); });
   return values;
 }
 
-std::vector<float> CheckpointReader::block_float(const std::string& name, const std::vector<std::uint64_t>& offset,
+std::vector<float> CheckpointReader::block_float(const std::string& name,
+                                                 const std::vector<std::uint64_t>& offset,
                                                  const std::vector<std::uint64_t>& extent) {
   std::vector<float> values;
   comm_.agree([&] { values = read_block<float>(path_, kState + name, offset, extent); });

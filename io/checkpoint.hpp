@@ -21,12 +21,12 @@ struct CheckpointInfo {
   std::int64_t schema_version = 0;
   std::string job;
   std::int64_t step = 0;
-  std::int64_t ranks = 0;          // at write time
-  std::string config;              // resolved INI text
-  std::string config_hash;         // hex of engine::Config::results_hash()
+  std::int64_t ranks = 0;   // at write time
+  std::string config;       // resolved INI text
+  std::string config_hash;  // hex of engine::Config::results_hash()
   std::string skein_version;
   std::int64_t seed = 0;
-  double written_unix = 0;         // seconds since the epoch
+  double written_unix = 0;  // seconds since the epoch
 };
 
 std::string checkpoint_path(const std::string& out_dir);

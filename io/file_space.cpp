@@ -31,7 +31,7 @@ std::string errno_text(int errno_value) {
 std::string write_failure_cause(const std::string& path) {
   auto directory = std::filesystem::path(path).parent_path();
   if (directory.empty()) directory = ".";
-  struct statvfs fs{};
+  struct statvfs fs {};
   if (::statvfs(directory.c_str(), &fs) != 0) return "";
   // A full file system still shows a few blocks free to root on some; call it full below one block.
   if (fs.f_bavail == 0 || fs.f_bfree == 0) return errno_text(ENOSPC);

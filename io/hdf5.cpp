@@ -209,7 +209,8 @@ int close_abandoned_files() {
     detail::QuietErrors quiet;
     // Collective: every rank abandoned the same files in the same order.
     if (abandoned.file.close() < 0) {
-      engine::Log::rank_log().warn("closing abandoned {} failed: {}", abandoned.path, detail::h5_error_text());
+      engine::Log::rank_log().warn("closing abandoned {} failed: {}", abandoned.path,
+                                   detail::h5_error_text());
     }
     ++closed;
   }
@@ -332,7 +333,8 @@ void H5Writer::write_array(const std::string& dataset, detail::ScalarType type, 
     if (global_rows > 0 && cols > 0) {
       const haddr_t address = H5Dget_offset(ds.get());
       if (address != HADDR_UNDEF) {
-        data_end_ = std::max<std::uint64_t>(data_end_, address + global_rows * cols * detail::type_size(type));
+        data_end_ =
+            std::max<std::uint64_t>(data_end_, address + global_rows * cols * detail::type_size(type));
       }
       if (comm_.rank() == 0) reserve_file_space(path_, allocated_end());
     }
@@ -378,17 +380,20 @@ void H5Writer::write_array(const std::string& dataset, detail::ScalarType type, 
 }
 
 void H5Writer::write_nd(const std::string& dataset, detail::ScalarType type,
-                        const std::vector<std::uint64_t>& global_shape, const std::vector<std::uint64_t>& offset,
-                        const std::vector<std::uint64_t>& extent, const void* data) {
+                        const std::vector<std::uint64_t>& global_shape,
+                        const std::vector<std::uint64_t>& offset, const std::vector<std::uint64_t>& extent,
+                        const void* data) {
   const std::string name = normalize(dataset);
   const std::size_t rank = global_shape.size();
   comm_.agree([&] {
     if (rank == 0 || offset.size() != rank || extent.size() != rank) {
-      throw engine::InternalError("H5Writer: '" + name + "' in " + path_ + ": shape, offset and extent differ in rank");
+      throw engine::InternalError("H5Writer: '" + name + "' in " + path_ +
+                                  ": shape, offset and extent differ in rank");
     }
     for (std::size_t d = 0; d < rank; ++d) {
       if (offset[d] + extent[d] > global_shape[d]) {
-        throw engine::InternalError("H5Writer: the block of '" + name + "' in " + path_ + " lies outside its shape");
+        throw engine::InternalError("H5Writer: the block of '" + name + "' in " + path_ +
+                                    " lies outside its shape");
       }
     }
   });
@@ -405,8 +410,9 @@ void H5Writer::write_nd(const std::string& dataset, detail::ScalarType type,
                                "H5Writer: ranks passed different shapes for '" + name + "' in " + path_);
   }
   if (local_count * detail::type_size(type) > (std::uint64_t{1} << 31)) {
-    engine::throw_agreed_error(engine::ExitCode::internal,
-                               "H5Writer: a block of more than 2 GiB per rank for '" + name + "' in " + path_);
+    engine::throw_agreed_error(
+        engine::ExitCode::internal,
+        "H5Writer: a block of more than 2 GiB per rank for '" + name + "' in " + path_);
   }
   const hid_t mem_type = detail::native_type(type);
   H5Handle ds;
@@ -439,8 +445,9 @@ void H5Writer::write_nd(const std::string& dataset, detail::ScalarType type,
       check_status(H5Sselect_none(file_space.get()), "H5Sselect_none", path_, name);
       buffer = dummy;
     } else {
-      check_status(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr),
-                   "H5Sselect_hyperslab", path_, name);
+      check_status(
+          H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr),
+          "H5Sselect_hyperslab", path_, name);
     }
     if (H5Dwrite(ds.get(), mem_type, mem_space.get(), file_space.get(), dxpl_.get(), buffer) < 0) {
       throw_write_error(path_, 0, "HDF5 H5Dwrite of '" + name + "' failed: " + detail::h5_error_text());

@@ -173,12 +173,13 @@ class H5Writer {
       Kokkos::deep_copy(rows, mirror);
       write_block(dataset, global_shape, offset, extent, rows.data());
     } else if constexpr (View::rank == 2) {
-      Kokkos::View<T**, Kokkos::LayoutRight, Kokkos::HostSpace> rows("write_block", view.extent(0), view.extent(1));
+      Kokkos::View<T**, Kokkos::LayoutRight, Kokkos::HostSpace> rows("write_block", view.extent(0),
+                                                                     view.extent(1));
       Kokkos::deep_copy(rows, mirror);
       write_block(dataset, global_shape, offset, extent, rows.data());
     } else {
-      Kokkos::View<T***, Kokkos::LayoutRight, Kokkos::HostSpace> rows("write_block", view.extent(0), view.extent(1),
-                                                                      view.extent(2));
+      Kokkos::View<T***, Kokkos::LayoutRight, Kokkos::HostSpace> rows("write_block", view.extent(0),
+                                                                      view.extent(1), view.extent(2));
       Kokkos::deep_copy(rows, mirror);
       write_block(dataset, global_shape, offset, extent, rows.data());
     }
@@ -215,9 +216,9 @@ class H5Writer {
  private:
   void write_array(const std::string& dataset, detail::ScalarType type, const void* data, std::uint64_t rows,
                    std::uint64_t cols, bool two_d, bool replicated);
-  void write_nd(const std::string& dataset, detail::ScalarType type, const std::vector<std::uint64_t>& global_shape,
-                const std::vector<std::uint64_t>& offset, const std::vector<std::uint64_t>& extent,
-                const void* data);
+  void write_nd(const std::string& dataset, detail::ScalarType type,
+                const std::vector<std::uint64_t>& global_shape, const std::vector<std::uint64_t>& offset,
+                const std::vector<std::uint64_t>& extent, const void* data);
   void set_scalar_attribute(const std::string& object_path, const std::string& name, detail::ScalarType type,
                             const void* value);
   bool exists(const std::string& object_path) const;

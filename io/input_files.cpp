@@ -25,7 +25,8 @@ bool has_wildcard(const std::string& pattern) {
   return pattern.find_first_of("*?[") != std::string::npos;
 }
 
-void check_extension(const std::string& key, const std::string& path, const std::vector<std::string>& extensions) {
+void check_extension(const std::string& key, const std::string& path,
+                     const std::vector<std::string>& extensions) {
   for (const auto& extension : extensions) {
     if (ends_with(path, extension)) return;
   }
@@ -59,7 +60,7 @@ std::vector<std::string> expand(const std::string& key, const std::string& patte
 }
 
 std::vector<InputFile> resolve_locally(const std::vector<std::string>& patterns, const std::string& key,
-                                        const std::vector<std::string>& extensions) {
+                                       const std::vector<std::string>& extensions) {
   if (patterns.empty()) throw engine::UsageError(key + ": no input files given");
   std::vector<InputFile> files;
   std::set<std::pair<dev_t, ino_t>> seen;
@@ -99,8 +100,8 @@ std::uint64_t get_u64(const std::string& in, std::size_t& pos) {
 }  // namespace
 
 std::vector<InputFile> resolve_inputs(const comm::Communicator& comm,
-                                      const std::vector<std::string>& patterns,
-                                      const std::string& config_key, const std::vector<std::string>& extensions) {
+                                      const std::vector<std::string>& patterns, const std::string& config_key,
+                                      const std::vector<std::string>& extensions) {
   // Rank 0 alone touches the file system; the verdict (list or error) is broadcast, so every rank throws
   // the same error without a "rank 0:" prefix: the problem is the input, not a rank.
   int code = 0;

@@ -24,8 +24,7 @@ inline const std::vector<std::string> kJsonlExtensions = {".jsonl", ".json", ".j
 //   UsageError: no patterns, or a file whose name ends in none of `extensions`;
 //   DataError: a pattern that matches nothing, a missing or unreadable file, a directory.
 std::vector<InputFile> resolve_inputs(const comm::Communicator& comm,
-                                      const std::vector<std::string>& patterns,
-                                      const std::string& config_key,
+                                      const std::vector<std::string>& patterns, const std::string& config_key,
                                       const std::vector<std::string>& extensions = kJsonlExtensions);
 
 }  // namespace skein::io

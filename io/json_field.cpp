@@ -200,9 +200,12 @@ std::string describe_trailing_bytes(std::string_view bytes) {
     for (std::size_t i = start; i < bytes.size() && end == std::string_view::npos; ++i) {
       const char c = bytes[i];
       if (in_string) {
-        if (escaped) escaped = false;
-        else if (c == '\\') escaped = true;
-        else if (c == '"') in_string = false;
+        if (escaped)
+          escaped = false;
+        else if (c == '\\')
+          escaped = true;
+        else if (c == '"')
+          in_string = false;
       } else if (c == '"') {
         in_string = true;
       } else if (c == '{' || c == '[') {
@@ -216,7 +219,8 @@ std::string describe_trailing_bytes(std::string_view bytes) {
     std::size_t next = end;
     while (next < bytes.size() && (bytes[next] == ' ' || bytes[next] == '\t')) ++next;
     if (next < bytes.size()) {
-      if (bytes[next] == '\0') return "a NUL byte after the JSON object (column " + std::to_string(next + 1) + ")";
+      if (bytes[next] == '\0')
+        return "a NUL byte after the JSON object (column " + std::to_string(next + 1) + ")";
       std::string shown(bytes.substr(next, 20));
       for (auto& c : shown) {
         if (static_cast<unsigned char>(c) < 0x20) c = '?';

@@ -48,7 +48,8 @@ int open_input(const std::string& path) {
 // Rank r's share of the byte space under the one even-share rule (comm::BlockPartition).
 ByteRange even_share(std::uint64_t total, int rank, int size) {
   if (size <= 0 || rank < 0 || rank >= size) {
-    throw engine::InternalError("JsonlShard: bad rank " + std::to_string(rank) + " of " + std::to_string(size));
+    throw engine::InternalError("JsonlShard: bad rank " + std::to_string(rank) + " of " +
+                                std::to_string(size));
   }
   const auto range = comm::BlockPartition(total, size).range(rank);
   return {range.begin, range.end};
@@ -59,13 +60,15 @@ void check_zstd_magic(int fd, const InputFile& file) {
   unsigned char magic[4] = {};
   const ssize_t n = ::pread(fd, magic, sizeof magic, 0);
   if (n == 0) return;  // an empty file: the decoder reports it
-  const std::uint32_t value = static_cast<std::uint32_t>(magic[0]) | static_cast<std::uint32_t>(magic[1]) << 8 |
-                              static_cast<std::uint32_t>(magic[2]) << 16 | static_cast<std::uint32_t>(magic[3]) << 24;
+  const std::uint32_t value =
+      static_cast<std::uint32_t>(magic[0]) | static_cast<std::uint32_t>(magic[1]) << 8 |
+      static_cast<std::uint32_t>(magic[2]) << 16 | static_cast<std::uint32_t>(magic[3]) << 24;
   const bool zstd_frame = value == 0xFD2FB528u;
   const bool skippable_frame = (value & 0xFFFFFFF0u) == 0x184D2A50u;
   if (n == 4 && (zstd_frame || skippable_frame)) return;
   std::string start;
-  for (ssize_t i = 0; i < n; ++i) start += magic[i] >= 0x20 && magic[i] < 0x7f ? static_cast<char>(magic[i]) : '?';
+  for (ssize_t i = 0; i < n; ++i)
+    start += magic[i] >= 0x20 && magic[i] < 0x7f ? static_cast<char>(magic[i]) : '?';
   throw engine::DataError(file.path + " is named .zst but is not zstd-compressed (it starts with '" + start +
                           "'); compress it with zstd or drop the .zst from its name");
 }
@@ -247,8 +250,9 @@ std::size_t JsonlShard::refill_zstd(char* out, std::size_t want) {
     zstd_in_pos_ = input.pos;
     if (ZSTD_isError(ret)) {
       if (ZSTD_getErrorCode(ret) == ZSTD_error_frameParameter_windowTooLarge) {
-        throw engine::DataError(file.path + ": its zstd frame needs a window larger than 2 GiB (the most skein "
-                                            "decodes); recompress it without --long or with --long=31 at most");
+        throw engine::DataError(file.path +
+                                ": its zstd frame needs a window larger than 2 GiB (the most skein "
+                                "decodes); recompress it without --long or with --long=31 at most");
       }
       throw engine::DataError(file.path + ": bad zstd data in the compressed bytes before byte " +
                               std::to_string(read_offset_) + ": " + ZSTD_getErrorName(ret));

@@ -27,10 +27,11 @@ void make_directories(const std::string& path) {
     if (::mkdir(partial.c_str(), 0775) != 0 && errno != EEXIST) {
       const int saved = errno;
       if (saved == ENAMETOOLONG) throw engine::UsageError("output path " + path + ": file name too long");
-      throw engine::IoError("cannot create directory " + partial + " (for " + path + "): " + errno_text(saved));
+      throw engine::IoError("cannot create directory " + partial + " (for " + path +
+                            "): " + errno_text(saved));
     }
   }
-  struct stat info{};
+  struct stat info {};
   if (::stat(path.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
     throw engine::UsageError("output path " + path + " is not a directory");
   }
@@ -54,7 +55,8 @@ std::string read_small_file(int fd) {
 
 }  // namespace
 
-OutputDir::OutputDir(const comm::Communicator& comm, std::string path, const std::vector<std::string>& outputs)
+OutputDir::OutputDir(const comm::Communicator& comm, std::string path,
+                     const std::vector<std::string>& outputs)
     : path_(std::move(path)), lock_path_(path_ + "/.skein.lock") {
   comm.agree([&] {
     if (comm.rank() != 0) return;
@@ -70,11 +72,13 @@ OutputDir::OutputDir(const comm::Communicator& comm, std::string path, const std
         ::close(fd);
         if (saved == EWOULDBLOCK) {
           throw engine::UsageError("another skein run (" + (holder.empty() ? std::string("pid ?") : holder) +
-                                   ") is writing into " + path_ + "; wait for it to end or choose another --out");
+                                   ") is writing into " + path_ +
+                                   "; wait for it to end or choose another --out");
         }
         break;  // a file system without flock: go on unlocked
       }
-      struct stat held{}, named{};
+      struct stat held {
+      }, named{};
       if (::fstat(fd, &held) == 0 && ::stat(lock_path_.c_str(), &named) == 0 && held.st_ino == named.st_ino) {
         lock_fd_ = fd;
       } else {
@@ -83,8 +87,8 @@ OutputDir::OutputDir(const comm::Communicator& comm, std::string path, const std
     }
     if (lock_fd_ >= 0) {
       const std::string holder = "pid " + std::to_string(::getpid()) + " on " + host_name() + "\n";
-      if (::ftruncate(lock_fd_, 0) != 0 || ::pwrite(lock_fd_, holder.data(), holder.size(), 0) !=
-                                                static_cast<ssize_t>(holder.size()) ||
+      if (::ftruncate(lock_fd_, 0) != 0 ||
+          ::pwrite(lock_fd_, holder.data(), holder.size(), 0) != static_cast<ssize_t>(holder.size()) ||
           ::fsync(lock_fd_) != 0) {
         const int saved = errno;
         ::close(lock_fd_);
@@ -95,7 +99,7 @@ OutputDir::OutputDir(const comm::Communicator& comm, std::string path, const std
     }
     for (const auto& name : outputs) {
       const std::string tmp = path_ + "/" + name + ".tmp";
-      struct stat info{};
+      struct stat info {};
       if (::lstat(tmp.c_str(), &info) != 0) continue;
       if (S_ISDIR(info.st_mode)) {
         throw engine::UsageError(tmp + " is a directory and is in the way of an output; remove it");

@@ -37,8 +37,8 @@ void write_concatenated_to(const comm::Communicator& comm, const std::string& pa
       comm.allreduce<std::uint64_t>((size + max_bytes_per_write - 1) / max_bytes_per_write, comm::Op::max);
   MPI_File file = MPI_FILE_NULL;
   comm.agree([&] {
-    const int rc = MPI_File_open(comm.native(), path.c_str(), MPI_MODE_CREATE | MPI_MODE_WRONLY, MPI_INFO_NULL,
-                                 &file);
+    const int rc =
+        MPI_File_open(comm.native(), path.c_str(), MPI_MODE_CREATE | MPI_MODE_WRONLY, MPI_INFO_NULL, &file);
     if (rc != MPI_SUCCESS) {
       file = MPI_FILE_NULL;
       throw_write_error(path, 0, "cannot open it for writing: " + mpi_text(rc));
@@ -62,7 +62,8 @@ void write_concatenated_to(const comm::Communicator& comm, const std::string& pa
         int written = 0;
         if (MPI_Get_count(&status, MPI_BYTE, &written) == MPI_SUCCESS && written != MPI_UNDEFINED &&
             static_cast<std::uint64_t>(written) != n) {
-          throw_write_error(path, 0, "wrote " + std::to_string(written) + " of " + std::to_string(n) + " bytes");
+          throw_write_error(path, 0,
+                            "wrote " + std::to_string(written) + " of " + std::to_string(n) + " bytes");
         }
       });
     }
@@ -77,11 +78,12 @@ void write_concatenated_to(const comm::Communicator& comm, const std::string& pa
   });
   comm.agree([&] {
     if (comm.rank() != 0) return;
-    struct stat info{};
+    struct stat info {};
     if (::stat(path.c_str(), &info) != 0) throw_write_error(path, errno, "cannot check its size");
     if (static_cast<std::uint64_t>(info.st_size) != total) {
-      throw_write_error(path, 0, "short write: " + std::to_string(info.st_size) + " of " + std::to_string(total) +
-                                     " bytes on disk");
+      throw_write_error(
+          path, 0,
+          "short write: " + std::to_string(info.st_size) + " of " + std::to_string(total) + " bytes on disk");
     }
   });
 }

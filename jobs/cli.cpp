@@ -36,14 +36,17 @@ constexpr const char* kUsage =
     "  skein run JOB [--config FILE.ini] [--JOB.KEY=VALUE ...] [--out DIR] [--resume]\n"
     "                                                    run a job (under mpirun or srun)\n"
     "  skein submit JOB --config FILE.ini --nodes N --ntasks-per-node M --time HH:MM:SS [...]\n"
-    "                                                    submit to Slurm (checkpoint + requeue on preemption)\n"
+    "                                                    submit to Slurm (checkpoint + requeue on "
+    "preemption)\n"
     "  skein inspect FILE.h5                                                  summarise an output file\n"
-    "  skein jobs                                                             list jobs and their config keys\n"
+    "  skein jobs                                                             list jobs and their config "
+    "keys\n"
     "  skein --version\n"
     "\n"
     "`skein COMMAND --help` and `skein run JOB --help` tell more.\n"
     "exit codes: 0 done, 2 usage or config error, 65 bad input data, 70 internal error,\n"
-    "            74 cannot write outputs or checkpoints (disk full, permission), 75 checkpointed for requeue\n";
+    "            74 cannot write outputs or checkpoints (disk full, permission), 75 checkpointed for "
+    "requeue\n";
 
 std::string job_names() {
   std::string names;
@@ -56,7 +59,8 @@ const JobEntry& job_or_throw(const std::string& name) {
   std::vector<std::string> names;
   for (const auto& entry : all_jobs()) names.push_back(entry.spec.name);
   const std::string suggestion = engine::closest_match(name, names);
-  throw UsageError("unknown job '" + name + "'" + (suggestion.empty() ? "" : "; did you mean '" + suggestion + "'?") +
+  throw UsageError("unknown job '" + name + "'" +
+                   (suggestion.empty() ? "" : "; did you mean '" + suggestion + "'?") +
                    " (jobs: " + job_names() + ")");
 }
 
@@ -66,7 +70,8 @@ std::string describe_keys(const engine::JobSpec& spec) {
       << ".KEY=VALUE):\n";
   for (const auto& key : spec.keys) {
     out << "  " << spec.name << "." << key.name;
-    out << (key.required ? "  (required)" : "  = " + (key.default_value.empty() ? "\"\"" : key.default_value)) << "\n";
+    out << (key.required ? "  (required)" : "  = " + (key.default_value.empty() ? "\"\"" : key.default_value))
+        << "\n";
     out << "      " << key.help << "\n";
   }
   return out.str();
@@ -85,8 +90,9 @@ void print_jobs() {
 int inspect(const comm::Communicator& world, const std::vector<std::string>& args) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     if (world.rank() == 0) {
-      std::cout << "usage: skein inspect FILE.h5\n\nPrints the job, status and config of a skein output, every "
-                   "dataset with its shape and first values, and its metrics.\n";
+      std::cout
+          << "usage: skein inspect FILE.h5\n\nPrints the job, status and config of a skein output, every "
+             "dataset with its shape and first values, and its metrics.\n";
     }
     if (args.empty()) throw UsageError("inspect: missing FILE.h5");
     return 0;
@@ -105,7 +111,7 @@ void reject_positional(const std::vector<std::string>& words, const std::string&
   if (words.empty()) return;
   const std::string& word = words.front();
   std::string hint;
-  struct stat info{};
+  struct stat info {};
   if (word.size() > 4 && word.compare(word.size() - 4, 4, ".ini") == 0 && ::stat(word.c_str(), &info) == 0) {
     hint = "; did you mean `--config " + word + "`?";
   }
@@ -117,10 +123,11 @@ int run(const comm::Communicator& world, const std::vector<std::string>& args) {
   const auto started = std::chrono::steady_clock::now();
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     if (world.rank() == 0) {
-      std::cout << "usage: skein run JOB [--config FILE.ini] [--JOB.KEY=VALUE ...] [--out DIR] [--resume|--fresh]\n"
-                   "                     [--checkpoint-every SECONDS] [--checkpoint-steps N] [--log-level L]\n"
-                   "                     [--debug-log DIR]\n\njobs: "
-                << job_names() << "\n`skein run JOB --help` lists the job's config keys.\n";
+      std::cout
+          << "usage: skein run JOB [--config FILE.ini] [--JOB.KEY=VALUE ...] [--out DIR] [--resume|--fresh]\n"
+             "                     [--checkpoint-every SECONDS] [--checkpoint-steps N] [--log-level L]\n"
+             "                     [--debug-log DIR]\n\njobs: "
+          << job_names() << "\n`skein run JOB --help` lists the job's config keys.\n";
     }
     if (args.empty()) throw UsageError("run: missing JOB (jobs: " + job_names() + ")");
     return 0;
@@ -136,7 +143,8 @@ int run(const comm::Communicator& world, const std::vector<std::string>& args) {
       "debug-log", po::value<std::string>()->default_value(""), "directory for per-rank debug logs")(
       "resume", "continue from the newest valid checkpoint in --out (start fresh if there is none)")(
       "fresh", "start from the beginning even though --out holds a checkpoint (it is deleted)")(
-      "checkpoint-every", po::value<double>()->default_value(0), "checkpoint every SECONDS (0: only on a signal)")(
+      "checkpoint-every", po::value<double>()->default_value(0),
+      "checkpoint every SECONDS (0: only on a signal)")(
       "checkpoint-steps", po::value<std::int64_t>()->default_value(0), "checkpoint every N steps (0: never)");
   po::options_description job_keys(name + " keys");
   std::vector<std::string> valid;
@@ -144,8 +152,8 @@ int run(const comm::Communicator& world, const std::vector<std::string>& args) {
     job_keys.add_options()((name + "." + key.name).c_str(), po::value<std::string>(), key.help.c_str());
     valid.push_back("--" + name + "." + key.name);
   }
-  for (const char* option : {"--help", "--config", "--out", "--log-level", "--debug-log", "--resume", "--fresh",
-                             "--checkpoint-every", "--checkpoint-steps"}) {
+  for (const char* option : {"--help", "--config", "--out", "--log-level", "--debug-log", "--resume",
+                             "--fresh", "--checkpoint-every", "--checkpoint-steps"}) {
     valid.push_back(option);
   }
   po::options_description all;
@@ -160,14 +168,16 @@ int run(const comm::Communicator& world, const std::vector<std::string>& args) {
   } catch (const po::unknown_option& e) {
     const std::string suggestion = engine::closest_match(e.get_option_name(), valid);
     throw UsageError("unknown option '" + e.get_option_name() + "'" +
-                     (suggestion.empty() ? "" : "; did you mean '" + suggestion + "'?") +
-                     " (`skein run " + name + " --help` lists them)");
+                     (suggestion.empty() ? "" : "; did you mean '" + suggestion + "'?") + " (`skein run " +
+                     name + " --help` lists them)");
   } catch (const po::error& e) {
     throw UsageError(std::string("run ") + name + ": " + e.what());
   }
   if (vm.count("help")) {
-    if (world.rank() == 0) std::cout << "usage: skein run " << name << " [options]\n\n" << general << "\n"
-                                     << describe_keys(entry.spec);
+    if (world.rank() == 0)
+      std::cout << "usage: skein run " << name << " [options]\n\n"
+                << general << "\n"
+                << describe_keys(entry.spec);
     return 0;
   }
   const std::string level = vm["log-level"].as<std::string>();
@@ -221,7 +231,8 @@ int run(const comm::Communicator& world, const std::vector<std::string>& args) {
   log.info("{} on {} rank{}, skein {}, output {}/", name, world.size(), world.size() == 1 ? "" : "s",
            SKEIN_VERSION, out_dir);
   if (const char* slurm_job = std::getenv("SLURM_JOB_ID")) {
-    log.info("slurm job {} ({} nodes, {} tasks)", slurm_job, std::getenv("SLURM_JOB_NUM_NODES") ? std::getenv("SLURM_JOB_NUM_NODES") : "?",
+    log.info("slurm job {} ({} nodes, {} tasks)", slurm_job,
+             std::getenv("SLURM_JOB_NUM_NODES") ? std::getenv("SLURM_JOB_NUM_NODES") : "?",
              std::getenv("SLURM_NTASKS") ? std::getenv("SLURM_NTASKS") : "?");
   }
   engine::Log::rank_log().debug("resolved config:\n{}", config.to_ini());
@@ -266,7 +277,8 @@ int dispatch(const comm::Communicator& world, int argc, char** argv) {
     // Submission is one process's business; under mpirun only rank 0 submits.
     int code = 0;
     world.agree([&] {
-      if (world.rank() == 0) code = cluster::submit_command(tail_args(argc, argv, 2), specs, cluster::current_executable());
+      if (world.rank() == 0)
+        code = cluster::submit_command(tail_args(argc, argv, 2), specs, cluster::current_executable());
     });
     return code;
   }

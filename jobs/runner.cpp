@@ -6,11 +6,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <algorithm>
 #include <map>
 #include <sstream>
 #include <thread>
@@ -41,10 +41,11 @@ std::map<std::string, std::string> parse_ini_values(const std::string& text) {
 }
 
 // Refuses to resume when a key that changes results differs from the checkpoint's, naming the keys.
-void check_resumable(const io::CheckpointInfo& info, const JobEnv& env, const std::vector<engine::ConfigKey>& keys) {
+void check_resumable(const io::CheckpointInfo& info, const JobEnv& env,
+                     const std::vector<engine::ConfigKey>& keys) {
   if (info.job != env.config.section()) {
-    throw engine::UsageError("cannot resume: " + info.path + " is a checkpoint of job '" + info.job + "', not '" +
-                             env.config.section() + "'");
+    throw engine::UsageError("cannot resume: " + info.path + " is a checkpoint of job '" + info.job +
+                             "', not '" + env.config.section() + "'");
   }
   if (info.config_hash == hex(env.config.results_hash())) return;
   const auto saved = parse_ini_values(info.config);
@@ -55,11 +56,13 @@ void check_resumable(const io::CheckpointInfo& info, const JobEnv& env, const st
     const std::string before = it == saved.end() ? "(unset)" : it->second;
     const std::string& now = env.config.get(key.name);
     if (before != now) {
-      differences += "\n  " + env.config.section() + "." + key.name + ": checkpoint has '" + before + "', now '" + now + "'";
+      differences += "\n  " + env.config.section() + "." + key.name + ": checkpoint has '" + before +
+                     "', now '" + now + "'";
     }
   }
-  throw engine::UsageError("cannot resume from " + info.path + ": the config differs in keys that change results:" +
-                           differences + "\nrun with the checkpoint's config, or without --resume into a new --out");
+  throw engine::UsageError("cannot resume from " + info.path +
+                           ": the config differs in keys that change results:" + differences +
+                           "\nrun with the checkpoint's config, or without --resume into a new --out");
 }
 
 // Test hook: SKEIN_FAULT=KIND:RANK:STEP makes rank RANK fail at step STEP, to test that every rank ends
@@ -99,7 +102,8 @@ std::string fmt_seconds(double seconds) {
 void check_fresh_start(const comm::Communicator& comm, const std::string& out_dir, bool fresh) {
   comm.agree([&] {
     if (comm.rank() != 0) return;
-    const std::vector<std::string> paths = {io::checkpoint_path(out_dir), io::previous_checkpoint_path(out_dir)};
+    const std::vector<std::string> paths = {io::checkpoint_path(out_dir),
+                                            io::previous_checkpoint_path(out_dir)};
     if (fresh) {
       for (const auto& path : paths) {
         if (::unlink(path.c_str()) == 0) engine::Log::user().info("--fresh: deleted {}", path);
@@ -116,7 +120,8 @@ void check_fresh_start(const comm::Communicator& comm, const std::string& out_di
       } catch (const std::exception& e) {
         what = "a checkpoint that cannot be used (" + std::string(e.what()) + ")";
       }
-      throw engine::UsageError(path + " is " + what + "; continue it with --resume, or start over with --fresh " +
+      throw engine::UsageError(path + " is " + what +
+                               "; continue it with --resume, or start over with --fresh " +
                                "(which deletes it), or choose another --out");
     }
   });
@@ -196,7 +201,8 @@ void run_job(engine::Job& job, const JobEnv& env, const std::vector<engine::Conf
     if (faults) {
       if (fault.rank == comm.rank() && fault.step == step) {
         if (fault.kind == "kill") ::raise(SIGKILL);
-        if (fault.kind == "abort") throw engine::InternalError("injected fault (SKEIN_FAULT) on this rank only");
+        if (fault.kind == "abort")
+          throw engine::InternalError("injected fault (SKEIN_FAULT) on this rank only");
       }
       comm.agree([&] {
         if (fault.kind == "throw" && fault.rank == comm.rank() && fault.step == step) {
@@ -213,9 +219,11 @@ void run_job(engine::Job& job, const JobEnv& env, const std::vector<engine::Conf
 
     const auto now = Clock::now();
     const double since = std::chrono::duration<double>(now - last_checkpoint).count();
-    const double seconds_per_step = std::chrono::duration<double>(now - interval_start).count() /
-                                    static_cast<double>(std::max<std::int64_t>(1, step - interval_first_step));
-    // [stop signal, periodic checkpoint due, slowest step, seconds since the signal, since the last checkpoint]
+    const double seconds_per_step =
+        std::chrono::duration<double>(now - interval_start).count() /
+        static_cast<double>(std::max<std::int64_t>(1, step - interval_first_step));
+    // [stop signal, periodic checkpoint due, slowest step, seconds since the signal, since the last
+    // checkpoint]
     double flags[5] = {static_cast<double>(engine::received_stop_signal()),
                        (options.checkpoint_every_seconds > 0 && since >= options.checkpoint_every_seconds) ||
                                (options.checkpoint_every_steps > 0 &&
@@ -225,14 +233,18 @@ void run_job(engine::Job& job, const JobEnv& env, const std::vector<engine::Conf
                        seconds_per_step, engine::seconds_since_stop_signal(), since};
     comm.allreduce_inplace(flags, 5, comm::Op::max);
     const int signal_number = static_cast<int>(flags[0]);
-    std::int64_t interval = std::clamp<std::int64_t>(
-        static_cast<std::int64_t>(kAgreementSeconds / std::max(flags[2], 1e-9)), 1, kMaxStepsBetweenAgreements);
+    std::int64_t interval =
+        std::clamp<std::int64_t>(static_cast<std::int64_t>(kAgreementSeconds / std::max(flags[2], 1e-9)), 1,
+                                 kMaxStepsBetweenAgreements);
     if (options.checkpoint_every_steps > 0) {
-      interval = std::min(interval, std::max<std::int64_t>(1, options.checkpoint_every_steps - steps_since_checkpoint));
+      interval = std::min(interval,
+                          std::max<std::int64_t>(1, options.checkpoint_every_steps - steps_since_checkpoint));
     }
     if (options.checkpoint_every_seconds > 0) {
-      const double left = options.checkpoint_every_seconds - flags[4];  // agreed, so every rank picks the same
-      interval = std::min(interval, std::max<std::int64_t>(1, static_cast<std::int64_t>(left / std::max(flags[2], 1e-9))));
+      const double left =
+          options.checkpoint_every_seconds - flags[4];  // agreed, so every rank picks the same
+      interval = std::min(
+          interval, std::max<std::int64_t>(1, static_cast<std::int64_t>(left / std::max(flags[2], 1e-9))));
     }
     next_agreement = step + interval;
     interval_start = Clock::now();
@@ -241,18 +253,20 @@ void run_job(engine::Job& job, const JobEnv& env, const std::vector<engine::Conf
     if (signal_number != 0) {
       const double grace = engine::stop_grace_seconds(signal_number);
       const double left = grace - flags[3];
-      const std::string stopped = std::string("stopped by ") + engine::signal_name(signal_number) + " after step " +
-                                  std::to_string(step);
+      const std::string stopped = std::string("stopped by ") + engine::signal_name(signal_number) +
+                                  " after step " + std::to_string(step);
       // A checkpoint cut off by the launcher's SIGKILL is lost work and a wasted write: skip it when the
       // last one took longer than the time left (the previous checkpoint, if any, stays valid).
       if (grace >= 0 && last_checkpoint_seconds >= 0 && last_checkpoint_seconds > left) {
-        const std::string kept = last_checkpoint_step >= 0 || options.resume
-                                     ? "the newest checkpoint in " + env.out_dir + " stays; run again with --resume"
-                                     : "run again to start over";
-        engine::throw_agreed_error(
-            engine::ExitCode::checkpointed,
-            stopped + "; no checkpoint: the launcher kills the ranks " + fmt_seconds(grace) +
-                " after the signal and the last checkpoint took " + fmt_seconds(last_checkpoint_seconds) + "; " + kept);
+        const std::string kept =
+            last_checkpoint_step >= 0 || options.resume
+                ? "the newest checkpoint in " + env.out_dir + " stays; run again with --resume"
+                : "run again to start over";
+        engine::throw_agreed_error(engine::ExitCode::checkpointed,
+                                   stopped + "; no checkpoint: the launcher kills the ranks " +
+                                       fmt_seconds(grace) +
+                                       " after the signal and the last checkpoint took " +
+                                       fmt_seconds(last_checkpoint_seconds) + "; " + kept);
       }
       checkpoint();
       engine::throw_agreed_error(engine::ExitCode::checkpointed,
@@ -265,8 +279,9 @@ void run_job(engine::Job& job, const JobEnv& env, const std::vector<engine::Conf
   // The outputs are complete: the checkpoints describe an unfinished run and would only mislead a --resume.
   comm.agree([&] {
     if (comm.rank() != 0) return;
-    for (const auto& path : {io::checkpoint_path(env.out_dir), io::previous_checkpoint_path(env.out_dir),
-                             io::checkpoint_path(env.out_dir) + ".tmp", io::previous_checkpoint_path(env.out_dir) + ".tmp"}) {
+    for (const auto& path :
+         {io::checkpoint_path(env.out_dir), io::previous_checkpoint_path(env.out_dir),
+          io::checkpoint_path(env.out_dir) + ".tmp", io::previous_checkpoint_path(env.out_dir) + ".tmp"}) {
       ::unlink(path.c_str());
     }
   });

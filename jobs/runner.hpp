@@ -12,7 +12,7 @@ namespace skein::jobs {
 
 struct RunOptions {
   bool resume = false;
-  bool fresh = false;  // start over although --out holds a checkpoint (deleting it)
+  bool fresh = false;                   // start over although --out holds a checkpoint (deleting it)
   double checkpoint_every_seconds = 0;  // 0: no periodic checkpoints
   std::int64_t checkpoint_every_steps = 0;
 };

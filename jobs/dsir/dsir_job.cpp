@@ -38,8 +38,12 @@ constexpr int kFileBits = 24;
 std::uint64_t document_id(std::uint32_t file_index, std::uint64_t byte_offset) {
   return (static_cast<std::uint64_t>(file_index) << kOffsetBits) | byte_offset;
 }
-std::uint32_t file_of(std::uint64_t id) { return static_cast<std::uint32_t>(id >> kOffsetBits); }
-std::uint64_t offset_of(std::uint64_t id) { return id & ((std::uint64_t{1} << kOffsetBits) - 1); }
+std::uint32_t file_of(std::uint64_t id) {
+  return static_cast<std::uint32_t>(id >> kOffsetBits);
+}
+std::uint64_t offset_of(std::uint64_t id) {
+  return id & ((std::uint64_t{1} << kOffsetBits) - 1);
+}
 
 std::vector<double> normalized(const HostCounts& counts) {
   double total = 0;
@@ -91,9 +95,9 @@ struct WeightEntry {
 
 // One piece's raw documents as the fit pass saw them, so the score pass need not read and parse them again.
 struct CachedPiece {
-  Tally tally;                          // the piece's document counts (read, scored, skipped, invalid UTF-8)
-  std::vector<std::uint64_t> ids;       // documents in order
-  std::vector<std::uint64_t> ends;      // document i's n-grams are buckets[ends[i-1], ends[i])
+  Tally tally;                      // the piece's document counts (read, scored, skipped, invalid UTF-8)
+  std::vector<std::uint64_t> ids;   // documents in order
+  std::vector<std::uint64_t> ends;  // document i's n-grams are buckets[ends[i-1], ends[i])
   std::vector<std::uint32_t> buckets;
 
   std::uint64_t bytes() const { return 16 * ids.size() + 4 * buckets.size(); }
@@ -104,18 +108,24 @@ enum class Pass : std::int64_t { fit_target = 0, fit_raw = 1, score = 2, collect
 
 const char* pass_label(Pass pass) {
   switch (pass) {
-    case Pass::fit_target: return "fitting target model";
-    case Pass::fit_raw: return "fitting raw model";
-    case Pass::score: return "scoring raw documents";
-    case Pass::collect: return "collecting the selection";
-    case Pass::done: break;
+    case Pass::fit_target:
+      return "fitting target model";
+    case Pass::fit_raw:
+      return "fitting raw model";
+    case Pass::score:
+      return "scoring raw documents";
+    case Pass::collect:
+      return "collecting the selection";
+    case Pass::done:
+      break;
   }
   return "done";
 }
 
 class DsirJob final : public engine::Job {
  public:
-  explicit DsirJob(const jobs::JobEnv& env) : env_(env), comm_(env.comm), settings_(parse_settings(env.config)) {}
+  explicit DsirJob(const jobs::JobEnv& env)
+      : env_(env), comm_(env.comm), settings_(parse_settings(env.config)) {}
 
   void load() override {
     target_files_ = io::resolve_inputs(comm_, settings_.target_patterns, "dsir.target", io::kJsonlExtensions);
@@ -137,12 +147,11 @@ class DsirJob final : public engine::Job {
     raw_counts_ = HostCounts("raw_counts", settings_.num_buckets);
     selected_counts_ = HostCounts("selected_counts", settings_.num_buckets);
     random_counts_ = HostCounts("random_counts", settings_.num_buckets);
-    engine::Log::user().info("dsir: {} target file{}, {} raw file{} ({}), {} buckets, hash {}, {}-grams",
-                             target_files_.size(), target_files_.size() == 1 ? "" : "s", raw_files_.size(),
-                             raw_files_.size() == 1 ? "" : "s",
-                             engine::human_bytes(static_cast<double>(io::JsonlShard::total_bytes(raw_files_))),
-                             settings_.num_buckets, settings_.hash == HashKind::sha256 ? "sha256" : "xxh3",
-                             settings_.ngrams);
+    engine::Log::user().info(
+        "dsir: {} target file{}, {} raw file{} ({}), {} buckets, hash {}, {}-grams", target_files_.size(),
+        target_files_.size() == 1 ? "" : "s", raw_files_.size(), raw_files_.size() == 1 ? "" : "s",
+        engine::human_bytes(static_cast<double>(io::JsonlShard::total_bytes(raw_files_))),
+        settings_.num_buckets, settings_.hash == HashKind::sha256 ? "sha256" : "xxh3", settings_.ngrams);
     begin_pass(Pass::fit_target, {});
   }
 
@@ -159,7 +168,8 @@ class DsirJob final : public engine::Job {
         cache_bytes_ -= cached->second.bytes();
         cache_.erase(cached);
       } else {
-        caching_ = pass_ == Pass::fit_raw && settings_.raw_fit >= 1.0 && cache_bytes_ < settings_.feature_cache_bytes;
+        caching_ = pass_ == Pass::fit_raw && settings_.raw_fit >= 1.0 &&
+                   cache_bytes_ < settings_.feature_cache_bytes;
         if (caching_) caching_piece_ = CachedPiece{};
         const Tally before = tally_;
         io::JsonlShard shard(files, {pieces.range(piece)});
@@ -194,7 +204,9 @@ class DsirJob final : public engine::Job {
   std::uint64_t seed() const override { return settings_.seed; }
 
  private:
-  const Pieces& pieces_of(Pass pass) const { return pass == Pass::fit_target ? *target_pieces_ : *raw_pieces_; }
+  const Pieces& pieces_of(Pass pass) const {
+    return pass == Pass::fit_target ? *target_pieces_ : *raw_pieces_;
+  }
 
   // Starts `pass` with the pieces in `done` (global, from a checkpoint) already processed.
   void begin_pass(Pass pass, const std::vector<std::uint64_t>& done) {
@@ -217,7 +229,8 @@ class DsirJob final : public engine::Job {
     const auto& files = pass == Pass::fit_target ? target_files_ : raw_files_;
     featurizer_ = std::make_unique<Featurizer>(settings_, files);
     double my_bytes = 0;
-    for (const auto p : pending_) my_bytes += static_cast<double>(pieces.range(p).end - pieces.range(p).begin);
+    for (const auto p : pending_)
+      my_bytes += static_cast<double>(pieces.range(p).end - pieces.range(p).begin);
     bytes_done_ = 0;
     progress_ = std::make_unique<engine::Progress>(std::string("dsir: ") + pass_label(pass), my_bytes, "B");
     if (pass == Pass::collect) {
@@ -225,7 +238,8 @@ class DsirJob final : public engine::Job {
       // in order, so the ranks' selected lines concatenate in (file, offset) order.
       const Pieces& raw = *raw_pieces_;
       auto owner = [&](std::uint64_t id) {
-        return comm::BlockPartition(raw.count(), comm_.size()).owner(raw.piece_of(file_of(id), offset_of(id)));
+        return comm::BlockPartition(raw.count(), comm_.size())
+            .owner(raw.piece_of(file_of(id), offset_of(id)));
       };
       selected_ = comm_.exchange(selected_, [&](const comm::Candidate& c) { return owner(c.id); });
       random_ids_ = comm_.exchange(random_ids_, owner);
@@ -250,7 +264,8 @@ class DsirJob final : public engine::Job {
       collect(line, shard, id);
       return;
     }
-    // A raw document outside the raw_fit sample is not even parsed in the fit pass (the score pass counts it).
+    // A raw document outside the raw_fit sample is not even parsed in the fit pass (the score pass counts
+    // it).
     if (pass_ == Pass::fit_raw && settings_.raw_fit < 1.0 &&
         engine::uniform_open01(settings_.seed, DsirStream::subsample, id) >= settings_.raw_fit) {
       return;
@@ -266,7 +281,8 @@ class DsirJob final : public engine::Job {
         for (const auto b : buckets) ++raw_counts_(b);
         ++tally_.fit;
         // With every document fitted, eligibility is known now: a too-large num_select fails before scoring.
-        if (settings_.raw_fit >= 1.0 && num_tokens_of(buckets.size()) >= settings_.min_tokens) ++tally_.eligible;
+        if (settings_.raw_fit >= 1.0 && num_tokens_of(buckets.size()) >= settings_.min_tokens)
+          ++tally_.eligible;
         if (caching_) {
           caching_piece_.ids.push_back(id);
           caching_piece_.buckets.insert(caching_piece_.buckets.end(), buckets.begin(), buckets.end());
@@ -281,7 +297,8 @@ class DsirJob final : public engine::Job {
         score(id, buckets.data(), buckets.size());
         break;
       case Pass::collect:
-      case Pass::done: break;
+      case Pass::done:
+        break;
     }
   }
 
@@ -351,17 +368,18 @@ class DsirJob final : public engine::Job {
     if (tally.eligible >= settings_.num_select) return;
     throw UsageError("dsir.num_select = " + std::to_string(settings_.num_select) + " but only " +
                      std::to_string(tally.eligible) + " of " + std::to_string(tally.scored) +
-                     " raw documents are eligible (at least dsir.min_tokens = " + std::to_string(settings_.min_tokens) +
-                     " tokens)");
+                     " raw documents are eligible (at least dsir.min_tokens = " +
+                     std::to_string(settings_.min_tokens) + " tokens)");
   }
 
   // " (all N lines were skipped: X not valid JSON, Y without the text field)" when lines were skipped.
   std::string skipped_lines(const Tally& tally) const {
     const std::uint64_t skipped = tally.bad_json + tally.missing_field;
     if (skipped == 0) return "";
-    return " (" + std::to_string(skipped) + " of " + std::to_string(tally.read) + " lines were skipped: " +
-           std::to_string(tally.bad_json) + " not valid JSON, " + std::to_string(tally.missing_field) +
-           " without a string field '" + settings_.text_field + "'; dsir.on_bad_line = skip)";
+    return " (" + std::to_string(skipped) + " of " + std::to_string(tally.read) +
+           " lines were skipped: " + std::to_string(tally.bad_json) + " not valid JSON, " +
+           std::to_string(tally.missing_field) + " without a string field '" + settings_.text_field +
+           "'; dsir.on_bad_line = skip)";
   }
 
   std::string config_text(const std::string& key) const { return env_.config.get(key); }
@@ -375,7 +393,9 @@ class DsirJob final : public engine::Job {
         target_tally_ = pass_tally;
         comm_.allreduce(target_counts_, comm::Op::sum);
         comm_.agree([&] {
-          if (target_tally_.fit == 0) throw DataError("the target corpus (dsir.target) holds no documents" + skipped_lines(target_tally_));
+          if (target_tally_.fit == 0)
+            throw DataError("the target corpus (dsir.target) holds no documents" +
+                            skipped_lines(target_tally_));
         });
         begin_pass(Pass::fit_raw, {});
         break;
@@ -384,11 +404,15 @@ class DsirJob final : public engine::Job {
         raw_fit_docs_ = pass_tally.fit;
         comm_.allreduce(raw_counts_, comm::Op::sum);
         comm_.agree([&] {
-          if (raw_fit_docs_ == 0 && settings_.raw_fit < 1.0 && pass_tally.bad_json + pass_tally.missing_field == 0) {
-            throw UsageError("dsir.raw_fit = " + config_text("raw_fit") +
-                             " sampled none of the raw documents to fit the raw model; use a larger fraction or 'all'");
+          if (raw_fit_docs_ == 0 && settings_.raw_fit < 1.0 &&
+              pass_tally.bad_json + pass_tally.missing_field == 0) {
+            throw UsageError(
+                "dsir.raw_fit = " + config_text("raw_fit") +
+                " sampled none of the raw documents to fit the raw model; use a larger fraction or 'all'");
           }
-          if (raw_fit_docs_ == 0) throw DataError("the raw corpus (dsir.raw) holds no documents to fit" + skipped_lines(pass_tally));
+          if (raw_fit_docs_ == 0)
+            throw DataError("the raw corpus (dsir.raw) holds no documents to fit" +
+                            skipped_lines(pass_tally));
           if (settings_.raw_fit >= 1.0) check_num_select(pass_tally);
         });
         compute_model();
@@ -414,7 +438,8 @@ class DsirJob final : public engine::Job {
       case Pass::collect: {
         comm_.agree([&] {
           if (selected_cursor_ != selected_.size() || random_cursor_ != random_ids_.size()) {
-            throw engine::InternalError("dsir: the input changed while it was read (selected documents not found)");
+            throw engine::InternalError(
+                "dsir: the input changed while it was read (selected documents not found)");
           }
         });
         comm_.allreduce(selected_counts_, comm::Op::sum);
@@ -422,7 +447,8 @@ class DsirJob final : public engine::Job {
         begin_pass(Pass::done, {});
         break;
       }
-      case Pass::done: break;
+      case Pass::done:
+        break;
     }
   }
 
@@ -435,8 +461,8 @@ class DsirJob final : public engine::Job {
   std::unique_ptr<Pieces> target_pieces_, raw_pieces_;
 
   Pass pass_ = Pass::fit_target;
-  std::vector<std::uint64_t> pending_;      // this rank's pieces still to read in this pass, in order
-  std::vector<std::uint64_t> finished_;     // this rank's pieces read in this pass (since it began or resumed)
+  std::vector<std::uint64_t> pending_;   // this rank's pieces still to read in this pass, in order
+  std::vector<std::uint64_t> finished_;  // this rank's pieces read in this pass (since it began or resumed)
   std::vector<std::uint64_t> done_before_;  // pieces of this pass done before a resume (global)
   std::unique_ptr<Featurizer> featurizer_;
   std::unique_ptr<engine::Progress> progress_;
@@ -462,7 +488,8 @@ class DsirJob final : public engine::Job {
 
 // --- checkpoint state ----------------------------------------------------------------------------------
 
-void save_candidates(engine::StateWriter& state, const std::string& name, const std::vector<comm::Candidate>& cs) {
+void save_candidates(engine::StateWriter& state, const std::string& name,
+                     const std::vector<comm::Candidate>& cs) {
   std::vector<double> keys, values;
   std::vector<std::uint64_t> ids;
   for (const auto& c : cs) {
@@ -496,7 +523,8 @@ void DsirJob::save_state(engine::StateWriter& state) const {
     done.clear();
   }
   state.replicated("done_pieces", done);
-  state.replicated("pass_tally", pass_ == Pass::collect ? Tally{}.to_vector() : tally_.summed(comm_).to_vector());
+  state.replicated("pass_tally",
+                   pass_ == Pass::collect ? Tally{}.to_vector() : tally_.summed(comm_).to_vector());
   state.replicated("target_tally", target_tally_.to_vector());
   state.replicated("raw_tally", raw_tally_.to_vector());
   state.scalar("raw_fit_docs", static_cast<std::int64_t>(raw_fit_docs_));
@@ -541,7 +569,8 @@ void DsirJob::restore_state(engine::StateReader& state) {
   raw_fit_docs_ = static_cast<std::uint64_t>(state.int64_scalar("raw_fit_docs"));
   const auto target_counts = state.replicated_uint64("target_counts");
   const auto raw_counts = state.replicated_uint64("raw_counts");
-  assign_counts(target_counts_, pass != Pass::fit_target || keeper ? target_counts : std::vector<std::uint64_t>{});
+  assign_counts(target_counts_,
+                pass != Pass::fit_target || keeper ? target_counts : std::vector<std::uint64_t>{});
   assign_counts(raw_counts_, pass != Pass::fit_raw || keeper ? raw_counts : std::vector<std::uint64_t>{});
   if (pass >= Pass::score) compute_model();
   if (pass == Pass::score) {
@@ -559,7 +588,8 @@ void DsirJob::restore_state(engine::StateReader& state) {
     const auto log_weights = state.distributed_double("weights_log_weight");
     const auto tokens = state.distributed_int64("weights_num_tokens");
     weights_.clear();
-    for (std::size_t i = 0; i < ids.size(); ++i) weights_.push_back({ids[i], log_weights.at(i), tokens.at(i)});
+    for (std::size_t i = 0; i < ids.size(); ++i)
+      weights_.push_back({ids[i], log_weights.at(i), tokens.at(i)});
   }
   begin_pass(pass, done);
   tally_ = keeper ? pass_tally : Tally{};
@@ -574,9 +604,11 @@ void DsirJob::write_raw_weights(io::H5Writer& h5) {
   // sort, so that the ranks' parts concatenate in document order.
   const Pieces& raw = *raw_pieces_;
   auto entries = comm_.exchange(weights_, [&](const WeightEntry& w) {
-    return comm::BlockPartition(raw.count(), comm_.size()).owner(raw.piece_of(file_of(w.id), offset_of(w.id)));
+    return comm::BlockPartition(raw.count(), comm_.size())
+        .owner(raw.piece_of(file_of(w.id), offset_of(w.id)));
   });
-  std::sort(entries.begin(), entries.end(), [](const WeightEntry& a, const WeightEntry& b) { return a.id < b.id; });
+  std::sort(entries.begin(), entries.end(),
+            [](const WeightEntry& a, const WeightEntry& b) { return a.id < b.id; });
   std::vector<std::uint32_t> file_index;
   std::vector<std::uint64_t> byte_offset;
   std::vector<double> log_weight;
@@ -630,8 +662,9 @@ void DsirJob::finalize() {
     }
     h5.write_replicated("/model/target_log_prob", target_log);
     h5.write_replicated("/model/raw_log_prob", raw_log);
-    h5.set_attribute("/model", "description", "log(p + 1e-8) per hash bucket; log weight = sum over a document's "
-                                              "n-grams of target_log_prob - raw_log_prob");
+    h5.set_attribute("/model", "description",
+                     "log(p + 1e-8) per hash bucket; log weight = sum over a document's "
+                     "n-grams of target_log_prob - raw_log_prob");
     h5.write_distributed("/selected/file_index", file_index);
     h5.write_distributed("/selected/byte_offset", byte_offset);
     h5.write_distributed("/selected/log_weight", log_weight);
@@ -650,30 +683,36 @@ void DsirJob::finalize() {
     h5.set_attribute(metrics, "docs_scored", static_cast<std::int64_t>(raw_tally_.scored));
     h5.set_attribute(metrics, "docs_eligible", static_cast<std::int64_t>(raw_tally_.eligible));
     h5.set_attribute(metrics, "docs_skipped_bad_json", static_cast<std::int64_t>(raw_tally_.bad_json));
-    h5.set_attribute(metrics, "docs_skipped_missing_field", static_cast<std::int64_t>(raw_tally_.missing_field));
+    h5.set_attribute(metrics, "docs_skipped_missing_field",
+                     static_cast<std::int64_t>(raw_tally_.missing_field));
     h5.set_attribute(metrics, "docs_invalid_utf8", static_cast<std::int64_t>(raw_tally_.invalid_utf8));
     h5.set_attribute(metrics, "docs_raw_fit", static_cast<std::int64_t>(raw_fit_docs_));
     h5.set_attribute(metrics, "target_docs_read", static_cast<std::int64_t>(target_tally_.read));
     h5.set_attribute(metrics, "target_docs_skipped",
                      static_cast<std::int64_t>(target_tally_.bad_json + target_tally_.missing_field));
-    h5.set_attribute(metrics, "target_docs_invalid_utf8", static_cast<std::int64_t>(target_tally_.invalid_utf8));
+    h5.set_attribute(metrics, "target_docs_invalid_utf8",
+                     static_cast<std::int64_t>(target_tally_.invalid_utf8));
     h5.close();
   }
   outputs.commit();
 
   auto& log = engine::Log::user();
   log.info("dsir: selected {} of {} eligible documents ({} read, {} skipped, {} with invalid UTF-8)",
-           settings_.num_select, raw_tally_.eligible, raw_tally_.read, raw_tally_.bad_json + raw_tally_.missing_field,
-           raw_tally_.invalid_utf8);
-  log.info("dsir: KL(target||raw) = {:.4f}, KL(target||selected) = {:.4f} (reduction {:.4f}); a random selection "
-           "of the same size: {:.4f} (reduction {:.4f}), so the selection is {:.4f} closer to the target than random",
-           kl_target_raw, kl_target_selected, kl_target_raw - kl_target_selected, kl_target_random,
-           kl_target_raw - kl_target_random, kl_target_random - kl_target_selected);
+           settings_.num_select, raw_tally_.eligible, raw_tally_.read,
+           raw_tally_.bad_json + raw_tally_.missing_field, raw_tally_.invalid_utf8);
+  log.info(
+      "dsir: KL(target||raw) = {:.4f}, KL(target||selected) = {:.4f} (reduction {:.4f}); a random selection "
+      "of the same size: {:.4f} (reduction {:.4f}), so the selection is {:.4f} closer to the target than "
+      "random",
+      kl_target_raw, kl_target_selected, kl_target_raw - kl_target_selected, kl_target_random,
+      kl_target_raw - kl_target_random, kl_target_random - kl_target_selected);
   log.info("dsir: wrote {}/dsir.h5 and {}/selected.jsonl", env_.out_dir, env_.out_dir);
 }
 
 }  // namespace
 
-std::unique_ptr<engine::Job> make_job(const jobs::JobEnv& env) { return std::make_unique<DsirJob>(env); }
+std::unique_ptr<engine::Job> make_job(const jobs::JobEnv& env) {
+  return std::make_unique<DsirJob>(env);
+}
 
 }  // namespace skein::dsir

@@ -15,10 +15,20 @@ std::uint64_t parse_bytes(const engine::Config& config, const std::string& key, 
   std::uint64_t scale = 1;
   if (!text.empty()) {
     switch (text.back()) {
-      case 'k': case 'K': scale = 1ull << 10; break;
-      case 'm': case 'M': scale = 1ull << 20; break;
-      case 'g': case 'G': scale = 1ull << 30; break;
-      default: break;
+      case 'k':
+      case 'K':
+        scale = 1ull << 10;
+        break;
+      case 'm':
+      case 'M':
+        scale = 1ull << 20;
+        break;
+      case 'g':
+      case 'G':
+        scale = 1ull << 30;
+        break;
+      default:
+        break;
     }
     if (scale != 1) text.pop_back();
   }
@@ -33,28 +43,35 @@ std::uint64_t parse_bytes(const engine::Config& config, const std::string& key, 
 }  // namespace
 
 engine::JobSpec job_spec() {
-  return {"dsir",
-          "Data Selection with Importance Resampling (Xie et al. 2023): select raw documents that look like a target",
-          {
-              {"target", "", "target corpus: JSONL files or globs (.jsonl, .jsonl.zst), space- or comma-separated", true},
-              {"raw", "", "raw corpus to select from: JSONL files or globs (.jsonl, .jsonl.zst)", true},
-              {"num_select", "", "number of raw documents to select", true},
-              {"text_field", "text", "JSON field holding each document's text"},
-              {"ngrams", "2", "n-gram order: unigrams up to n-grams joined by one space"},
-              {"num_buckets", "10000", "hash buckets of the n-gram models"},
-              {"lowercase", "true", "lowercase text before tokenizing (Python str.lower)"},
-              {"hash", "xxh3", "n-gram hash: xxh3 (fast) or sha256 (the reference package's buckets)"},
-              {"min_tokens", "100", "documents with fewer tokens are not eligible for selection"},
-              {"top_k", "false", "false: Gumbel top-k = sampling without replacement; true: the k highest weights"},
-              {"seed", "0", "random seed (Gumbel noise, random baseline, raw_fit sampling)"},
-              {"on_bad_line", "error", "error: stop at a malformed line; skip: count it and go on"},
-              {"save_weights", "false", "write every raw document's log weight to /raw/log_weight"},
-              {"raw_fit", "all", "'all', or the fraction of raw documents (sampled by id) that fit the raw model"},
-              {"piece_size", "8M", "input is processed (and checkpointed) in pieces of this many bytes per rank"},
-              {"feature_cache", "2G", "memory per rank for keeping raw documents' n-grams between the fit and "
-               "score passes (saves re-reading them; 0 turns it off)", false, false},
-          },
-          {"selected.jsonl", "dsir.h5"}};
+  return {
+      "dsir",
+      "Data Selection with Importance Resampling (Xie et al. 2023): select raw documents that look like a "
+      "target",
+      {
+          {"target", "",
+           "target corpus: JSONL files or globs (.jsonl, .jsonl.zst), space- or comma-separated", true},
+          {"raw", "", "raw corpus to select from: JSONL files or globs (.jsonl, .jsonl.zst)", true},
+          {"num_select", "", "number of raw documents to select", true},
+          {"text_field", "text", "JSON field holding each document's text"},
+          {"ngrams", "2", "n-gram order: unigrams up to n-grams joined by one space"},
+          {"num_buckets", "10000", "hash buckets of the n-gram models"},
+          {"lowercase", "true", "lowercase text before tokenizing (Python str.lower)"},
+          {"hash", "xxh3", "n-gram hash: xxh3 (fast) or sha256 (the reference package's buckets)"},
+          {"min_tokens", "100", "documents with fewer tokens are not eligible for selection"},
+          {"top_k", "false",
+           "false: Gumbel top-k = sampling without replacement; true: the k highest weights"},
+          {"seed", "0", "random seed (Gumbel noise, random baseline, raw_fit sampling)"},
+          {"on_bad_line", "error", "error: stop at a malformed line; skip: count it and go on"},
+          {"save_weights", "false", "write every raw document's log weight to /raw/log_weight"},
+          {"raw_fit", "all",
+           "'all', or the fraction of raw documents (sampled by id) that fit the raw model"},
+          {"piece_size", "8M", "input is processed (and checkpointed) in pieces of this many bytes per rank"},
+          {"feature_cache", "2G",
+           "memory per rank for keeping raw documents' n-grams between the fit and "
+           "score passes (saves re-reading them; 0 turns it off)",
+           false, false},
+      },
+      {"selected.jsonl", "dsir.h5"}};
 }
 
 Settings parse_settings(const engine::Config& config) {
@@ -78,7 +95,8 @@ Settings parse_settings(const engine::Config& config) {
   if (config.get("raw_fit") != "all") {
     s.raw_fit = config.get_double("raw_fit");
     if (!(s.raw_fit > 0 && s.raw_fit <= 1)) {
-      throw UsageError("config key 'dsir.raw_fit': " + config.get("raw_fit") + " is not 'all' or a fraction in (0, 1]");
+      throw UsageError("config key 'dsir.raw_fit': " + config.get("raw_fit") +
+                       " is not 'all' or a fraction in (0, 1]");
     }
   }
   s.piece_bytes = parse_bytes(config, "piece_size", false);
@@ -87,7 +105,8 @@ Settings parse_settings(const engine::Config& config) {
   constexpr std::uint64_t min_piece_bytes = 4096;
   if (s.piece_bytes < min_piece_bytes) {
     throw UsageError("config key 'dsir.piece_size': '" + config.get("piece_size") + "' is " +
-                     std::to_string(s.piece_bytes) + " bytes; use at least 4k (sizes take a unit: 512k, 8M, 1G)");
+                     std::to_string(s.piece_bytes) +
+                     " bytes; use at least 4k (sizes take a unit: 512k, 8M, 1G)");
   }
   s.feature_cache_bytes = parse_bytes(config, "feature_cache", true);
   return s;

@@ -3,7 +3,7 @@
 // outputs identical to an uninterrupted run; stop signals checkpoint and exit 75; a damaged newest checkpoint
 // falls back to the previous one; a config that changes results is refused; a failing rank ends every rank
 // promptly and leaves no output behind; `skein inspect` describes a checkpoint.
-#include "io/h5_summary.hpp"
+#include "io/h5_reader.hpp"
 #include "tests/e2e/cli_runner.hpp"
 
 #include <gtest/gtest.h>

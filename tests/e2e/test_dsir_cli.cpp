@@ -1,7 +1,7 @@
 // The dsir job end to end through the `skein` executable: parity with the reference package's log weights,
 // identical selections at 1, 2 and 3 ranks, selection quality on Brown, and every bad input's message and
 // exit code (with no rank left running and nothing half-written).
-#include "io/h5_summary.hpp"
+#include "io/h5_reader.hpp"
 #include "tests/e2e/cli_runner.hpp"
 
 #include <gtest/gtest.h>

@@ -3,7 +3,7 @@
 // output-folder problems found in the first second, a forgotten --resume, stop signals sent to mpirun, and
 // command-line mistakes. Each asserts the exit code, the message, that no process is left, that nothing
 // half-written remains and that earlier good files are intact. This is where tests/bad_inputs/ grows from.
-#include "io/h5_summary.hpp"
+#include "io/h5_reader.hpp"
 #include "tests/e2e/cli_runner.hpp"
 
 #include <gtest/gtest.h>
@@ -48,7 +48,9 @@ bool has_tmp_file(const std::string& dir) {
   return false;
 }
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
 
 std::vector<std::string> dsir_args(const std::string& out, const std::vector<std::string>& extra = {}) {
   std::vector<std::string> args = {"run",
@@ -128,7 +130,8 @@ class Failures : public ::testing::TestWithParam<int> {
 TEST_P(Failures, FullDiskWhileWritingOutputs) {
   for (const int free_kilobytes : {8, 120}) {  // selected.jsonl does not fit / it fits but dsir.h5 does not
     SmallDisk disk(400);
-    if (!disk.ok()) GTEST_SKIP() << "cannot mount a tmpfs here (needs root): the full-disk case is not tested";
+    if (!disk.ok())
+      GTEST_SKIP() << "cannot mount a tmpfs here (needs root): the full-disk case is not tested";
     const std::string out = disk.path() + "/out";
     fs::create_directories(out);
     write_file(out + "/dsir.h5", "previous dsir.h5");
@@ -144,7 +147,8 @@ TEST_P(Failures, FullDiskWhileWritingOutputs) {
     EXPECT_FALSE(has_tmp_file(out)) << join(dir_entries(out));
     EXPECT_EQ(read_file(out + "/dsir.h5"), "previous dsir.h5");
     EXPECT_EQ(read_file(out + "/selected.jsonl"), "previous selected.jsonl\n");
-    EXPECT_EQ(dir_entries(out), (std::set<std::string>{"dsir.h5", "selected.jsonl"})) << join(dir_entries(out));
+    EXPECT_EQ(dir_entries(out), (std::set<std::string>{"dsir.h5", "selected.jsonl"}))
+        << join(dir_entries(out));
   }
 }
 
@@ -163,7 +167,8 @@ TEST_P(Failures, FullDiskWhileWritingACheckpoint) {
   const std::string before = read_file(out + "/checkpoint.h5");
   disk.fill_leaving(16);
 
-  const BackgroundResult result = run_and_wait(ranks(), dsir_args(out, {"--resume", "--checkpoint-steps", "1"}));
+  const BackgroundResult result =
+      run_and_wait(ranks(), dsir_args(out, {"--resume", "--checkpoint-steps", "1"}));
   expect_clean_end(result);
   EXPECT_EQ(result.exit_code, 74) << result.output;
   EXPECT_TRUE(contains(result.output, out + "/checkpoint.h5: no space left on device")) << result.output;
@@ -196,7 +201,8 @@ TEST_P(Failures, FailedRerunLeavesThePreviousOutputsWhole) {
   expect_clean_end(rerun);
   EXPECT_EQ(rerun.exit_code, 2) << rerun.output;
   EXPECT_TRUE(contains(rerun.output, out + "/dsir.h5.tmp is a directory")) << rerun.output;
-  EXPECT_FALSE(contains(rerun.output, "fitting target model")) << "found only after the work:\n" << rerun.output;
+  EXPECT_FALSE(contains(rerun.output, "fitting target model")) << "found only after the work:\n"
+                                                               << rerun.output;
   EXPECT_EQ(read_file(out + "/dsir.h5"), h5);
   EXPECT_EQ(read_file(out + "/selected.jsonl"), jsonl);
 
@@ -264,7 +270,8 @@ TEST_P(Failures, ForgottenResumeIsRefused) {
   const BackgroundResult refused = run_and_wait(ranks(), dsir_args(out));
   expect_clean_end(refused);
   EXPECT_EQ(refused.exit_code, 2) << refused.output;
-  EXPECT_TRUE(contains(refused.output, out + "/checkpoint.h5 is a checkpoint of dsir at step 3")) << refused.output;
+  EXPECT_TRUE(contains(refused.output, out + "/checkpoint.h5 is a checkpoint of dsir at step 3"))
+      << refused.output;
   EXPECT_TRUE(contains(refused.output, "ago; continue it with --resume, or start over with --fresh"))
       << refused.output;
   EXPECT_EQ(read_file(out + "/checkpoint.h5"), checkpoint);
@@ -286,7 +293,8 @@ TEST_P(Failures, ExtraArgumentsAreRefused) {
   write_file(ini, "[dsir]\nnum_select = 3\n");
   const BackgroundResult positional = run_and_wait(ranks(), {"run", "dsir", ini, "--out", dir + "/out"});
   EXPECT_EQ(positional.exit_code, 2) << positional.output;
-  EXPECT_TRUE(contains(positional.output, "unexpected argument '" + ini + "'; did you mean `--config " + ini + "`?"))
+  EXPECT_TRUE(
+      contains(positional.output, "unexpected argument '" + ini + "'; did you mean `--config " + ini + "`?"))
       << positional.output;
   const BackgroundResult junk = run_and_wait(ranks(), {"run", "dsir", "--config", ini, "junk"});
   EXPECT_EQ(junk.exit_code, 2) << junk.output;
@@ -310,11 +318,13 @@ TEST(Usage, HelpAndConfigMistakes) {
 
   const RunResult sampled = run_skein(1, dsir_args(out, {"--dsir.raw_fit=0.000000001"}));
   EXPECT_EQ(sampled.exit_code, 2) << sampled.output;
-  EXPECT_TRUE(contains(sampled.output, "dsir.raw_fit = 0.000000001 sampled none of the raw documents")) << sampled.output;
+  EXPECT_TRUE(contains(sampled.output, "dsir.raw_fit = 0.000000001 sampled none of the raw documents"))
+      << sampled.output;
 
   // Input files that are not what their names say, or whose names cannot be.
   write_file(out + "/plain.jsonl.zst", "{\"text\": \"not compressed\"}\n");
-  const RunResult not_zstd = run_skein(1, with_option(dsir_args(out + "/o"), "--dsir.target=" + out + "/plain.jsonl.zst"));
+  const RunResult not_zstd =
+      run_skein(1, with_option(dsir_args(out + "/o"), "--dsir.target=" + out + "/plain.jsonl.zst"));
   EXPECT_EQ(not_zstd.exit_code, 65) << not_zstd.output;
   EXPECT_TRUE(contains(not_zstd.output, out + "/plain.jsonl.zst is named .zst but is not zstd-compressed"))
       << not_zstd.output;
@@ -342,10 +352,11 @@ TEST(Signals, StopSignalsToMpirunLeaveACheckpoint) {
     const std::string out = make_temp_dir("skein-signal");
     const std::vector<std::string> args =
         with_option(dsir_args(out, {"--checkpoint-steps", "5"}), "--dsir.piece_size=16k");
-    BackgroundRun run = start_skein(2, args,
-                                    {{"OMPI_MCA_odls_base_sigkill_timeout", "3"}, {"SKEIN_TEST_STEP_DELAY", "0.2"}});
+    BackgroundRun run =
+        start_skein(2, args, {{"OMPI_MCA_odls_base_sigkill_timeout", "3"}, {"SKEIN_TEST_STEP_DELAY", "0.2"}});
     // Steps are running once the first periodic checkpoint is there; then the launcher gets the signal.
-    ASSERT_TRUE(run.wait_until([&] { return file_exists(out + "/checkpoint.h5"); }, kTimeout)) << run.output();
+    ASSERT_TRUE(run.wait_until([&] { return file_exists(out + "/checkpoint.h5"); }, kTimeout))
+        << run.output();
     run.signal_launcher(signal_number);
     const BackgroundResult result = run.wait(kTimeout);
     expect_clean_end(result);
@@ -356,7 +367,8 @@ TEST(Signals, StopSignalsToMpirunLeaveACheckpoint) {
     EXPECT_FALSE(has_tmp_file(out)) << join(dir_entries(out));
     const BackgroundResult resumed = run_and_wait(2, with_resume(args));
     EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
-    EXPECT_EQ(dir_entries(out), (std::set<std::string>{"dsir.h5", "selected.jsonl"})) << join(dir_entries(out));
+    EXPECT_EQ(dir_entries(out), (std::set<std::string>{"dsir.h5", "selected.jsonl"}))
+        << join(dir_entries(out));
     fs::remove_all(out);
   }
 }
@@ -367,7 +379,8 @@ TEST(Signals, NoCheckpointIsStartedThatCannotFinish) {
   const std::string out = make_temp_dir("skein-grace");
   const std::vector<std::string> args =
       with_option(dsir_args(out, {"--checkpoint-steps", "3"}), "--dsir.piece_size=4k");
-  BackgroundRun run = start_skein(2, args, {{"SKEIN_STOP_GRACE_SECONDS", "0"}, {"SKEIN_TEST_STEP_DELAY", "0.02"}});
+  BackgroundRun run =
+      start_skein(2, args, {{"SKEIN_STOP_GRACE_SECONDS", "0"}, {"SKEIN_TEST_STEP_DELAY", "0.02"}});
   ASSERT_TRUE(run.wait_until([&] { return file_exists(out + "/checkpoint.h5"); }, kTimeout)) << run.output();
   run.signal_ranks(SIGTERM);
   const BackgroundResult result = run.wait(kTimeout);

@@ -6,7 +6,7 @@
 #include "comm/halo.hpp"
 #include "io/atomic_output.hpp"
 #include "io/checkpoint.hpp"
-#include "io/h5_summary.hpp"
+#include "io/h5_reader.hpp"
 
 #include <gtest/gtest.h>
 
@@ -20,10 +20,13 @@ namespace fs = std::filesystem;
 using skein::comm::Communicator;
 namespace io = skein::io;
 
-double value_at(std::uint64_t i, std::uint64_t j, std::uint64_t k) { return 1e4 * i + 1e2 * j + k + 0.25; }
+double value_at(std::uint64_t i, std::uint64_t j, std::uint64_t k) {
+  return 1e4 * i + 1e2 * j + k + 0.25;
+}
 
 std::vector<std::uint64_t> u64(const std::array<std::int64_t, 3>& a) {
-  return {static_cast<std::uint64_t>(a[0]), static_cast<std::uint64_t>(a[1]), static_cast<std::uint64_t>(a[2])};
+  return {static_cast<std::uint64_t>(a[0]), static_cast<std::uint64_t>(a[1]),
+          static_cast<std::uint64_t>(a[2])};
 }
 
 std::vector<double> block_values(const skein::comm::Box3& box) {
@@ -37,7 +40,8 @@ std::vector<double> block_values(const skein::comm::Box3& box) {
 
 std::string shared_dir(const Communicator& comm) {
   std::string dir;
-  if (comm.rank() == 0) dir = (fs::temp_directory_path() / ("skein-blocks-" + std::to_string(::getpid()))).string();
+  if (comm.rank() == 0)
+    dir = (fs::temp_directory_path() / ("skein-blocks-" + std::to_string(::getpid()))).string();
   comm.bcast(dir, 0);
   return dir;
 }
@@ -128,7 +132,8 @@ TEST(CheckpointBlocks, ACorruptBlockIsFoundOnResume) {
 }
 
 // The owned part of a ghosted field, as a subview, written with the View overload of write_block.
-void fill_owned(const Kokkos::View<float***, Kokkos::LayoutRight>& field, const skein::comm::Box3& box, int width) {
+void fill_owned(const Kokkos::View<float***, Kokkos::LayoutRight>& field, const skein::comm::Box3& box,
+                int width) {
   auto host = Kokkos::create_mirror_view(field);
   Kokkos::deep_copy(host, -1.0f);  // ghosts must not reach the file
   for (std::int64_t i = 0; i < box.extent[0]; ++i)
@@ -164,7 +169,8 @@ TEST(WriteBlock, TheOwnedCellsOfAGhostedFieldBecomeTheGlobalArray) {
   for (std::uint64_t i = 0; i < 5; ++i)
     for (std::uint64_t j = 0; j < 7; ++j)
       for (std::uint64_t k = 0; k < 3; ++k)
-        ASSERT_EQ(values[(i * 7 + j) * 3 + k], static_cast<float>(value_at(i, j, k))) << i << "," << j << "," << k;
+        ASSERT_EQ(values[(i * 7 + j) * 3 + k], static_cast<float>(value_at(i, j, k)))
+            << i << "," << j << "," << k;
   world.barrier();
   if (world.rank() == 0) fs::remove_all(dir);
 }

@@ -21,7 +21,8 @@ namespace fs = std::filesystem;
 const std::vector<ConfigKey> kKeys = {{"raw", "", "raw files", true}, {"seed", "0", "seed"}};
 
 std::string temp_file(const std::string& name, const std::string& bytes) {
-  const fs::path path = fs::temp_directory_path() / ("skein-config-" + std::to_string(::getpid()) + "-" + name);
+  const fs::path path =
+      fs::temp_directory_path() / ("skein-config-" + std::to_string(::getpid()) + "-" + name);
   std::ofstream(path, std::ios::binary) << bytes;
   return path.string();
 }
@@ -54,14 +55,18 @@ TEST(ConfigFiles, ADirectoryOrABinaryFileIsNamedAsSuch) {
   const std::string message = error_of([&] { skein::engine::read_config_file(binary); });
   EXPECT_NE(message.find(binary + " is not a text INI file (byte 6 is 0x1a)"), std::string::npos) << message;
   fs::remove(binary);
-  EXPECT_NE(error_of([&] { skein::engine::read_config_file(dir + "/no-such.ini"); }).find("cannot read config file"),
+  EXPECT_NE(error_of([&] {
+              skein::engine::read_config_file(dir + "/no-such.ini");
+            }).find("cannot read config file"),
             std::string::npos);
 }
 
 TEST(ConfigFiles, QuotedListItemsKeepSpacesAndCommas) {
   const Config config = Config::resolve(
       "dsir", kKeys, "[dsir]\nraw = \"my data/a b.jsonl\", plain.jsonl \"x,y.jsonl\"\n", "c.ini", {});
-  EXPECT_EQ(config.get_list("raw"), (std::vector<std::string>{"my data/a b.jsonl", "plain.jsonl", "x,y.jsonl"}));
+  EXPECT_EQ(config.get_list("raw"),
+            (std::vector<std::string>{"my data/a b.jsonl", "plain.jsonl", "x,y.jsonl"}));
   const Config unclosed = Config::resolve("dsir", kKeys, "[dsir]\nraw = \"a b.jsonl\n", "c.ini", {});
-  EXPECT_NE(error_of([&] { unclosed.get_list("raw"); }).find("a double quote is not closed"), std::string::npos);
+  EXPECT_NE(error_of([&] { unclosed.get_list("raw"); }).find("a double quote is not closed"),
+            std::string::npos);
 }

@@ -134,35 +134,20 @@ class CheckpointWriter : public engine::StateWriter {
   H5Writer& h5_;
 };
 
-// Elements [begin, begin + count) of a 1-D dataset, read serially.
-template <class T>
-std::vector<T> read_slice(const std::string& path, const std::string& name, std::uint64_t begin,
-                          std::uint64_t count) {
-  using detail::check_id;
-  using detail::check_status;
-  using detail::H5Handle;
-  detail::QuietErrors quiet;
-  H5Handle file = detail::open_for_reading(path);
-  H5Handle dataset(check_id(H5Dopen2(file.get(), name.c_str(), H5P_DEFAULT), "H5Dopen2", path, name),
-                   H5Dclose);
-  H5Handle file_space(check_id(H5Dget_space(dataset.get()), "H5Dget_space", path, name), H5Sclose);
-  std::vector<T> values(static_cast<std::size_t>(count));
-  if (count == 0) return values;
-  const hsize_t start = begin, block = count;
-  check_status(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, &start, nullptr, &block, nullptr),
-               "H5Sselect_hyperslab", path, name);
-  H5Handle memory_space(check_id(H5Screate_simple(1, &block, nullptr), "H5Screate_simple", path, name),
-                        H5Sclose);
-  check_status(H5Dread(dataset.get(), detail::native_type(detail::scalar_type_of<T>()), memory_space.get(),
-                       file_space.get(), H5P_DEFAULT, values.data()),
-               "H5Dread", path, name);
-  return values;
-}
-
-// The checksum of elements [begin, begin + count) read in the dataset's own type (its bits, unconverted).
-std::uint64_t slice_checksum(const std::string& path, const std::string& name, std::uint64_t begin,
-                             std::uint64_t count) {
+// This rank's even share (by the first dimension) of a /state array, checksummed by global index and
+// read in the type it was written in, so the bits are the writer's.
+std::uint64_t share_checksum(const comm::Communicator& comm, const std::string& path, const std::string& name,
+                             const std::vector<std::uint64_t>& shape) {
+  const auto rows = comm::BlockPartition(shape.empty() ? 0 : shape[0], comm.size()).range(comm.rank());
+  std::uint64_t row_size = 1;
+  for (std::size_t d = 1; d < shape.size(); ++d) row_size *= shape[d];
+  std::vector<std::uint64_t> offset(shape.size(), 0), extent(shape);
+  if (shape.empty()) return 0;
+  offset[0] = rows.begin;
+  extent[0] = rows.end - rows.begin;
+  const std::uint64_t first = rows.begin * row_size;
   H5T_class_t type_class;
+  std::size_t type_size;
   H5T_sign_t sign;
   {
     detail::QuietErrors quiet;
@@ -171,40 +156,15 @@ std::uint64_t slice_checksum(const std::string& path, const std::string& name, s
         detail::check_id(H5Dopen2(file.get(), name.c_str(), H5P_DEFAULT), "H5Dopen2", path, name), H5Dclose);
     detail::H5Handle type(detail::check_id(H5Dget_type(dataset.get()), "H5Dget_type", path, name), H5Tclose);
     type_class = H5Tget_class(type.get());
+    type_size = H5Tget_size(type.get());
     sign = H5Tget_sign(type.get());
   }
-  if (type_class == H5T_FLOAT) return partial_checksum(read_slice<double>(path, name, begin, count), begin);
-  if (sign == H5T_SGN_2) return partial_checksum(read_slice<std::int64_t>(path, name, begin, count), begin);
-  return partial_checksum(read_slice<std::uint64_t>(path, name, begin, count), begin);
-}
-
-// This rank's even share (by the first dimension) of a /state array, checksummed by global index.
-std::uint64_t share_checksum(const comm::Communicator& comm, const std::string& path, const std::string& name,
-                             const std::vector<std::uint64_t>& shape) {
-  const auto rows = comm::BlockPartition(shape.empty() ? 0 : shape[0], comm.size()).range(comm.rank());
-  if (shape.size() <= 1) return slice_checksum(path, name, rows.begin, rows.end - rows.begin);
-  std::uint64_t row_size = 1;
-  for (std::size_t d = 1; d < shape.size(); ++d) row_size *= shape[d];
-  std::vector<std::uint64_t> offset(shape.size(), 0), extent(shape);
-  offset[0] = rows.begin;
-  extent[0] = rows.end - rows.begin;
-  const std::uint64_t first = rows.begin * row_size;
-  H5T_class_t type_class;
-  std::size_t type_size;
-  {
-    detail::QuietErrors quiet;
-    detail::H5Handle file = detail::open_for_reading(path);
-    detail::H5Handle dataset(
-        detail::check_id(H5Dopen2(file.get(), name.c_str(), H5P_DEFAULT), "H5Dopen2", path, name), H5Dclose);
-    detail::H5Handle type(detail::check_id(H5Dget_type(dataset.get()), "H5Dget_type", path, name), H5Tclose);
-    type_class = H5Tget_class(type.get());
-    type_size = H5Tget_size(type.get());
-  }
-  // Read in the type it was written in, so the bits are the writer's.
-  if (type_class == H5T_FLOAT && type_size == 4)
+  if (type_class == H5T_FLOAT && type_size == 4) {
     return partial_checksum(read_block<float>(path, name, offset, extent), first);
+  }
   if (type_class == H5T_FLOAT) return partial_checksum(read_block<double>(path, name, offset, extent), first);
-  return partial_checksum(read_block<std::int64_t>(path, name, offset, extent), first);
+  if (sign == H5T_SGN_2) return partial_checksum(read_block<std::int64_t>(path, name, offset, extent), first);
+  return partial_checksum(read_block<std::uint64_t>(path, name, offset, extent), first);
 }
 
 }  // namespace
@@ -389,7 +349,7 @@ std::vector<T> CheckpointReader::share(const std::string& name) {
   comm_.agree([&] {
     const auto shape = dataset_shape(path_, kState + name);
     const auto share = comm::BlockPartition(shape.empty() ? 0 : shape[0], comm_.size()).range(comm_.rank());
-    values = read_slice<T>(path_, kState + name, share.begin, share.end - share.begin);
+    values = read_block<T>(path_, kState + name, {share.begin}, {share.end - share.begin});
   });
   return values;
 }

@@ -357,4 +357,37 @@ bool file_exists(const std::string& path) {
   return ::stat(path.c_str(), &info) == 0;
 }
 
+std::set<std::string> dir_entries(const std::string& dir) {
+  std::set<std::string> names;
+  DIR* listing = ::opendir(dir.c_str());
+  if (listing == nullptr) return names;
+  while (const dirent* entry = ::readdir(listing)) {
+    const std::string name = entry->d_name;
+    if (name != "." && name != "..") names.insert(name);
+  }
+  ::closedir(listing);
+  return names;
+}
+
+std::string join(const std::set<std::string>& names) {
+  std::string text;
+  for (const auto& name : names) text += (text.empty() ? "" : " ") + name;
+  return text.empty() ? "(empty)" : text;
+}
+
+bool has_tmp_file(const std::string& dir) {
+  for (const auto& name : dir_entries(dir)) {
+    if (name.size() >= 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> with_option(std::vector<std::string> args, const std::string& option) {
+  const std::string name = option.substr(0, option.find('=') + 1);
+  for (auto& arg : args) {
+    if (arg.compare(0, name.size(), name) == 0) arg = option;
+  }
+  return args;
+}
+
 }  // namespace skein::test

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <functional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -83,6 +84,14 @@ BackgroundRun start_skein(int ranks, const std::vector<std::string>& args,
 
 // Live processes (not zombies) whose environment holds NAME=VALUE.
 std::vector<pid_t> processes_with_env(const std::string& name, const std::string& value);
+
+// The names in a directory (none if it is missing), and them joined by spaces ("(empty)" if none).
+std::set<std::string> dir_entries(const std::string& dir);
+std::string join(const std::set<std::string>& names);
+// Whether a directory holds a "*.tmp" entry (something half-written).
+bool has_tmp_file(const std::string& dir);
+// `args` with the option named like `option` (up to its '=') set to `option` instead.
+std::vector<std::string> with_option(std::vector<std::string> args, const std::string& option);
 
 // A fresh empty directory under the system temp dir.
 std::string make_temp_dir(const std::string& tag);

@@ -28,25 +28,8 @@ namespace {
 const std::string kData = std::string(SKEIN_TEST_DATA_DIR) + "/dsir";
 constexpr double kTimeout = 60;  // seconds before a run counts as hung
 
-std::set<std::string> dir_entries(const std::string& dir) {
-  std::set<std::string> names;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) names.insert(entry.path().filename().string());
-  return names;
-}
 
-std::string join(const std::set<std::string>& names) {
-  std::string text;
-  for (const auto& name : names) text += (text.empty() ? "" : " ") + name;
-  return text.empty() ? "(empty)" : text;
-}
 
-bool has_tmp_file(const std::string& dir) {
-  for (const auto& name : dir_entries(dir)) {
-    if (name.size() >= 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) return true;
-  }
-  return false;
-}
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
@@ -67,14 +50,6 @@ std::vector<std::string> dsir_args(const std::string& out, const std::vector<std
   return args;
 }
 
-// `args` with the option of `option`'s name (up to '=') set to `option` instead.
-std::vector<std::string> with_option(std::vector<std::string> args, const std::string& option) {
-  const std::string name = option.substr(0, option.find('=') + 1);
-  for (auto& arg : args) {
-    if (arg.compare(0, name.size(), name) == 0) arg = option;
-  }
-  return args;
-}
 
 std::vector<std::string> with_resume(std::vector<std::string> args) {
   args.push_back("--resume");

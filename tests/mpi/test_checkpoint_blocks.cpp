@@ -46,17 +46,22 @@ std::string shared_dir(const Communicator& comm) {
   return dir;
 }
 
+io::CheckpointInfo test_info() {
+  io::CheckpointInfo info;
+  info.job = "test";
+  info.config = "[test]\n";
+  info.config_hash = "0";
+  info.skein_version = "test";
+  return info;
+}
+
 TEST(CheckpointBlocks, ASavedFieldReadsBackIntoAnyDecomposition) {
   Communicator world(MPI_COMM_WORLD);
   const std::array<std::int64_t, 3> global{7, 5, 6};  // divides evenly by nothing
   const skein::comm::CartDecomposition writer_split(world, global);
   const std::string dir = shared_dir(world);
 
-  io::CheckpointInfo info;
-  info.job = "test";
-  info.config = "[test]\n";
-  info.config_hash = "0";
-  info.skein_version = "test";
+  const io::CheckpointInfo info = test_info();
   io::write_checkpoint(world, dir, info, [&](skein::engine::StateWriter& state) {
     const auto box = writer_split.owned();
     const auto values = block_values(box);
@@ -101,11 +106,7 @@ TEST(CheckpointBlocks, ACorruptBlockIsFoundOnResume) {
   const std::array<std::int64_t, 3> global{4, 6, 3};
   const skein::comm::CartDecomposition split(world, global);
   const std::string dir = shared_dir(world) + "-corrupt";
-  io::CheckpointInfo info;
-  info.job = "test";
-  info.config = "[test]\n";
-  info.config_hash = "0";
-  info.skein_version = "test";
+  const io::CheckpointInfo info = test_info();
   io::write_checkpoint(world, dir, info, [&](skein::engine::StateWriter& state) {
     const auto box = split.owned();
     auto values = block_values(box);

@@ -15,8 +15,15 @@ volatile long g_stop_seconds = 0;
 volatile long g_stop_nanoseconds = 0;
 
 extern "C" void on_stop_signal(int signal_number) {
-  // Only the first signal is recorded; a second one during a checkpoint changes nothing.
-  if (g_stop_signal != 0) return;
+  // Only the first signal is recorded; a second one during a checkpoint changes nothing, except a second
+  // Ctrl-C at a terminal, which ends the process at once (signal() and raise() are async-signal-safe).
+  if (g_stop_signal != 0) {
+    if (signal_number == SIGINT) {
+      std::signal(SIGINT, SIG_DFL);
+      std::raise(SIGINT);
+    }
+    return;
+  }
   timespec now{};
   clock_gettime(CLOCK_MONOTONIC, &now);
   g_stop_seconds = now.tv_sec;

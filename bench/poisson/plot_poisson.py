@@ -2,7 +2,7 @@
 """Plot skein `poisson` runs: residual histories on one figure, and a mid-plane slice of the solution.
 
     plot_poisson.py --out poisson.png RUN1/poisson.h5 [RUN2/poisson.h5 ...] [--history hypre-pfmg.txt ...]
-                    [--slice FILE.h5] [--title TEXT]
+                    [--slice FILE.h5] [--title TEXT] [--dpi 120]
 
 Left panel: relative residual ||r_k||_2 / ||b||_2 against iteration k, log scale, one line per skein file
 (its /history/residual dataset) and per --history text file (bench/poisson/hypre_poisson --history or
@@ -81,6 +81,7 @@ def main():
     ap.add_argument("--slice", help="h5 file whose /solution is sliced (default: the first h5)")
     ap.add_argument("--out", required=True, help="PNG to write")
     ap.add_argument("--title", default=None)
+    ap.add_argument("--dpi", type=int, default=120, help="PNG resolution (docs/poisson.png: 80, under 150 kB)")
     args = ap.parse_args()
     if not args.h5 and not args.history:
         ap.error("give at least one poisson.h5 or --history file")
@@ -89,7 +90,9 @@ def main():
     fig, axes = plt.subplots(1, 2 if slice_file else 1, figsize=(13 if slice_file else 7, 5.2), squeeze=False)
     ax = axes[0][0]
 
-    for path in args.h5:
+    # Lines drawn first are wider, so identical histories (cg and pcg-jacobi: Jacobi is I/6 on a box) stay
+    # visible one under the other; markers only on short histories.
+    for index, path in enumerate(args.h5):
         with h5py.File(path, "r") as f:
             if "history/residual" not in f:
                 print(f"plot_poisson: {path} has no /history/residual; left out of the history plot", file=sys.stderr)
@@ -98,7 +101,8 @@ def main():
             label = skein_label(path, f)
         if r.size and r[0] > 0 and abs(r[0] - 1.0) > 1e-12:
             r = r / r[0]
-        ax.semilogy(np.arange(r.size), r, marker="o", markersize=3, linewidth=1.5, label=f"{label} ({r.size - 1} its)")
+        ax.semilogy(np.arange(r.size), r, marker="o" if r.size <= 60 else None, markersize=3,
+                    linewidth=max(1.5, 4.5 - 1.5 * index), label=f"{label} ({r.size - 1} its)")
     for path in args.history:
         label, its, res = read_text_history(path)
         ax.semilogy(its, res, marker=".", markersize=3, linewidth=1.0, linestyle="--",
@@ -154,7 +158,7 @@ def main():
     if args.title:
         fig.suptitle(args.title)
     fig.tight_layout()
-    fig.savefig(args.out, dpi=120)
+    fig.savefig(args.out, dpi=args.dpi)
     print(f"plot_poisson: wrote {args.out}")
     return 0
 

@@ -41,6 +41,18 @@ std::string join(const std::string& directory, const std::string& name) {
 
 }  // namespace
 
+bool remove_stale_temporary(const std::string& tmp) {
+  struct stat info {};
+  if (::lstat(tmp.c_str(), &info) != 0) return false;
+  if (S_ISDIR(info.st_mode)) {
+    throw engine::UsageError(tmp + " is a directory and is in the way of an output; remove it");
+  }
+  if (::unlink(tmp.c_str()) != 0 && errno != ENOENT) {
+    throw engine::IoError("cannot remove " + tmp + ", left by an interrupted run: " + errno_text(errno));
+  }
+  return true;
+}
+
 OutputSet::OutputSet(const comm::Communicator& comm, std::string directory)
     : comm_(comm), directory_(std::move(directory)) {}
 
@@ -56,13 +68,7 @@ std::string OutputSet::add_path(const std::string& final_path) {
     const std::string dir = parent_dir(final_path);
     std::filesystem::create_directories(dir, ec);
     if (ec) throw engine::UsageError("cannot create output directory " + dir + ": " + ec.message());
-    struct stat info {};
-    if (::lstat(tmp.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
-      throw engine::UsageError(tmp + " is a directory and is in the way of an output; remove it");
-    }
-    if (::unlink(tmp.c_str()) != 0 && errno != ENOENT) {
-      throw engine::UsageError("cannot remove stale " + tmp + ": " + std::strerror(errno));
-    }
+    remove_stale_temporary(tmp);
   });
   files_.push_back(final_path);
   return tmp;

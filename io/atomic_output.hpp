@@ -54,6 +54,11 @@ class OutputSet {
   bool committed_ = false;
 };
 
+// Rank-local. Removes `tmp`, a temporary an interrupted run left (no-op when it is not there); returns
+// whether there was one. UsageError when it is a directory (it is in the way of an output, and may be the
+// user's), IoError when it cannot be removed.
+bool remove_stale_temporary(const std::string& tmp);
+
 // One output file on its own: an OutputSet of one.
 //
 //   io::AtomicOutput out(comm, dir + "/dsir.h5");

@@ -291,6 +291,19 @@ H5Handle H5Writer::create_dataset(const std::string& dataset, hid_t file_type,
                   H5Dclose);
 }
 
+H5Handle H5Writer::create_reserved_dataset(const std::string& name, hid_t mem_type,
+                                           const std::vector<hsize_t>& dims, std::uint64_t bytes) {
+  H5Handle ds = create_dataset(name, mem_type, dims, /*contiguous_no_fill=*/true);
+  // The dataset's blocks exist before any rank writes into them: a full disk fails here, on rank 0,
+  // before HDF5 has written anything it would need to undo.
+  if (bytes > 0) {
+    const haddr_t address = H5Dget_offset(ds.get());
+    if (address != HADDR_UNDEF) data_end_ = std::max<std::uint64_t>(data_end_, address + bytes);
+    if (comm_.rank() == 0) reserve_file_space(path_, allocated_end());
+  }
+  return ds;
+}
+
 void H5Writer::write_array(const std::string& dataset, detail::ScalarType type, const void* data,
                            std::uint64_t rows, std::uint64_t cols, bool two_d, bool replicated) {
   const std::string name = normalize(dataset);
@@ -327,17 +340,7 @@ void H5Writer::write_array(const std::string& dataset, detail::ScalarType type, 
     detail::QuietErrors quiet;
     std::vector<hsize_t> dims{global_rows};
     if (two_d) dims.push_back(cols);
-    ds = create_dataset(name, mem_type, dims, /*contiguous_no_fill=*/true);
-    // The dataset's blocks exist before any rank writes into them: a full disk fails here, on rank 0,
-    // before HDF5 has written anything it would need to undo.
-    if (global_rows > 0 && cols > 0) {
-      const haddr_t address = H5Dget_offset(ds.get());
-      if (address != HADDR_UNDEF) {
-        data_end_ =
-            std::max<std::uint64_t>(data_end_, address + global_rows * cols * detail::type_size(type));
-      }
-      if (comm_.rank() == 0) reserve_file_space(path_, allocated_end());
-    }
+    ds = create_reserved_dataset(name, mem_type, dims, global_rows * cols * detail::type_size(type));
   });
   if (global_rows == 0 || cols == 0) return;
   comm_.agree([&] {
@@ -419,14 +422,7 @@ void H5Writer::write_nd(const std::string& dataset, detail::ScalarType type,
   comm_.agree([&] {
     detail::QuietErrors quiet;
     const std::vector<hsize_t> dims(global_shape.begin(), global_shape.end());
-    ds = create_dataset(name, mem_type, dims, /*contiguous_no_fill=*/true);
-    if (global_count > 0) {
-      const haddr_t address = H5Dget_offset(ds.get());
-      if (address != HADDR_UNDEF) {
-        data_end_ = std::max<std::uint64_t>(data_end_, address + global_count * detail::type_size(type));
-      }
-      if (comm_.rank() == 0) reserve_file_space(path_, allocated_end());
-    }
+    ds = create_reserved_dataset(name, mem_type, dims, global_count * detail::type_size(type));
   });
   if (global_count == 0) return;
   comm_.agree([&] {

@@ -225,6 +225,10 @@ class H5Writer {
   void ensure_group(const std::string& group);
   detail::H5Handle create_dataset(const std::string& dataset, hid_t file_type,
                                   const std::vector<hsize_t>& dims, bool contiguous_no_fill);
+  // A contiguous dataset of `bytes` bytes of data whose disk blocks are reserved (with the metadata
+  // estimate of allocated_end()) before anything is written into it.
+  detail::H5Handle create_reserved_dataset(const std::string& name, hid_t mem_type,
+                                           const std::vector<hsize_t>& dims, std::uint64_t bytes);
   void write_pending_strings();
   std::uint64_t allocated_end() const;
 

@@ -2,6 +2,7 @@
 
 #include "engine/error.hpp"
 #include "engine/log.hpp"
+#include "io/atomic_output.hpp"
 #include "io/file_space.hpp"
 
 #include <fcntl.h>
@@ -99,15 +100,8 @@ OutputDir::OutputDir(const comm::Communicator& comm, std::string path,
     }
     for (const auto& name : outputs) {
       const std::string tmp = path_ + "/" + name + ".tmp";
-      struct stat info {};
-      if (::lstat(tmp.c_str(), &info) != 0) continue;
-      if (S_ISDIR(info.st_mode)) {
-        throw engine::UsageError(tmp + " is a directory and is in the way of an output; remove it");
-      }
-      if (::unlink(tmp.c_str()) != 0) {
-        throw engine::IoError("cannot remove " + tmp + ", left by an interrupted run: " + errno_text(errno));
-      }
-      engine::Log::rank_log().info("removed {}, left by an interrupted run", tmp);
+      if (remove_stale_temporary(tmp))
+        engine::Log::rank_log().info("removed {}, left by an interrupted run", tmp);
     }
   });
 }

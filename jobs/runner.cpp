@@ -172,7 +172,6 @@ void run_job(engine::Job& job, const JobEnv& env, const std::vector<engine::Conf
   using Clock = std::chrono::steady_clock;
   auto last_checkpoint = Clock::now();
   double last_checkpoint_seconds = -1;  // how long the last checkpoint took (max over ranks); -1: none yet
-  std::int64_t last_checkpoint_step = -1;
   std::int64_t steps_since_checkpoint = 0;
   auto checkpoint = [&] {
     const auto begin = Clock::now();
@@ -189,7 +188,6 @@ void run_job(engine::Job& job, const JobEnv& env, const std::vector<engine::Conf
     last_checkpoint = Clock::now();
     last_checkpoint_seconds =
         comm.allreduce(std::chrono::duration<double>(last_checkpoint - begin).count(), comm::Op::max);
-    last_checkpoint_step = step;
     steps_since_checkpoint = 0;
     engine::Log::rank_log().debug("checkpoint written at step {} in {:.3f} s", step, last_checkpoint_seconds);
   };
@@ -258,15 +256,12 @@ void run_job(engine::Job& job, const JobEnv& env, const std::vector<engine::Conf
       // A checkpoint cut off by the launcher's SIGKILL is lost work and a wasted write: skip it when the
       // last one took longer than the time left (the previous checkpoint, if any, stays valid).
       if (grace >= 0 && last_checkpoint_seconds >= 0 && last_checkpoint_seconds > left) {
-        const std::string kept =
-            last_checkpoint_step >= 0 || options.resume
-                ? "the newest checkpoint in " + env.out_dir + " stays; run again with --resume"
-                : "run again to start over";
-        engine::throw_agreed_error(engine::ExitCode::checkpointed,
-                                   stopped + "; no checkpoint: the launcher kills the ranks " +
-                                       fmt_seconds(grace) +
-                                       " after the signal and the last checkpoint took " +
-                                       fmt_seconds(last_checkpoint_seconds) + "; " + kept);
+        // Only reached after this run wrote a checkpoint (its duration is known), so one is there.
+        engine::throw_agreed_error(
+            engine::ExitCode::checkpointed,
+            stopped + "; no checkpoint: the launcher kills the ranks " + fmt_seconds(grace) +
+                " after the signal and the last checkpoint took " + fmt_seconds(last_checkpoint_seconds) +
+                "; the newest checkpoint in " + env.out_dir + " stays; run again with --resume");
       }
       checkpoint();
       engine::throw_agreed_error(engine::ExitCode::checkpointed,

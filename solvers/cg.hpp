@@ -137,16 +137,8 @@ class CgSolver {
   // start(), then step() until done or until the hook returns false (result().stopped is then true and
   // the solve can go on with step() or be saved).
   SolveResult solve(const Vector& b, const Vector& x, const IterationHook& hook = {}) {
-    stopped_ = false;
-    bool done = start(b, x);
-    while (!done) {
-      done = step();
-      if (hook && !hook(info()) && !done) {
-        stopped_ = true;
-        break;
-      }
-    }
-    return result();
+    start(b, x);
+    return run(hook);
   }
 
   // Continues after resume() (or after a hook stopped solve()).

@@ -1,0 +1,120 @@
+// A multilayer perceptron on Kokkos Views whose loss, gradient, exact Hessian-vector product (Pearlmutter's
+// R-operator) and Gauss-Newton vector product are sums over a batch: the linear operators of the hessian job.
+#pragma once
+
+#include "engine/random.hpp"
+
+#include <Kokkos_Core.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace skein::solvers::nn {
+
+enum class Activation { tanh, relu, gelu, softplus };
+enum class Loss { cross_entropy, mse };
+
+// Names as in configs: "tanh", "relu", "gelu", "softplus"; "cross_entropy", "mse". An unknown name throws
+// std::invalid_argument naming it and the choices.
+Activation parse_activation(const std::string& name);
+Loss parse_loss(const std::string& name);
+std::string to_string(Activation activation);
+std::string to_string(Loss loss);
+
+// The stream of engine/random.hpp that initialize() draws from, so a job's own streams under the same
+// seed never share numbers with it (the value spells "nn" followed by 1).
+inline constexpr std::uint32_t kInitializationStream = 0x6E6E0001u;
+
+// Layer widths d0 .. dL: layer l maps d_l -> d_{l+1} by z = W_l a + b_l (W_l is d_{l+1} x d_l, as PyTorch
+// stores Linear.weight), and the activation follows every layer but the last, whose outputs are the logits
+// (cross_entropy) or predictions (mse). The flat parameter vector is PyTorch's parameters_to_vector order:
+// W0 row-major, b0, W1, b1, ...
+struct MlpShape {
+  std::vector<int> layer_sizes;
+  Activation activation = Activation::tanh;
+  Loss loss = Loss::cross_entropy;
+
+  int layers() const { return static_cast<int>(layer_sizes.size()) - 1; }
+  std::int64_t parameter_count() const;
+  std::int64_t weight_offset(int layer) const;
+  std::int64_t bias_offset(int layer) const;
+  // std::invalid_argument unless there are at least 2 sizes, all positive, and the parameter count fits
+  // BLAS's int dimensions per layer.
+  void validate() const;
+};
+
+// A batch of samples (rows) on this rank: x is rows x d0. cross_entropy reads `labels` (0 .. dL-1, one per
+// row), mse reads `targets` (rows x dL); the other may stay empty.
+template <class Scalar>
+struct Batch {
+  Kokkos::View<const Scalar**, Kokkos::LayoutRight> x;
+  Kokkos::View<const int*> labels;
+  Kokkos::View<const Scalar**, Kokkos::LayoutRight> targets;
+  std::int64_t rows() const { return static_cast<std::int64_t>(x.extent(0)); }
+};
+
+// The network's sums over a batch. Every call processes the batch in chunks of at most max_rows rows (the
+// workspaces' size, allocated once; the R-pass buffers on the first hvp / ggn_vp) and returns or
+// ACCUMULATES (+=) `weight` times the sum over the batch's samples: with weight = 1 / (global sample count)
+// and an allreduce, data-parallel ranks get the mean loss and its derivatives. Vectors are flat parameter
+// vectors of parameter_count() entries. Not thread-safe: one Mlp per thread.
+template <class Scalar>
+class Mlp {
+ public:
+  using vector_type = Kokkos::View<Scalar*>;
+  using matrix_type = Kokkos::View<Scalar**, Kokkos::LayoutRight>;
+
+  Mlp(MlpShape shape, std::int64_t max_rows);
+
+  const MlpShape& shape() const { return shape_; }
+  std::int64_t max_rows() const { return max_rows_; }
+
+  // weight * sum of per-sample losses.
+  double loss(const vector_type& params, const Batch<Scalar>& batch, double weight);
+  // grad += weight * sum of per-sample gradients; returns weight * sum of losses.
+  double gradient(const vector_type& params, const Batch<Scalar>& batch, double weight,
+                  const vector_type& grad);
+  // hv += weight * sum of per-sample Hessians times v: exact, by one forward pass, the R-forward pass,
+  // one backward pass and the R-backward pass (activation and loss second derivatives included).
+  void hvp(const vector_type& params, const Batch<Scalar>& batch, double weight, const vector_type& v,
+           const vector_type& hv);
+  // gv += weight * sum of J^T H_out J v (generalised Gauss-Newton): J v by the R-forward pass, the loss
+  // Hessian with respect to the outputs per sample (softmax: diag(p) - p p^T; mse: 2/dL I), then J^T by an
+  // ordinary backward pass.
+  void ggn_vp(const vector_type& params, const Batch<Scalar>& batch, double weight, const vector_type& v,
+              const vector_type& gv);
+  // Number of rows whose largest output is at the row's label (cross_entropy), for progress lines.
+  std::int64_t correct(const vector_type& params, const Batch<Scalar>& batch);
+  // PyTorch's default Linear initialisation, U(-1/sqrt(d_in), 1/sqrt(d_in)) for W_l and b_l; entry i of
+  // the flat vector is engine::uniform_open01(seed, kInitializationStream, i) mapped to that interval, so
+  // it does not depend on the rank count or the memory space.
+  void initialize(const vector_type& params, std::uint64_t seed) const;
+
+ private:
+  enum class Pass { loss, gradient, hvp, ggn };
+  double run(Pass pass, const vector_type& params, const Batch<Scalar>& batch, double weight,
+             const vector_type& v, const vector_type& out);
+  double run_chunk(Pass pass, const vector_type& params, const Batch<Scalar>& batch, std::int64_t begin,
+                   std::int64_t rows, double weight, const vector_type& v, const vector_type& out);
+  void forward(const vector_type& params, const vector_type* v, const Scalar* x_rows, std::int64_t rows);
+  void check_batch(const Batch<Scalar>& batch) const;
+  void check_vector(const vector_type& v, const char* what) const;
+  void allocate_r_buffers();
+
+  MlpShape shape_;
+  std::int64_t max_rows_;
+  int widest_ = 0;               // the largest of d1 .. dL, the size of a backward buffer's row
+  std::vector<matrix_type> z_;   // z_[l]: pre-activations of layer l, max_rows x d_{l+1}
+  std::vector<matrix_type> a_;   // a_[l]: activations entering layer l (a_[0] unused: the batch's x)
+  std::vector<matrix_type> rz_;  // R{z_l}, R{a_l} of the R-forward pass (hvp, ggn_vp only)
+  std::vector<matrix_type> ra_;
+  Kokkos::View<Scalar*> delta_[2];   // backward ping-pong buffers, max_rows x widest each
+  Kokkos::View<Scalar*> rdelta_[2];  // R{delta} (hvp) or J^T's backward signal (ggn_vp)
+  Kokkos::View<Scalar*> ones_;       // max_rows ones: bias sums as gemv
+};
+
+extern template class Mlp<float>;
+extern template class Mlp<double>;
+
+}  // namespace skein::solvers::nn

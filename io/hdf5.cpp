@@ -184,7 +184,7 @@ H5Writer::H5Writer(const comm::Communicator& comm, const std::string& path) : co
 
 namespace {
 
-// Files whose writer was destroyed while open; closed collectively by close_abandoned_files().
+// Files whose writer or reader was destroyed while open; closed collectively by close_abandoned_files().
 struct AbandonedFile {
   H5Handle file;
   std::string path;
@@ -196,10 +196,14 @@ std::vector<AbandonedFile>& abandoned_files() {
 
 }  // namespace
 
+void detail::abandon_file(H5Handle file, const std::string& path) {
+  abandoned_files().push_back({std::move(file), path});
+}
+
 H5Writer::~H5Writer() {
   if (!file_) return;
   dxpl_.reset();  // a property list is local
-  abandoned_files().push_back({std::move(file_), path_});
+  detail::abandon_file(std::move(file_), path_);
 }
 
 int close_abandoned_files() {

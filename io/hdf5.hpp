@@ -94,6 +94,10 @@ constexpr ScalarType scalar_type_of() {
 hid_t native_type(ScalarType type);
 std::size_t type_size(ScalarType type);
 
+// Keeps a parallel file whose owner is destroyed without a collective close (an error is unwinding) for
+// close_abandoned_files(): closing it here could leave this rank alone in a collective.
+void abandon_file(H5Handle file, const std::string& path);
+
 }  // namespace detail
 
 // One output file written by every rank of a communicator. Every method is collective: all ranks call
@@ -241,10 +245,11 @@ class H5Writer {
   std::uint64_t metadata_bytes_ = 0;  // attribute values and object names written so far
 };
 
-// Collective over the communicators the abandoned writers used (every rank must call it with the same
-// set, which holds when writers are created collectively). Closes the files of H5Writers destroyed without
-// close() because an error unwound through them, so that HDF5 never closes a file from MPI_Finalize. Call
-// it after the error was agreed, before MPI is finalized; failures are logged. Returns how many it closed.
+// Collective over the communicators the abandoned writers and readers used (every rank must call it with the
+// same set, which holds when writers are created collectively). Closes the files of H5Writers destroyed
+// without close() because an error unwound through them (H5ParallelReaders too), so that HDF5 never closes a
+// file from MPI_Finalize. Call it after the error was agreed, before MPI is finalized; failures are logged.
+// Returns how many it closed.
 int close_abandoned_files();
 
 }  // namespace skein::io

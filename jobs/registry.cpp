@@ -1,6 +1,7 @@
 #include "jobs/registry.hpp"
 
 #include "jobs/dsir/dsir_job.hpp"
+#include "jobs/hessian/hessian_job.hpp"
 #include "jobs/poisson/poisson_job.hpp"
 
 namespace skein::jobs {
@@ -9,6 +10,7 @@ const std::vector<JobEntry>& all_jobs() {
   static const std::vector<JobEntry> jobs = {
       {dsir::job_spec(), [](const JobEnv& env) { return dsir::make_job(env); }},
       {poisson::job_spec(), [](const JobEnv& env) { return poisson::make_job(env); }},
+      {hessian::job_spec(), [](const JobEnv& env) { return hessian::make_job(env); }},
   };
   return jobs;
 }

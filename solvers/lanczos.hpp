@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -231,6 +232,13 @@ class LanczosEigensolver {
       return false;
     }
     const RitzSelection ritz = select_ritz(state_.projected, m, state_.beta_m, options_);
+    worst_residual_ratio_ = 0.0;
+    for (const auto* wanted : {&ritz.top, &ritz.bottom}) {
+      for (const int index : *wanted) {
+        const double ratio = ritz.scale > 0.0 ? ritz.residuals[index] / ritz.scale : 0.0;
+        worst_residual_ratio_ = std::max(worst_residual_ratio_, ratio);
+      }
+    }
     if (ritz.converged || state_.restarts >= options_.max_restarts || m == space_.global_size()) {
       finish(ritz);
       return true;
@@ -248,6 +256,9 @@ class LanczosEigensolver {
 
   const LanczosResult<Vector>& result() const { return result_; }
   const LanczosScalars& state() const { return state_; }
+  // max over the wanted pairs of residual / max |theta| at the last Rayleigh-Ritz step (for progress lines;
+  // converged when <= tol); infinity before the first.
+  double worst_residual_ratio() const { return worst_residual_ratio_; }
   // Basis vectors; [0, state().size] hold the current cycle (index size is the next direction).
   const std::vector<Vector>& basis() const { return basis_; }
 
@@ -350,6 +361,7 @@ class LanczosEigensolver {
   Vector w_, tmp_;
   std::vector<double> h_;
   LanczosResult<Vector> result_;
+  double worst_residual_ratio_ = std::numeric_limits<double>::infinity();
 };
 
 }  // namespace skein::solvers

@@ -36,6 +36,9 @@ namespace skein::solvers {
 //   void fill_normal(const vector_type& v, std::uint64_t seed, engine::StreamId stream,
 //                    std::uint64_t draw) const;
 //   std::int64_t global_size() const;
+//   // Optional (trace and density estimators): +-1 entries keyed like fill_normal.
+//   void fill_rademacher(const vector_type& v, std::uint64_t seed, engine::StreamId stream,
+//                        std::uint64_t draw) const;
 //
 // Solvers only ever touch vectors through the space and the operator, so the vector type is whatever the
 // operator wants. How a 3-D stencil with ghost layers plugs in: either (a) its apply() takes rank-1 Views
@@ -195,6 +198,16 @@ class DistributedVectorSpace {
         "skein::fill_normal", policy(), KOKKOS_LAMBDA(const std::int64_t i) {
           v(i) = static_cast<Scalar>(
               engine::standard_normal(seed, stream, first + static_cast<std::uint64_t>(i)));
+        });
+  }
+
+  // +-1 with equal probability, keyed like fill_normal (Hutchinson's trace estimator, SLQ start vectors).
+  void fill_rademacher(const vector_type& v, std::uint64_t seed, engine::StreamId stream,
+                       std::uint64_t draw) const {
+    const std::uint64_t first = draw * static_cast<std::uint64_t>(global_size_) + global_offset_;
+    Kokkos::parallel_for(
+        "skein::fill_rademacher", policy(), KOKKOS_LAMBDA(const std::int64_t i) {
+          v(i) = static_cast<Scalar>(engine::rademacher(seed, stream, first + static_cast<std::uint64_t>(i)));
         });
   }
 

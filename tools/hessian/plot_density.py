@@ -2,7 +2,7 @@
 """Plot the Hessian spectral density that skein's `hessian` job wrote, with its extreme eigenvalues.
 
     plot_density.py OUT/hessian.h5 [MORE.h5 ...] --out density.png [--epochs 0,5] [--sigma S] [--ymin Y]
-                    [--xlim LO,HI] [--no-eigenvalues] [--title TEXT] [--dpi 120]
+                    [--xlim LO,HI] [--no-eigenvalues] [--labels A,B] [--title TEXT] [--dpi 120]
 
 Reads `/density/grid` and `/density/values` (the smoothed SLQ density) and draws it on a log y-scale, with
 the top eigenvalues `/eigenvalues/top` as dashed and the bottom ones `/eigenvalues/bottom` as dotted vertical
@@ -10,7 +10,7 @@ lines in the curve's colour. The title gives the trace, `/trace@mean` ± `@stder
 root attributes `parameters`, `samples`, `loss` when present. A file with groups `/epoch_E` (one per analysed
 epoch of a training run, each with the same layout inside) gives one curve per epoch, its trace in the
 legend; --epochs picks some of them. Several files give one curve each (e.g. float32 against float64, or
-hessian against ggn).
+hessian against ggn), labelled by their folders or --labels.
 
 --sigma S redraws the density from the raw quadrature `/density/nodes` and `/density/weights` with a
 Gaussian kernel of standard deviation S (in eigenvalue units) instead of the job's smoothing, on the same
@@ -76,12 +76,14 @@ def smooth(nodes, weights, grid, sigma):
     return out / (total * sigma * np.sqrt(2 * np.pi))
 
 
-def collect(paths, epochs_wanted):
+def collect(paths, epochs_wanted, labels=None):
     """[(label, analysis, file attributes)] in plotting order."""
     import h5py
 
+    if labels is not None and len(labels) != len(paths):
+        raise ToolError(f"--labels gives {len(labels)} label(s) for {len(paths)} file(s)")
     curves = []
-    for path in paths:
+    for index, path in enumerate(paths):
         try:
             f = h5py.File(path, "r")
         except OSError as e:
@@ -90,6 +92,8 @@ def collect(paths, epochs_wanted):
             attrs = {k: _attr(f, k) for k in ("parameters", "samples", "loss", "operator", "precision")}
             epochs = sorted((int(m.group(1)), k) for k in f.keys() if (m := re.fullmatch(r"epoch_(\d+)", k)))
             name = os.path.basename(os.path.dirname(os.path.abspath(path))) if len(paths) > 1 else ""
+            if labels is not None:
+                name = labels[index]
             if epochs:
                 if epochs_wanted is not None:
                     missing = sorted(set(epochs_wanted) - {e for e, _ in epochs})
@@ -203,6 +207,7 @@ def main(argv=None):
     ap.add_argument("--ymin", type=float, help="floor of the log y-axis (default 1e-10 of the peak)")
     ap.add_argument("--xlim", help="LO,HI of the x-axis")
     ap.add_argument("--no-eigenvalues", action="store_true", help="do not mark the top/bottom eigenvalues")
+    ap.add_argument("--labels", help="comma-separated curve labels, one per file (default: each file's folder)")
     ap.add_argument("--title", help="replace the title")
     ap.add_argument("--dpi", type=int, default=120)
     args = ap.parse_args(argv)
@@ -225,7 +230,8 @@ def main(argv=None):
         for p in args.files:
             if not os.path.exists(p):
                 raise ToolError(f"{p}: no such file")
-        curves = collect(args.files, epochs)
+        labels = args.labels.split(",") if args.labels else None
+        curves = collect(args.files, epochs, labels)
         plot(curves, args)
     except ToolError as e:
         die(str(e), 65)

@@ -281,7 +281,7 @@ class PlotTests(unittest.TestCase):
         p, q = os.path.join(self.d, "a.h5"), os.path.join(self.d, "b.h5")
         write_fake_hessian(p)
         write_fake_hessian(q, epochs=[0, 1, 5])
-        for args in ([p], [q], [q, "--epochs", "0,5"], [p, "--sigma", "0.05"], [p, q]):
+        for args in ([p], [q], [q, "--epochs", "0,5"], [p, "--sigma", "0.05"], [p, q], [p, q, "--labels", "a,b"]):
             png = os.path.join(self.d, "out.png")
             r = run("plot_density.py", *args, "--out", png)
             self.assertIn("wrote", r.stdout)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The demo: DSIR on Debian's fortune cookies. Target = half of one category; raw = every other fortune
+# The demo: DSIR on Debian's fortune cookies, a Poisson solve, and the Hessian spectrum of a small network. Target = half of one category; raw = every other fortune
 # (including the other half of that category). skein should find that category far above its share.
 # Usage: cluster/demo.sh [path/to/skein]   (run by `cluster/quickstart.sh demo`)
 set -euo pipefail
@@ -50,3 +50,14 @@ PY
 # poisson: a 32^3 smoke problem (solid walls, an air opening on top, two solid spheres) at 2 ranks.
 mpirun -np 2 "$skein" run poisson --config examples/poisson-smoke.ini --poisson.grid=32 --out "$work/poisson"
 "$skein" inspect "$work/poisson/poisson.h5"
+
+# hessian: a 64-32-10 tanh MLP on scikit-learn's digits (1,797 images) at 2 ranks: top and bottom eigenvalues,
+# trace and spectral density of the loss Hessian before and after 3 epochs of Adam; the density plot is drawn.
+mkdir -p "$work/hessian"
+python3 tools/hessian/make_data.py digits --out "$work/hessian/digits.h5"
+python3 tools/hessian/make_model.py --layers 64,32,10 --activation tanh --out "$work/hessian/model.h5"
+mpirun -np 2 "$skein" run hessian --config examples/hessian-digits.ini --out "$work/hessian" \
+  --hessian.model="$work/hessian/model.h5" --hessian.data="$work/hessian/digits.h5" \
+  --hessian.train_epochs=3 --hessian.analyze_at=0,3 --hessian.slq_vectors=5
+"$skein" inspect "$work/hessian/hessian.h5"
+python3 tools/hessian/plot_density.py "$work/hessian/hessian.h5" --out "$work/hessian/density.png"

@@ -9,6 +9,7 @@
 #include "jobs/hessian/inputs.hpp"
 #include "jobs/hessian/loss_model.hpp"
 #include "jobs/run_attributes.hpp"
+#include "solvers/blas_threads.hpp"
 #include "solvers/lanczos.hpp"
 #include "solvers/slq.hpp"
 #include "solvers/trace_estimator.hpp"
@@ -16,12 +17,18 @@
 
 #include <Kokkos_Core.hpp>
 
+#include <sched.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -187,6 +194,25 @@ std::string first_values(const std::vector<double>& values, std::size_t count) {
   return text;
 }
 
+// OpenBLAS threads of this rank: OPENBLAS_NUM_THREADS or OMP_NUM_THREADS win; else the cores this process may
+// run on (mpirun binds each rank to one core by default: then 1), shared with the other ranks of this host
+// when the ranks are not bound. Collective (counts the ranks per host).
+int choose_blas_threads(const comm::Communicator& comm) {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  const std::uint64_t mine = std::hash<std::string>{}(host);
+  const auto hosts = comm.allgather(mine);
+  const int ranks_here = static_cast<int>(std::count(hosts.begin(), hosts.end(), mine));
+  if (std::getenv("OPENBLAS_NUM_THREADS") || std::getenv("OMP_NUM_THREADS")) return solvers::blas::threads();
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  const int cores = sched_getaffinity(0, sizeof allowed, &allowed) == 0 ? CPU_COUNT(&allowed) : 1;
+  const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = cores >= hardware ? std::max(1, cores / ranks_here) : cores;
+  solvers::blas::set_threads(threads);
+  return threads;
+}
+
 template <class Scalar>
 class HessianJob final : public engine::Job {
  public:
@@ -291,12 +317,15 @@ void HessianJob<Scalar>::load() {
     moment1_ = space_->create("hessian::moment1");
     if (settings_.optimizer == Optimizer::adam) moment2_ = space_->create("hessian::moment2");
   }
+  const int blas_threads = choose_blas_threads(comm_);
   engine::Log::user().info(
-      "hessian: model {} ({} parameters, {}, {}), {} samples{}, {} ranks, {} {} products, loaded in {:.2f} s",
+      "hessian: model {} ({} parameters, {}, {}), {} samples{}, {} ranks x {} BLAS threads, {} {} products, "
+      "loaded in {:.2f} s",
       join_sizes(shape_.layer_sizes), parameters_, solvers::nn::to_string(shape_.activation),
       solvers::nn::to_string(shape_.loss), samples_,
       analysed_samples_ < samples_ ? fmt::format(" (analysing a minibatch of {})", analysed_samples_) : "",
-      comm_.size(), to_string(settings_.precision), to_string(settings_.op), seconds_since(begin));
+      comm_.size(), blas_threads, to_string(settings_.precision), to_string(settings_.op),
+      seconds_since(begin));
   measure_gradient();
   last_report_ = Clock::now();
   if (settings_.analyze_at.front() == 0) {
@@ -434,6 +463,12 @@ void HessianJob<Scalar>::start_eigensolver() {
 template <class Scalar>
 void HessianJob<Scalar>::next_phase() {
   phase_start_ = Clock::now();
+  if (phase_ == Phase::trace) {
+    engine::Log::user().info(
+        "hessian: epoch {} trace {:.6g} +- {:.2g} (standard error, {} Rademacher samples, {:.2f} s)",
+        current_.epoch, current_.trace.mean, current_.trace.standard_error(), current_.trace.samples,
+        current_.trace_seconds);
+  }
   if (phase_ == Phase::eigenpairs && settings_.trace_samples > 0) {
     phase_ = Phase::trace;
     return;
@@ -448,11 +483,6 @@ void HessianJob<Scalar>::next_phase() {
 template <class Scalar>
 void HessianJob<Scalar>::finish_analysis() {
   auto& log = engine::Log::user();
-  if (settings_.trace_samples > 0) {
-    log.info("hessian: epoch {} trace {:.6g} +- {:.2g} (standard error, {} Rademacher samples, {:.2f} s)",
-             current_.epoch, current_.trace.mean, current_.trace.standard_error(), current_.trace.samples,
-             current_.trace_seconds);
-  }
   if (settings_.slq_vectors > 0) {
     log.info("hessian: epoch {} density from {} vectors x {} Lanczos steps ({:.2f} s)", current_.epoch,
              current_.density_vectors, settings_.slq_steps, current_.density_seconds);

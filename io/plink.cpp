@@ -1,6 +1,7 @@
 #include "io/plink.hpp"
 
 #include "engine/error.hpp"
+#include "io/file_space.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -15,6 +16,7 @@
 #include <fstream>
 #include <sstream>
 #include <unordered_map>
+#include <utility>
 
 namespace skein::io {
 
@@ -342,6 +344,81 @@ PlinkGenotypes read_plink(const comm::Communicator& comm, const std::string& pre
     });
   }
   return g;
+}
+
+PlinkBedWriter::PlinkBedWriter(const comm::Communicator& comm, std::string path, std::uint64_t samples,
+                               std::uint64_t snps)
+    : comm_(comm), path_(std::move(path)), samples_(samples), snps_(snps) {
+  comm_.agree([&] {
+    if (comm_.rank() != 0) return;
+    const int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw_write_error(path_, errno, "cannot create it");
+    const ssize_t wrote = ::pwrite(fd, plink::kMagic, plink::kHeaderBytes, 0);
+    const int saved = errno;
+    ::close(fd);
+    if (wrote != static_cast<ssize_t>(plink::kHeaderBytes))
+      throw_write_error(path_, saved, "writing the magic bytes");
+    reserve_file_space(path_, plink::bed_file_bytes(samples_, snps_));
+  });
+  comm_.agree([&] {
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd_ < 0) throw_write_error(path_, errno, "cannot open it for writing");
+  });
+}
+
+PlinkBedWriter::~PlinkBedWriter() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void PlinkBedWriter::write_records(std::uint64_t first_snp, const std::uint8_t* records,
+                                   std::uint64_t count) {
+  if (!error_.empty() || count == 0) return;
+  if (fd_ < 0 || first_snp + count > snps_) {
+    error_ = "internal: records " + std::to_string(first_snp) + ".." + std::to_string(first_snp + count) +
+             " written to a closed file or past its " + std::to_string(snps_) + " SNPs";
+    return;
+  }
+  const std::uint64_t record = plink::record_bytes(samples_);
+  const std::uint64_t offset = plink::kHeaderBytes + first_snp * record, bytes = count * record;
+  constexpr std::uint64_t max_piece = std::uint64_t{1} << 30;
+  for (std::uint64_t done = 0; done < bytes;) {
+    const ssize_t wrote =
+        ::pwrite(fd_, records + done, std::min(max_piece, bytes - done), static_cast<off_t>(offset + done));
+    if (wrote < 0 && errno == EINTR) continue;
+    if (wrote <= 0) {
+      const int saved = errno;
+      try {
+        throw_write_error(
+            path_, wrote < 0 ? saved : 0,
+            "writing bytes " + std::to_string(offset + done) + ".." + std::to_string(offset + bytes));
+      } catch (const engine::Error& e) {
+        error_ = e.what();
+      }
+      return;
+    }
+    done += static_cast<std::uint64_t>(wrote);
+  }
+}
+
+void PlinkBedWriter::close() {
+  comm_.agree([&] {
+    const int fd = fd_;
+    fd_ = -1;
+    if (fd >= 0 && ::close(fd) != 0 && error_.empty())
+      error_ = path_ + ": closing failed: " + errno_message(errno);
+    if (!error_.empty()) throw engine::IoError(error_);
+  });
+  comm_.agree([&] {
+    if (comm_.rank() != 0) return;
+    struct stat info {};
+    if (::stat(path_.c_str(), &info) != 0) throw_write_error(path_, errno, "cannot check its size");
+    const std::uint64_t expected = plink::bed_file_bytes(samples_, snps_);
+    if (static_cast<std::uint64_t>(info.st_size) != expected) {
+      throw_write_error(path_, 0,
+                        "short write: " + std::to_string(info.st_size) + " of " + std::to_string(expected) +
+                            " bytes on disk");
+    }
+  });
 }
 
 }  // namespace skein::io

@@ -94,6 +94,34 @@ PlinkGenotypes read_plink(const comm::Communicator& comm, const std::string& pre
 // The counts of one packed record (the padding bits of the last byte ignored).
 PlinkSnpCounts count_record(const std::uint8_t* record, std::uint64_t samples);
 
+// Writes a .bed in parallel: every rank pwrites the records of its own SNPs at their offsets, streaming
+// (any number of calls, any SNP order), so no rank ever holds the whole file. Write it to an OutputSet's
+// tmp path and commit the set after close().
+class PlinkBedWriter {
+ public:
+  // Collective. Rank 0 creates (truncates) `path`, writes the magic bytes and reserves the disk space of the
+  // whole file (3 + snps * ceil(samples/4) bytes); then every rank opens it. IoError on every rank when
+  // that fails (the message names the file and the cause: "no space left on device").
+  PlinkBedWriter(const comm::Communicator& comm, std::string path, std::uint64_t samples, std::uint64_t snps);
+  // Not collective; a failure is kept for close(), so that no rank is left alone in a collective.
+  ~PlinkBedWriter();
+  PlinkBedWriter(const PlinkBedWriter&) = delete;
+  PlinkBedWriter& operator=(const PlinkBedWriter&) = delete;
+
+  // Rank-local: `count` consecutive records starting at SNP `first_snp`, count * ceil(samples/4) bytes.
+  void write_records(std::uint64_t first_snp, const std::uint8_t* records, std::uint64_t count);
+  // Collective: closes the file, then checks its size on rank 0; any rank's write error, or a short file,
+  // is an IoError on every rank.
+  void close();
+
+ private:
+  const comm::Communicator& comm_;
+  std::string path_;
+  std::uint64_t samples_, snps_;
+  int fd_ = -1;
+  std::string error_;  // this rank's first write failure
+};
+
 // The .fam / .bim parsers (rank-local; DataError naming file:line), public for tests and the generator's
 // checks. A line has exactly 6 whitespace-separated fields; CR before the newline is accepted.
 void parse_fam(const std::string& path, const std::string& text, std::vector<std::string>& family_ids,

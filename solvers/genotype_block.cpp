@@ -267,16 +267,7 @@ GenotypeFeatureBlock<Scalar>::GenotypeFeatureBlock(Packed packed, std::int64_t f
     const double f = o > 0 ? static_cast<double>(a) / (2.0 * static_cast<double>(o)) : 0.0;
     frequency_host(j) = f;
     double inverse_sd = 1.0;
-    if (options.scaling == GenotypeScaling::scale) {
-      if (o == 0 || a == 0 || a == 2 * o) {
-        throw engine::DataError("SNP column " + std::to_string(first_column + j) +
-                                " has no variance over the " + std::to_string(stat_rows) +
-                                " rows its statistics come from (" +
-                                (o == 0 ? std::string("no observed call")
-                                        : "all " + std::to_string(o) + " observed calls equal") +
-                                "): standardize=scale cannot divide it by sqrt(2p(1-p)) = 0; use "
-                                "standardize=center or filter it out");
-      }
+    if (options.scaling == GenotypeScaling::scale && o > 0 && a > 0 && a < 2 * o) {
       inverse_sd = 1.0 / std::sqrt(2.0 * f * (1.0 - f));
     }
     const double mean = 2.0 * f;

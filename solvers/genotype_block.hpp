@@ -9,6 +9,7 @@
 namespace skein::solvers {
 
 // How the columns are standardised; the statistics come from the `statistics_rows` (the training rows).
+// (The same choice as solvers::Standardize of feature_block.hpp, which this branch does not have yet.)
 //   center: x = dosage - 2p;  scale: x = (dosage - 2p) / sqrt(2p(1-p));  a missing call is mean-imputed,
 //   i.e. x = 0. The dosage counts the A2 allele (io/plink.hpp) and p is the A2 frequency over the observed
 //   calls of the statistics rows.
@@ -30,14 +31,15 @@ struct GenotypeBlockOptions {
 template <class Scalar>
 class GenotypeFeatureBlock {
  public:
+  using scalar_type = Scalar;
   using RowsView = Kokkos::View<const std::int64_t*>;
   using ConstMatrix = Kokkos::View<const Scalar**, Kokkos::LayoutRight>;
   using Matrix = Kokkos::View<Scalar**, Kokkos::LayoutRight>;
   using Packed = Kokkos::View<const std::uint8_t**, Kokkos::LayoutRight>;
 
   // Computes each SNP's statistics over the statistics rows and its lookup tables. A SNP without variance
-  // there (no observed call, or monomorphic) under GenotypeScaling::scale throws engine::DataError naming
-  // its global column (the caller agrees on it across ranks); under center it is a column of zeros.
+  // there (monomorphic, or no observed call) is left centred, not scaled, as DenseFeatureBlock does (a
+  // column of zeros on those rows); io::read_plink refuses SNPs monomorphic in the whole file under scale.
   GenotypeFeatureBlock(Packed packed, std::int64_t fam_samples, std::int64_t first_column,
                        const GenotypeBlockOptions& options = {});
 

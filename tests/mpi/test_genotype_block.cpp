@@ -11,6 +11,10 @@
 
 #include <gtest/gtest.h>
 #include <mpi.h>
+#if __has_include("solvers/feature_block.hpp")
+#include "solvers/feature_block.hpp"
+#define SKEIN_HAVE_DENSE_FEATURE_BLOCK 1
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -270,8 +274,9 @@ TEST(GenotypeBlock, HandDecodedTables) {
   EXPECT_NEAR(out_host(0, 1), 1.0, 1e-15);
 }
 
-// A SNP polymorphic in the file but without variance over the training rows cannot be scaled.
-TEST(GenotypeBlock, NoVarianceOverStatisticsRowsIsADataErrorWhenScaling) {
+// A SNP polymorphic in the file but without variance over the training rows is left centred, unscaled
+// (DenseFeatureBlock's rule), never divided by zero.
+TEST(GenotypeBlock, NoVarianceOverStatisticsRowsIsLeftCentred) {
   Packed packed("packed", 2, 2);
   auto host = Kokkos::create_mirror_view(packed);
   host(0, 0) = 0x78;  // SNP 0 of the tiny fileset
@@ -282,18 +287,77 @@ TEST(GenotypeBlock, NoVarianceOverStatisticsRowsIsADataErrorWhenScaling) {
   GenotypeBlockOptions options;
   options.scaling = GenotypeScaling::scale;
   options.statistics_rows = to_index({0, 1, 2, 3, 4, 5});
-  try {
-    GenotypeFeatureBlock<double> block(packed, 7, 40, options);
-    FAIL() << "no error";
-  } catch (const skein::engine::DataError& e) {
-    EXPECT_NE(std::string(e.what()).find("SNP column 41 has no variance over the 6 rows"), std::string::npos)
-        << e.what();
-  }
-  options.scaling = GenotypeScaling::center;
-  GenotypeFeatureBlock<double> centred(packed, 7, 40, options);
-  auto t = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), centred.code_values());
-  EXPECT_EQ(t(1, 3), 0.0);  // hom A2 is the training mean
-  EXPECT_EQ(t(1, 2), -1.0);
+  GenotypeFeatureBlock<double> block(packed, 7, 40, options);
+  auto t = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), block.code_values());
+  EXPECT_EQ(t(1, 3), 0.0);   // hom A2 is the training mean
+  EXPECT_EQ(t(1, 2), -1.0);  // het: 1 - 2, not divided by sd 0
+  EXPECT_EQ(t(1, 1), 0.0);
+  // SNP 0 over rows 0-5 (dosages 0 1 2 NA 2 2): p = 7/10, sd = sqrt(2 * 0.7 * 0.3) = sqrt(0.42).
+  EXPECT_NEAR(t(0, 3), (2 - 1.4) / std::sqrt(0.42), 1e-15);
 }
+
+#ifdef SKEIN_HAVE_DENSE_FEATURE_BLOCK
+// The two FeatureBlocks give the same numbers for the same data: DenseFeatureBlock on the mean-imputed
+// dosages of a shuffled subset of the samples, GenotypeFeatureBlock on the packed calls with those rows.
+// Centring only: with scale they differ by design (the dense block divides by the empirical sd of the
+// imputed column, the genotype block by sqrt(2p(1-p))).
+TEST(GenotypeBlock, SameProductsAsDenseFeatureBlock) {
+  Communicator comm(MPI_COMM_WORLD);
+  constexpr std::int64_t kSamples = 131, kSnps = 61, k = 3, q = 2;
+  const auto codes = random_codes(kSnps, kSamples, 23);
+  const auto range = skein::comm::BlockPartition(kSnps, comm.size()).range(comm.rank());
+  const auto first = static_cast<std::int64_t>(range.begin), local = static_cast<std::int64_t>(range.size());
+  std::vector<std::int64_t> row_samples;
+  for (std::int64_t i = 0; i < 100; ++i) row_samples.push_back((i * 29 + 3) % kSamples);
+  const auto n = static_cast<std::int64_t>(row_samples.size());
+  // Raw dosages with each missing call replaced by its column's mean over the rows.
+  std::vector<std::vector<double>> raw(n, std::vector<double>(local));
+  for (std::int64_t j = 0; j < local; ++j) {
+    double observed = 0, sum = 0;
+    for (std::int64_t r = 0; r < n; ++r) {
+      const unsigned code = codes[first + j][row_samples[r]];
+      if (code != 1) observed += 1, sum += code == 0 ? 0 : code == 2 ? 1 : 2;
+    }
+    for (std::int64_t r = 0; r < n; ++r) {
+      const unsigned code = codes[first + j][row_samples[r]];
+      raw[r][j] = code == 1 ? sum / observed : code == 0 ? 0 : code == 2 ? 1 : 2;
+    }
+  }
+  skein::solvers::DenseFeatureBlock<double> dense(to_matrix<double>(raw, 0, n), first,
+                                                  skein::solvers::Standardize::center);
+  GenotypeBlockOptions options;
+  options.row_samples = to_index(row_samples);
+  GenotypeFeatureBlock<double> genotypes(pack(codes, first, local, kSamples), kSamples, first, options);
+
+  const std::int64_t b = 40;
+  Kokkos::View<std::int64_t*> rows("rows", b);
+  auto rows_host = Kokkos::create_mirror_view(rows);
+  for (std::int64_t i = 0; i < b; ++i) rows_host(i) = (i * 17 + 1) % n;
+  rows_host(b - 1) = rows_host(0);
+  Kokkos::deep_copy(rows, rows_host);
+  const auto u = to_matrix<double>(random_matrix(kSnps, k, 5), first, local);
+  const auto g = to_matrix<double>(random_matrix(b, k, 6), 0, b);
+  const auto y = to_matrix<double>(random_matrix(n, q, 7), 0, n);
+  Matrix<double> z1("z1", b, k), z2("z2", b, k), o1("o1", local, k), o2("o2", local, k), c1("c1", local, q),
+      c2("c2", local, q);
+  dense.multiply(rows, u, z1);
+  genotypes.multiply(rows, u, z2);
+  dense.transpose_multiply(rows, g, o1);
+  genotypes.transpose_multiply(rows, g, o2);
+  dense.full_cross(y, c1);
+  genotypes.full_cross(y, c2);
+  const auto expect_near = [](const Matrix<double>& a, const Matrix<double>& e, const char* what) {
+    auto ah = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), a);
+    auto eh = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), e);
+    for (std::size_t i = 0; i < ah.extent(0); ++i)
+      for (std::size_t c = 0; c < ah.extent(1); ++c)
+        EXPECT_NEAR(ah(i, c), eh(i, c), 1e-12 * (1 + std::abs(eh(i, c))))
+            << what << "(" << i << ", " << c << ")";
+  };
+  expect_near(z2, z1, "Z");
+  expect_near(o2, o1, "out");
+  expect_near(c2, c1, "cross");
+}
+#endif
 
 }  // namespace

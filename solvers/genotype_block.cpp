@@ -16,15 +16,6 @@ namespace {
 
 using HostRows = Kokkos::View<const std::int64_t*, Kokkos::HostSpace>;
 
-std::int64_t slab_count(std::int64_t columns) {
-  const std::int64_t threads = std::max<std::int64_t>(1, Kokkos::DefaultExecutionSpace().concurrency());
-  return std::max<std::int64_t>(1, std::min(threads, columns));
-}
-
-KOKKOS_INLINE_FUNCTION std::int64_t slab_begin(std::int64_t slab, std::int64_t slabs, std::int64_t columns) {
-  return slab * columns / slabs;
-}
-
 // Per SNP: observed calls and A2 alleles among the statistics samples. Every byte of a record (4 samples)
 // is one lookup in a (membership mask of its 4 samples, byte value) table.
 struct CountCalls {
@@ -45,102 +36,64 @@ struct CountCalls {
   }
 };
 
-// Forward product, one slab of SNPs per work item: partial(slab) (k x b, sorted rows) = X_slab^T-free sum
-// over the slab's SNPs of x_j (b) u_j^T. Decoding one SNP's b codes first, then k axpys over b contiguous
-// values, keeps the inner loops branch-free and vectorisable.
-template <class Scalar>
-struct ForwardSlab {
+// The sample-major copy of the calls: by_row(r, q) holds SNPs 4q..4q+3 of row r (SNP 4q + l in bits 2l),
+// so a minibatch reads only its own rows' bytes, contiguously. One work item per tile of 4 x kTileQuads
+// SNPs and kTileBytes record bytes (4 samples each): a 4 x 4 transpose of 2-bit codes per output byte, the
+// tile's reads (SNP records) and writes (rows) each within a few cache lines.
+struct TransposeToRows {
+  static constexpr std::int64_t kTileQuads = 64, kTileBytes = 64;
   Kokkos::View<const std::uint8_t**, Kokkos::LayoutRight> packed;
-  Kokkos::View<const Scalar**, Kokkos::LayoutRight> table;
-  Kokkos::View<const std::int64_t*> byte;
-  Kokkos::View<const std::uint8_t*> shift;
-  Kokkos::View<const Scalar**, Kokkos::LayoutRight> u;
-  Kokkos::View<Scalar***, Kokkos::LayoutRight> partial;
-  Kokkos::View<Scalar**, Kokkos::LayoutRight> decoded;
-  std::int64_t slabs, columns, b, k;
-  KOKKOS_INLINE_FUNCTION void operator()(const std::int64_t slab) const {
-    Scalar* x = &decoded(slab, 0);
-    for (std::int64_t c = 0; c < k; ++c) {
-      Scalar* z = &partial(slab, c, 0);
-      for (std::int64_t r = 0; r < b; ++r) z[r] = 0;
-    }
-    const std::int64_t* by = byte.data();
-    const std::uint8_t* sh = shift.data();
-    for (std::int64_t j = slab_begin(slab, slabs, columns); j < slab_begin(slab + 1, slabs, columns); ++j) {
-      const std::uint8_t* record = &packed(j, 0);
-      const Scalar* t = &table(j, 0);
-      for (std::int64_t r = 0; r < b; ++r) x[r] = t[(record[by[r]] >> sh[r]) & 3u];
-      for (std::int64_t c = 0; c < k; ++c) {
-        const Scalar uc = u(j, c);
-        if (uc == Scalar(0)) continue;
-        Scalar* __restrict__ z = &partial(slab, c, 0);
-        for (std::int64_t r = 0; r < b; ++r) z[r] += x[r] * uc;
+  Kokkos::View<const std::int64_t*> fam_row;  // row of each .fam sample, -1 when not a row
+  Kokkos::View<std::uint8_t**, Kokkos::LayoutRight> by_row;
+  std::int64_t snps, fam_samples, byte_tiles;
+  KOKKOS_INLINE_FUNCTION void operator()(const std::int64_t tile) const {
+    const std::int64_t q0 = (tile / byte_tiles) * kTileQuads, i0 = (tile % byte_tiles) * kTileBytes;
+    const std::int64_t quads = static_cast<std::int64_t>(by_row.extent(1));
+    const std::int64_t bytes = static_cast<std::int64_t>(packed.extent(1));
+    const std::int64_t q1 = q0 + kTileQuads < quads ? q0 + kTileQuads : quads;
+    const std::int64_t i1 = i0 + kTileBytes < bytes ? i0 + kTileBytes : bytes;
+    for (std::int64_t i = i0; i < i1; ++i) {
+      for (std::int64_t q = q0; q < q1; ++q) {
+        unsigned in[4] = {0, 0, 0, 0};
+        for (int l = 0; l < 4; ++l)
+          if (4 * q + l < snps) in[l] = packed(4 * q + l, i);
+        for (int m = 0; m < 4; ++m) {
+          const std::int64_t s = 4 * i + m;
+          if (s >= fam_samples) break;
+          const std::int64_t row = fam_row(s);
+          if (row < 0) continue;
+          unsigned out = 0;
+          for (int l = 0; l < 4; ++l) out |= ((in[l] >> (2 * m)) & 3u) << (2 * l);
+          by_row(row, q) = static_cast<std::uint8_t>(out);
+        }
       }
     }
   }
 };
 
-// Z(position of sorted row r, c) += sum over slabs of partial(slab, c, r).
+// The minibatch's values of a panel of SNPs: panel(i, jj) = x(rows(i), first + jj), first a multiple of 4;
+// one 4-entry table lookup per value, reading the row's bytes of the sample-major copy in order.
 template <class Scalar>
-struct ForwardGather {
-  Kokkos::View<const Scalar***, Kokkos::LayoutRight> partial;
-  Kokkos::View<const std::int64_t*> position;
-  Kokkos::View<Scalar**, Kokkos::LayoutRight> z;
-  std::int64_t slabs, k;
-  KOKKOS_INLINE_FUNCTION void operator()(const std::int64_t r) const {
-    const std::int64_t row = position(r);
-    for (std::int64_t c = 0; c < k; ++c) {
-      Scalar sum = 0;
-      for (std::int64_t s = 0; s < slabs; ++s) sum += partial(s, c, r);
-      z(row, c) += sum;
-    }
-  }
-};
-
-// G's rows in sorted order, transposed (k x b), so each SNP's k dot products run over contiguous memory.
-template <class Scalar>
-struct SortG {
-  Kokkos::View<const Scalar**, Kokkos::LayoutRight> g;
-  Kokkos::View<const std::int64_t*> position;
-  Kokkos::View<Scalar**, Kokkos::LayoutRight> sorted;
-  std::int64_t k;
-  KOKKOS_INLINE_FUNCTION void operator()(const std::int64_t r) const {
-    for (std::int64_t c = 0; c < k; ++c) sorted(c, r) = g(position(r), c);
-  }
-};
-
-// Backward product, one slab of SNPs per work item: out(j, c) = sum_r x_rj G(r, c).
-template <class Scalar>
-struct TransposeSlab {
-  Kokkos::View<const std::uint8_t**, Kokkos::LayoutRight> packed;
+struct DecodeRows {
+  Kokkos::View<const std::uint8_t**, Kokkos::LayoutRight> by_row;
   Kokkos::View<const Scalar**, Kokkos::LayoutRight> table;
-  Kokkos::View<const std::int64_t*> byte;
-  Kokkos::View<const std::uint8_t*> shift;
-  Kokkos::View<const Scalar**, Kokkos::LayoutRight> g;  // sorted, k x b
-  Kokkos::View<Scalar**, Kokkos::LayoutRight> out;
-  Kokkos::View<Scalar**, Kokkos::LayoutRight> decoded;
-  std::int64_t slabs, columns, b, k;
-  KOKKOS_INLINE_FUNCTION void operator()(const std::int64_t slab) const {
-    Scalar* x = &decoded(slab, 0);
-    const std::int64_t* by = byte.data();
-    const std::uint8_t* sh = shift.data();
-    constexpr int lanes = 8;
-    const std::int64_t whole = b - b % lanes;
-    for (std::int64_t j = slab_begin(slab, slabs, columns); j < slab_begin(slab + 1, slabs, columns); ++j) {
-      const std::uint8_t* record = &packed(j, 0);
-      const Scalar* t = &table(j, 0);
-      for (std::int64_t r = 0; r < b; ++r) x[r] = t[(record[by[r]] >> sh[r]) & 3u];
-      for (std::int64_t c = 0; c < k; ++c) {
-        const Scalar* gc = &g(c, 0);
-        // Eight partial sums: a vectorisable reduction without reassociation flags.
-        Scalar acc[lanes] = {0, 0, 0, 0, 0, 0, 0, 0};
-        for (std::int64_t r = 0; r < whole; r += lanes)
-          for (int l = 0; l < lanes; ++l) acc[l] += x[r + l] * gc[r + l];
-        Scalar sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-        for (std::int64_t r = whole; r < b; ++r) sum += x[r] * gc[r];
-        out(j, c) = sum;
-      }
+  Kokkos::View<const std::int64_t*> rows;
+  Kokkos::View<Scalar**, Kokkos::LayoutRight> panel;
+  std::int64_t first, count;
+  KOKKOS_INLINE_FUNCTION void operator()(const std::int64_t i) const {
+    const std::uint8_t* bytes = &by_row(rows(i), first / 4);
+    const Scalar* t = &table(first, 0);
+    Scalar* x = &panel(i, 0);
+    const std::int64_t whole = count / 4;
+    for (std::int64_t q = 0; q < whole; ++q) {
+      const unsigned byte = bytes[q];
+      x[4 * q + 0] = t[16 * q + 0 + (byte & 3u)];
+      x[4 * q + 1] = t[16 * q + 4 + ((byte >> 2) & 3u)];
+      x[4 * q + 2] = t[16 * q + 8 + ((byte >> 4) & 3u)];
+      x[4 * q + 3] = t[16 * q + 12 + ((byte >> 6) & 3u)];
     }
+    for (std::int64_t jj = 4 * whole; jj < count; ++jj)
+      x[jj] = t[4 * jj + ((bytes[jj / 4] >> (2 * (jj & 3))) & 3u)];
   }
 };
 
@@ -279,45 +232,42 @@ GenotypeFeatureBlock<Scalar>::GenotypeFeatureBlock(Packed packed, std::int64_t f
   }
   frequency_ = Kokkos::create_mirror_view_and_copy(Space(), frequency_host);
   table_ = Kokkos::create_mirror_view_and_copy(Space(), table_host);
+
+  // The sample-major copy the minibatch products read (as many bytes as this block's share of the .bed).
+  auto fam_row_host = Kokkos::View<std::int64_t*, Kokkos::HostSpace>("genotype_block::fam_row", fam_samples);
+  for (std::int64_t s = 0; s < fam_samples; ++s) fam_row_host(s) = fam_row[static_cast<std::size_t>(s)];
+  const std::int64_t quads = (p + 3) / 4;
+  by_row_ = Kokkos::View<std::uint8_t**, Kokkos::LayoutRight>("genotype_block::by_row", rows_, quads);
+  const std::int64_t byte_tiles = (record + TransposeToRows::kTileBytes - 1) / TransposeToRows::kTileBytes;
+  const std::int64_t quad_tiles = (quads + TransposeToRows::kTileQuads - 1) / TransposeToRows::kTileQuads;
+  Kokkos::parallel_for("skein::genotype_block::transpose", Kokkos::RangePolicy<>(0, byte_tiles * quad_tiles),
+                       TransposeToRows{packed_, Kokkos::create_mirror_view_and_copy(Space(), fam_row_host),
+                                       by_row_, p, fam_samples, byte_tiles});
+  Kokkos::fence();
 }
 
 template <class Scalar>
-void GenotypeFeatureBlock<Scalar>::prepare_rows(RowsView rows) const {
-  const auto b = static_cast<std::int64_t>(rows.extent(0));
+void GenotypeFeatureBlock<Scalar>::check_rows(RowsView rows) const {
   auto rows_host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), rows);
-  auto row_sample_host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), row_sample_);
-  std::vector<std::int64_t> sample(static_cast<std::size_t>(b));
-  for (std::int64_t i = 0; i < b; ++i) {
-    const std::int64_t r = rows_host(i);
-    if (r < 0 || r >= rows_)
-      throw std::out_of_range("GenotypeFeatureBlock: row " + std::to_string(r) + " of " +
+  for (std::size_t i = 0; i < rows_host.extent(0); ++i) {
+    if (rows_host(i) < 0 || rows_host(i) >= rows_)
+      throw std::out_of_range("GenotypeFeatureBlock: row " + std::to_string(rows_host(i)) + " of " +
                               std::to_string(rows_));
-    sample[static_cast<std::size_t>(i)] = row_sample_host(r);
   }
-  // Sorted by .fam sample, each SNP record is read front to back once per product.
-  std::vector<std::int64_t> order(static_cast<std::size_t>(b));
-  std::iota(order.begin(), order.end(), std::int64_t{0});
-  std::sort(order.begin(), order.end(), [&](std::int64_t x, std::int64_t y) {
-    return sample[static_cast<std::size_t>(x)] < sample[static_cast<std::size_t>(y)];
-  });
-  if (static_cast<std::int64_t>(sorted_byte_.extent(0)) != b) {
-    sorted_byte_ = Kokkos::View<std::int64_t*>("genotype_block::sorted_byte", b);
-    sorted_shift_ = Kokkos::View<std::uint8_t*>("genotype_block::sorted_shift", b);
-    sorted_position_ = Kokkos::View<std::int64_t*>("genotype_block::sorted_position", b);
+}
+
+template <class Scalar>
+std::int64_t GenotypeFeatureBlock<Scalar>::prepare_panel(std::int64_t b) const {
+  // Panels of SNPs (a multiple of 4) whose decoded minibatch (b x panel) stays in the L2 cache for BLAS.
+  const std::int64_t fit = (std::int64_t{256} << 10) / (b * std::int64_t(sizeof(Scalar)));
+  const std::int64_t panel = std::max<std::int64_t>(8, std::min<std::int64_t>(1024, fit)) / 4 * 4;
+  const std::int64_t snps = std::min(panel, (std::max<std::int64_t>(columns(), 1) + 3) / 4 * 4);
+  if (decoded_.extent(0) != static_cast<std::size_t>(b) ||
+      decoded_.extent(1) != static_cast<std::size_t>(snps)) {
+    decoded_ = Kokkos::View<Scalar**, Kokkos::LayoutRight>(
+        Kokkos::view_alloc(Kokkos::WithoutInitializing, "genotype_block::decoded"), b, snps);
   }
-  auto byte_host = Kokkos::create_mirror_view(sorted_byte_);
-  auto shift_host = Kokkos::create_mirror_view(sorted_shift_);
-  auto position_host = Kokkos::create_mirror_view(sorted_position_);
-  for (std::int64_t r = 0; r < b; ++r) {
-    const std::int64_t i = order[static_cast<std::size_t>(r)];
-    const std::int64_t s = sample[static_cast<std::size_t>(i)];
-    byte_host(r) = s >> 2;
-    shift_host(r) = static_cast<std::uint8_t>(2 * (s & 3));
-    position_host(r) = i;
-  }
-  Kokkos::deep_copy(sorted_byte_, byte_host);
-  Kokkos::deep_copy(sorted_shift_, shift_host);
-  Kokkos::deep_copy(sorted_position_, position_host);
+  return snps;
 }
 
 template <class Scalar>
@@ -332,24 +282,18 @@ void GenotypeFeatureBlock<Scalar>::multiply(RowsView rows, ConstMatrix U, Matrix
                                 std::to_string(columns()) + " columns");
   }
   if (b == 0 || k == 0 || columns() == 0) return;
-  prepare_rows(rows);
-  const std::int64_t slabs = slab_count(columns());
-  if (partial_.extent(0) != static_cast<std::size_t>(slabs) ||
-      partial_.extent(1) != static_cast<std::size_t>(k) ||
-      partial_.extent(2) != static_cast<std::size_t>(b)) {
-    partial_ = Kokkos::View<Scalar***, Kokkos::LayoutRight>(
-        Kokkos::view_alloc(Kokkos::WithoutInitializing, "genotype_block::partial"), slabs, k, b);
+  check_rows(rows);
+  const std::int64_t panel = prepare_panel(b);
+  // Z += sum over panels of decoded (b x panel) U[panel]: the multiply-adds go to BLAS.
+  for (std::int64_t first = 0; first < columns(); first += panel) {
+    const std::int64_t count = std::min(panel, columns() - first);
+    Kokkos::parallel_for("skein::genotype_block::decode_rows", Kokkos::RangePolicy<>(0, b),
+                         DecodeRows<Scalar>{by_row_, table_, rows, decoded_, first, count});
+    Kokkos::fence();
+    auto x = Kokkos::subview(decoded_, Kokkos::ALL, std::make_pair(std::int64_t{0}, count));
+    auto u = Kokkos::subview(U, std::make_pair(first, first + count), Kokkos::ALL);
+    blas::gemm(blas::Op::none, blas::Op::none, Scalar(1), x, u, Scalar(1), Z);
   }
-  if (decoded_.extent(0) != static_cast<std::size_t>(slabs) ||
-      decoded_.extent(1) != static_cast<std::size_t>(b)) {
-    decoded_ = Kokkos::View<Scalar**, Kokkos::LayoutRight>(
-        Kokkos::view_alloc(Kokkos::WithoutInitializing, "genotype_block::decoded"), slabs, b);
-  }
-  Kokkos::parallel_for("skein::genotype_block::multiply", Kokkos::RangePolicy<>(0, slabs),
-                       ForwardSlab<Scalar>{packed_, table_, sorted_byte_, sorted_shift_, U, partial_,
-                                           decoded_, slabs, columns(), b, k});
-  Kokkos::parallel_for("skein::genotype_block::multiply_gather", Kokkos::RangePolicy<>(0, b),
-                       ForwardGather<Scalar>{partial_, sorted_position_, Z, slabs, k});
   Kokkos::fence();
 }
 
@@ -370,23 +314,17 @@ void GenotypeFeatureBlock<Scalar>::transpose_multiply(RowsView rows, ConstMatrix
     Kokkos::deep_copy(out, Scalar(0));
     return;
   }
-  prepare_rows(rows);
-  const std::int64_t slabs = slab_count(columns());
-  if (sorted_g_.extent(0) != static_cast<std::size_t>(k) ||
-      sorted_g_.extent(1) != static_cast<std::size_t>(b)) {
-    sorted_g_ = Kokkos::View<Scalar**, Kokkos::LayoutRight>(
-        Kokkos::view_alloc(Kokkos::WithoutInitializing, "genotype_block::sorted_g"), k, b);
+  check_rows(rows);
+  const std::int64_t panel = prepare_panel(b);
+  for (std::int64_t first = 0; first < columns(); first += panel) {
+    const std::int64_t count = std::min(panel, columns() - first);
+    Kokkos::parallel_for("skein::genotype_block::decode_rows", Kokkos::RangePolicy<>(0, b),
+                         DecodeRows<Scalar>{by_row_, table_, rows, decoded_, first, count});
+    Kokkos::fence();
+    auto x = Kokkos::subview(decoded_, Kokkos::ALL, std::make_pair(std::int64_t{0}, count));
+    auto o = Kokkos::subview(out, std::make_pair(first, first + count), Kokkos::ALL);
+    blas::gemm(blas::Op::transpose, blas::Op::none, Scalar(1), x, G, Scalar(0), o);
   }
-  if (decoded_.extent(0) != static_cast<std::size_t>(slabs) ||
-      decoded_.extent(1) != static_cast<std::size_t>(b)) {
-    decoded_ = Kokkos::View<Scalar**, Kokkos::LayoutRight>(
-        Kokkos::view_alloc(Kokkos::WithoutInitializing, "genotype_block::decoded"), slabs, b);
-  }
-  Kokkos::parallel_for("skein::genotype_block::sort_g", Kokkos::RangePolicy<>(0, b),
-                       SortG<Scalar>{G, sorted_position_, sorted_g_, k});
-  Kokkos::parallel_for("skein::genotype_block::transpose_multiply", Kokkos::RangePolicy<>(0, slabs),
-                       TransposeSlab<Scalar>{packed_, table_, sorted_byte_, sorted_shift_, sorted_g_, out,
-                                             decoded_, slabs, columns(), b, k});
   Kokkos::fence();
 }
 

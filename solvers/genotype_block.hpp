@@ -27,7 +27,12 @@ struct GenotypeBlockOptions {
 // The FeatureBlock interface (solvers/feature_block.hpp) over SNP-major packed records: `packed` is
 // p_local x ceil(N/4) bytes (io::PlinkGenotypes::packed), N the .fam's sample count. Products take a row
 // subset (a minibatch: sample indices 0..rows()-1 in any order, repeats allowed); Z, U, G, out are
-// LayoutRight. The object keeps scratch space between calls: one product at a time per object.
+// LayoutRight. The block keeps, besides `packed` (read by full_cross), a sample-major copy of the codes
+// (4 SNPs a byte; as many bytes again): a random minibatch then reads b x columns/4 bytes instead of
+// streaming every SNP record (which each pass would, since 500 random rows touch every cache line of a
+// record). Products decode a panel of SNPs' minibatch values (b x panel, cache-sized) through the per-SNP
+// 4-entry tables and leave the multiply-adds to BLAS (solvers/dense_blas). The object keeps scratch space
+// between calls: one product at a time per object.
 template <class Scalar>
 class GenotypeFeatureBlock {
  public:
@@ -62,8 +67,6 @@ class GenotypeFeatureBlock {
   Kokkos::View<const Scalar**, Kokkos::LayoutRight> code_values() const { return table_; }
 
  private:
-  void prepare_rows(RowsView rows) const;
-
   Packed packed_;
   std::int64_t fam_samples_ = 0;
   std::int64_t first_column_ = 0;
@@ -72,14 +75,12 @@ class GenotypeFeatureBlock {
   Kokkos::View<double*> frequency_;
   Kokkos::View<Scalar**, Kokkos::LayoutRight> table_;  // columns() x 4
 
-  // Scratch of the last product: the minibatch sorted by .fam sample (byte index, bit shift, position in
-  // the caller's row list), per-slab partial results, the decoded values of one SNP per slab.
-  mutable Kokkos::View<std::int64_t*> sorted_byte_;
-  mutable Kokkos::View<std::uint8_t*> sorted_shift_;
-  mutable Kokkos::View<std::int64_t*> sorted_position_;
-  mutable Kokkos::View<Scalar***, Kokkos::LayoutRight> partial_;  // slabs x k x b
-  mutable Kokkos::View<Scalar**, Kokkos::LayoutRight> decoded_;   // slabs x b
-  mutable Kokkos::View<Scalar**, Kokkos::LayoutRight> sorted_g_;  // k x b
+  Kokkos::View<std::uint8_t**, Kokkos::LayoutRight> by_row_;  // rows x ceil(columns/4): sample-major codes
+
+  // Scratch of the last product: a panel of SNPs' decoded minibatch values (b x panel).
+  void check_rows(RowsView rows) const;
+  std::int64_t prepare_panel(std::int64_t b) const;
+  mutable Kokkos::View<Scalar**, Kokkos::LayoutRight> decoded_;
 };
 
 extern template class GenotypeFeatureBlock<float>;

@@ -58,7 +58,12 @@ void measure(const char* name) {
   const std::int64_t n = env_or("SKEIN_BENCH_SAMPLES", 33333), p = env_or("SKEIN_BENCH_SNPS", 20000);
   const std::int64_t b = env_or("SKEIN_BENCH_BATCH", 500), k = env_or("SKEIN_BENCH_K", 10), q = 82;
   const int repeats = static_cast<int>(env_or("SKEIN_BENCH_REPEATS", 10));
-  GenotypeFeatureBlock<Scalar> block(random_packed(p, n), n, 0);
+  const auto packed = random_packed(p, n);
+  const double cpu_build = cpu_seconds();
+  const auto build_start = std::chrono::steady_clock::now();
+  GenotypeFeatureBlock<Scalar> block(packed, n, 0);
+  std::printf("[%s] construction (statistics, tables, sample-major copy): %.3f s wall, %.3f s CPU\n", name,
+              seconds_since(build_start), cpu_seconds() - cpu_build);
   Matrix<Scalar> u("u", p, k), z("z", b, k), g("g", b, k), out("out", p, k);
   Kokkos::deep_copy(u, Scalar(0.01));
   Kokkos::deep_copy(g, Scalar(0.5));

@@ -46,7 +46,7 @@ engine::JobSpec job_spec() {
           {"components", "3", "planted components (k)"},
           {"correlations", "0.9,0.8,0.7",
            "the population canonical correlations planted, one per component, each in (0, 1)"},
-          {"signal_fraction", "0.05", "share of SNPs loading on a latent (each on one, chosen at random)"},
+          {"signal_fraction", "0.1", "share of SNPs loading on a latent (each on one, chosen at random)"},
           {"effect", "1",
            "loading size in (0, 1]: a signal SNP's allele probability moves by effect * min(f, 1-f) / 6 "
            "per unit of its latent"},

@@ -155,6 +155,16 @@ TEST(CcaSynthCli, SameFilesAtOneTwoAndThreeRanks) {
   }
 }
 
+TEST(CcaSynthCli, DefaultsRunAndAreListed) {
+  const std::string out = make_temp_dir("cca-synth-defaults");
+  const auto result = run_skein(0, {"run", "cca-synth", "--out", out});
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_EQ(read_file(out + "/synth.bed").size(), io::plink::bed_file_bytes(1000, 10000));
+  EXPECT_EQ(io::dataset_shape(out + "/synth_y.h5", "/Y"), (std::vector<std::uint64_t>{1000, 20}));
+  const auto jobs = run_skein(0, {"jobs"});
+  EXPECT_NE(jobs.output.find("cca-synth.correlations"), std::string::npos) << jobs.output;
+}
+
 TEST(CcaSynthCli, BadConfigValuesAreClearErrors) {
   const std::string out = make_temp_dir("cca-synth-bad");
   const std::vector<std::pair<std::vector<std::pair<std::string, std::string>>, std::string>> cases = {

@@ -89,12 +89,15 @@ KOKKOS_INLINE_FUNCTION unsigned genotype_code(const ModelParameters& m, const Sn
       engine::detail::philox_draw(m.seed, SynthStream::genotype, snp * pairs + sample / 2);
   const unsigned word = 2 * static_cast<unsigned>(sample & 1);
   constexpr double to01 = 1.0 / 4294967296.0;
-  if ((static_cast<double>(draw.v[word]) + 0.5) * to01 < m.missing_rate) return 1u;
+  const bool missing = (static_cast<double>(draw.v[word]) + 0.5) * to01 < m.missing_rate;
   double pi = s.a2_frequency + s.beta * z;
-  pi = pi < 0 ? 0 : pi > 1 ? 1 : pi;
+  pi = pi < 0 ? 0 : pi;
+  pi = pi > 1 ? 1 : pi;
   const double u = (static_cast<double>(draw.v[word + 1]) + 0.5) * to01;
   const double p0 = (1 - pi) * (1 - pi), p1 = p0 + 2 * pi * (1 - pi);
-  return u < p0 ? 0u : u < p1 ? 2u : 3u;
+  // Branch-free (the outcomes are random, so branches would mispredict): hom A1 0, het 2, hom A2 3.
+  const unsigned code = 2u * static_cast<unsigned>(u >= p0) + static_cast<unsigned>(u >= p1);
+  return missing ? 1u : code;
 }
 
 // Mixing matrix entry R_fc.

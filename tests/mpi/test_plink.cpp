@@ -11,6 +11,9 @@
 #include <mpi.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -246,6 +249,24 @@ TEST_F(PlinkTest, MonomorphicSnpIsRefusedOnlyWhenScaling) {
 TEST_F(PlinkTest, MissingFileIsADataError) {
   const auto message = data_error(dir_ + "/nothing");
   EXPECT_NE(message.find("nothing.fam: cannot open it"), std::string::npos) << message;
+}
+
+// A measurement, not a test: reads SKEIN_PLINK_PREFIX (e.g. a cca-synth output) and prints the slowest
+// rank's time. Run with --gtest_also_run_disabled_tests.
+TEST_F(PlinkTest, DISABLED_ReadTiming) {
+  const char* prefix = std::getenv("SKEIN_PLINK_PREFIX");
+  if (!prefix) GTEST_SKIP() << "set SKEIN_PLINK_PREFIX";
+  comm_.barrier();
+  const auto start = std::chrono::steady_clock::now();
+  const auto g = io::read_plink(comm_, prefix, io::PlinkStandardize::scale);
+  const double mine = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double slowest = comm_.allreduce(mine, skein::comm::Op::max);
+  if (comm_.rank() == 0) {
+    const double bytes = static_cast<double>(io::plink::bed_file_bytes(g.samples, g.snps));
+    std::printf("read_plink %s: %llu samples x %llu SNPs (%.1f MB .bed) on %d ranks in %.3f s (%.0f MB/s)\n",
+                prefix, static_cast<unsigned long long>(g.samples), static_cast<unsigned long long>(g.snps),
+                bytes / 1e6, comm_.size(), slowest, bytes / 1e6 / slowest);
+  }
 }
 
 }  // namespace

@@ -112,9 +112,20 @@ struct Act;
 
 template <>
 struct Act<Activation::tanh> {
+  // For float, glibc's tanhf runs expm1f and took a quarter of a float32 gradient's time; one exp in double
+  // is a third of its cost and, rounded to float, matched tanh in double on 15M normal samples. Below
+  // |z| = 1e-3 (where e - 1 would cancel) the Taylor series is exact to double precision.
   template <class S>
   KOKKOS_INLINE_FUNCTION static S value(S z) {
-    return kmath::tanh(z);
+    if constexpr (std::is_same_v<S, float>) {
+      const double x = z > 20.f ? 20.0 : (z < -20.f ? -20.0 : static_cast<double>(z));
+      if (kmath::fabs(x) < 1e-3)
+        return static_cast<float>(x - x * x * x * (1.0 / 3.0) + x * x * x * x * x * (2.0 / 15.0));
+      const double e = kmath::exp(2.0 * x);
+      return static_cast<float>((e - 1.0) / (e + 1.0));
+    } else {
+      return kmath::tanh(z);
+    }
   }
   template <class S>
   KOKKOS_INLINE_FUNCTION static S first(S, S a) {

@@ -417,6 +417,11 @@ TEST(Nn, Float32AgreesWithFloat64) {
       md.hvp(pd, bd, w, to_view<double>(v), hd);
       mf.hvp(to_view<float>(p), bf, w, to_view<float>(v), hf);
       EXPECT_LT(relative_difference(to_vector(hf), to_vector(hd)), 1e-4) << label(a, l);
+      auto nd = to_view<double>(std::vector<double>(p.size(), 0.0));
+      auto nf = to_view<float>(std::vector<double>(p.size(), 0.0));
+      md.ggn_vp(pd, bd, w, to_view<double>(v), nd);
+      mf.ggn_vp(to_view<float>(p), bf, w, to_view<float>(v), nf);
+      EXPECT_LT(relative_difference(to_vector(nf), to_vector(nd)), 1e-4) << label(a, l);
       auto gd = to_view<double>(std::vector<double>(p.size(), 0.0));
       auto gf = to_view<float>(std::vector<double>(p.size(), 0.0));
       const double ld = md.gradient(pd, bd, w, gd);

@@ -106,7 +106,8 @@ template <class Scalar>
 using ConstMat = Kokkos::View<const Scalar**, Kokkos::LayoutRight, Kokkos::MemoryUnmanaged>;
 using Range = Kokkos::RangePolicy<Kokkos::DefaultExecutionSpace, Kokkos::IndexType<std::int64_t>>;
 
-// sigma(z), sigma'(z) and sigma''(z); the derivatives also get a = sigma(z) where that is cheaper (tanh).
+// sigma(z), sigma'(z) and sigma''(z) (both: the two derivatives sharing their transcendental parts); the
+// derivatives also get a = sigma(z) where that is cheaper (tanh).
 template <Activation A>
 struct Act;
 
@@ -135,6 +136,11 @@ struct Act<Activation::tanh> {
   KOKKOS_INLINE_FUNCTION static S second(S, S a) {
     return S(-2) * a * (S(1) - a * a);
   }
+  template <class S>
+  KOKKOS_INLINE_FUNCTION static void both(S z, S a, S& s1, S& s2) {
+    s1 = first(z, a);
+    s2 = second(z, a);
+  }
 };
 
 // relu'' = 0 and relu'(0) = 0, as autograd takes them.
@@ -151,6 +157,11 @@ struct Act<Activation::relu> {
   template <class S>
   KOKKOS_INLINE_FUNCTION static S second(S, S) {
     return S(0);
+  }
+  template <class S>
+  KOKKOS_INLINE_FUNCTION static void both(S z, S a, S& s1, S& s2) {
+    s1 = first(z, a);
+    s2 = S(0);
   }
 };
 
@@ -177,6 +188,12 @@ struct Act<Activation::gelu> {
   KOKKOS_INLINE_FUNCTION static S second(S z, S) {
     return pdf(z) * (S(2) - z * z);
   }
+  template <class S>
+  KOKKOS_INLINE_FUNCTION static void both(S z, S, S& s1, S& s2) {
+    const S density = pdf(z);
+    s1 = cdf(z) + z * density;
+    s2 = density * (S(2) - z * z);
+  }
 };
 
 // softplus with beta 1 in the form that neither overflows nor loses small values.
@@ -198,6 +215,11 @@ struct Act<Activation::softplus> {
   KOKKOS_INLINE_FUNCTION static S second(S z, S) {
     const S s = sigmoid(z);
     return s * (S(1) - s);
+  }
+  template <class S>
+  KOKKOS_INLINE_FUNCTION static void both(S z, S, S& s1, S& s2) {
+    s1 = sigmoid(z);
+    s2 = s1 * (S(1) - s1);
   }
 };
 
@@ -266,9 +288,13 @@ struct ActivationRBackward {
   Scalar scale;
   bool second_order;
   KOKKOS_INLINE_FUNCTION void operator()(const std::int64_t k) const {
-    Scalar r = rg(k) * Act<A>::first(z(k), a(k));
-    if (second_order) r += scale * g(k) * Act<A>::second(z(k), a(k)) * rz(k);
-    rg(k) = r;
+    if (second_order) {
+      Scalar s1, s2;
+      Act<A>::both(z(k), a(k), s1, s2);
+      rg(k) = rg(k) * s1 + scale * g(k) * s2 * rz(k);
+    } else {
+      rg(k) *= Act<A>::first(z(k), a(k));
+    }
   }
 };
 

@@ -59,6 +59,11 @@ struct Batch {
 // ACCUMULATES (+=) `weight` times the sum over the batch's samples: with weight = 1 / (global sample count)
 // and an allreduce, data-parallel ranks get the mean loss and its derivatives. Vectors are flat parameter
 // vectors of parameter_count() entries. Not thread-safe: one Mlp per thread.
+//
+// Workspaces take about 6 x max_rows x (d1 + ... + dL) + 2 x max_rows x max(d1 .. dL) + max_rows x d0
+// scalars (784-1024-512-10 with max_rows 10,000: 0.5 GB at float32). A batch that fits in one chunk lets
+// repeated hvp / ggn_vp calls at unchanged parameters and batch values reuse the forward and backward pass,
+// so give max_rows the rank's shard size when memory allows.
 template <class Scalar>
 class Mlp {
  public:
@@ -76,7 +81,8 @@ class Mlp {
   double gradient(const vector_type& params, const Batch<Scalar>& batch, double weight,
                   const vector_type& grad);
   // hv += weight * sum of per-sample Hessians times v: exact, by one forward pass, the R-forward pass,
-  // one backward pass and the R-backward pass (activation and loss second derivatives included).
+  // one backward pass and the R-backward pass (activation and loss second derivatives included). The
+  // forward and backward pass are skipped when this Mlp's last hvp had the same parameter and batch values.
   void hvp(const vector_type& params, const Batch<Scalar>& batch, double weight, const vector_type& v,
            const vector_type& hv);
   // gv += weight * sum of J^T H_out J v (generalised Gauss-Newton): J v by the R-forward pass, the loss

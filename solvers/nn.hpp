@@ -58,7 +58,8 @@ struct Batch {
 // workspaces' size, allocated once; the R-pass buffers on the first hvp / ggn_vp) and returns or
 // ACCUMULATES (+=) `weight` times the sum over the batch's samples: with weight = 1 / (global sample count)
 // and an allreduce, data-parallel ranks get the mean loss and its derivatives. Vectors are flat parameter
-// vectors of parameter_count() entries. Not thread-safe: one Mlp per thread.
+// vectors of parameter_count() entries; an output vector must not be params or v. Not thread-safe: one Mlp
+// per thread.
 //
 // Workspaces take about 6 x max_rows x (d1 + ... + dL) + 2 x max_rows x max(d1 .. dL) + max_rows x d0
 // scalars (784-1024-512-10 with max_rows 10,000: 0.5 GB at float32). A batch that fits in one chunk lets

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "comm/communicator.hpp"
+#include "io/detail/view_copy.hpp"
 
 #include <hdf5.h>
 
@@ -168,25 +169,8 @@ class H5Writer {
   void write_block(const std::string& dataset, const std::vector<std::uint64_t>& global_shape,
                    const std::vector<std::uint64_t>& offset, const View& view) {
     static_assert(View::rank >= 1 && View::rank <= 3, "write_block takes Views of rank 1 to 3");
-    using T = typename View::non_const_value_type;
-    auto mirror = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), view);
-    std::vector<std::uint64_t> extent(View::rank);
-    for (std::size_t d = 0; d < extent.size(); ++d) extent[d] = view.extent(d);
-    if constexpr (View::rank == 1) {
-      Kokkos::View<T*, Kokkos::LayoutRight, Kokkos::HostSpace> rows("write_block", view.extent(0));
-      Kokkos::deep_copy(rows, mirror);
-      write_block(dataset, global_shape, offset, extent, rows.data());
-    } else if constexpr (View::rank == 2) {
-      Kokkos::View<T**, Kokkos::LayoutRight, Kokkos::HostSpace> rows("write_block", view.extent(0),
-                                                                     view.extent(1));
-      Kokkos::deep_copy(rows, mirror);
-      write_block(dataset, global_shape, offset, extent, rows.data());
-    } else {
-      Kokkos::View<T***, Kokkos::LayoutRight, Kokkos::HostSpace> rows("write_block", view.extent(0),
-                                                                      view.extent(1), view.extent(2));
-      Kokkos::deep_copy(rows, mirror);
-      write_block(dataset, global_shape, offset, extent, rows.data());
-    }
+    const auto values = detail::row_major_values(view);
+    write_block(dataset, global_shape, offset, detail::extents_of(view), values.data());
   }
   // A replicated list of variable-length UTF-8 strings. Parallel HDF5 cannot write variable-length data
   // through MPI-IO, so the dataset is created now and rank 0 fills it in close(), after the collective

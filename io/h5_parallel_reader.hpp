@@ -16,6 +16,12 @@
 
 namespace skein::io {
 
+namespace detail {
+// The most bytes one collective H5Dread moves per rank (1 GiB); larger blocks go in rounds of whole rows.
+// A test lowers it to exercise the rounds.
+std::uint64_t& max_bytes_per_read();
+}  // namespace detail
+
 // What a dataset's elements are in the file; reads convert them to the type asked for.
 struct ElementType {
   enum class Kind { integer, floating, string, other };

@@ -68,4 +68,15 @@ void assign_row_major(const View& view, const typename View::non_const_value_typ
   Kokkos::fence();
 }
 
+// What io/hdf5.hpp's View overload of H5Writer::write_block calls.
+template <class View>
+struct ViewStaging {
+  static_assert(Kokkos::is_view<View>::value && View::rank >= 1 && View::rank <= 3,
+                "write_block takes Kokkos Views of rank 1 to 3");
+  static std::vector<typename View::non_const_value_type> row_major_values(const View& view) {
+    return detail::row_major_values(view);
+  }
+  static std::vector<std::uint64_t> extents(const View& view) { return extents_of(view); }
+};
+
 }  // namespace skein::io::detail

@@ -1,8 +1,8 @@
 // N-D block state in checkpoints: a 3-D array saved from one domain decomposition is the global array in
 // the file, and reads back into any other decomposition, each rank reading exactly its block; its checksum
 // does not depend on the decomposition; H5Writer::write_block and io::read_block agree; io::save_block and
-// io::load_block carry Views (device, subview, float32, int32) through a checkpoint into another
-// decomposition. skein-test-ranks: 1 2 3 4
+// io::load_block carry Views (device, subview, float32, int32) into another decomposition.
+// skein-test-ranks: 1 2 3 4
 #include "comm/block_partition.hpp"
 #include "comm/cartesian.hpp"
 #include "comm/halo.hpp"
@@ -10,6 +10,7 @@
 #include "io/checkpoint.hpp"
 #include "io/h5_parallel_reader.hpp"
 #include "io/h5_reader.hpp"
+#include "io/hdf5_views.hpp"
 #include "io/state_views.hpp"
 
 #include <gtest/gtest.h>

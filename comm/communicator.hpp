@@ -1,13 +1,13 @@
 // RAII MPI communicator: a dup'ed MPI_Comm with MPI_ERRORS_RETURN, checked typed collectives on host data
 // and Kokkos Views, non-blocking point-to-point, and error agreement so one rank's failure ends every rank
-// with its message.
+// with its message. This header needs no Kokkos: the View members are defined in comm/view_collectives.hpp,
+// which a file that communicates Views includes.
 #pragma once
 
 #include "comm/request.hpp"
 #include "engine/error.hpp"
 
 #include <mpi.h>
-#include <Kokkos_Core.hpp>
 
 #include <array>
 #include <climits>
@@ -56,9 +56,20 @@ struct is_std_vector : std::false_type {};
 template <class T, class A>
 struct is_std_vector<std::vector<T, A>> : std::true_type {};
 
-template <class View>
-constexpr bool host_accessible =
-    Kokkos::SpaceAccessibility<Kokkos::HostSpace, typename View::memory_space>::accessible;
+// What the View members accept: anything shaped like a Kokkos::View (tested without Kokkos' headers).
+template <class T, class = void>
+struct is_view_like : std::false_type {};
+template <class T>
+struct is_view_like<
+    T, std::void_t<typename T::memory_space, typename T::array_layout, typename T::non_const_value_type>>
+    : std::true_type {};
+template <class T>
+using if_view_like = std::enable_if_t<is_view_like<T>::value, int>;
+
+// The Communicator's View members, defined in comm/view_collectives.hpp. A View member used without that
+// header fails to compile here, on this incomplete type.
+template <class View, class Enable = void>
+struct ViewCollectives;
 }  // namespace detail
 
 class Communicator {
@@ -211,67 +222,36 @@ class Communicator {
     return received;
   }
 
-  // --- Kokkos Views (host-staged when the View is not host-accessible) -------------------------------
+  // --- Kokkos Views (host-staged when the View is not host-accessible) --------------------------------
+  // Defined in comm/view_collectives.hpp: include it where Views are communicated.
   // In place on any contiguous View (any rank: a vector, a k x k matrix). Fences first, since a kernel may
   // still be writing the View. Device memory goes through one host staging buffer owned by this
   // communicator, grown on demand, so a warm call allocates nothing.
-  template <class View, std::enable_if_t<Kokkos::is_view<View>::value, int> = 0>
+  template <class View, detail::if_view_like<View> = 0>
   void allreduce(const View& view, Op op) const {
-    using T = typename View::non_const_value_type;
-    static_assert(std::is_same_v<typename View::value_type, T>, "allreduce needs a non-const View");
-    static_assert(std::is_arithmetic_v<T>);
-    require_contiguous(view.span_is_contiguous(), "allreduce");
-    Kokkos::fence();
-    const std::size_t count = view.span();
-    if constexpr (detail::host_accessible<View>) {
-      allreduce_inplace(view.data(), count, op);
-    } else {
-      using Flat = Kokkos::View<T*, Kokkos::LayoutRight, typename View::memory_space,
-                                Kokkos::MemoryTraits<Kokkos::Unmanaged>>;
-      using HostFlat =
-          Kokkos::View<T*, Kokkos::LayoutRight, Kokkos::HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>;
-      Flat flat(view.data(), count);
-      HostFlat host(static_cast<T*>(staging(count * sizeof(T))), count);
-      Kokkos::deep_copy(host, flat);
-      allreduce_inplace(host.data(), count, op);
-      Kokkos::deep_copy(flat, host);
-      Kokkos::fence();
-    }
+    detail::ViewCollectives<View>::allreduce(*this, view, op);
   }
-  template <class View, std::enable_if_t<Kokkos::is_view<View>::value, int> = 0>
+  template <class View, detail::if_view_like<View> = 0>
   void bcast(const View& view, int root) const {
-    Kokkos::fence();
-    auto host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), view);
-    bcast(host.data(), host.span(), root);
-    Kokkos::deep_copy(view, host);
+    detail::ViewCollectives<View>::bcast(*this, view, root);
   }
   // Every rank's rank-1 View concatenated in rank order, as a host View on every rank.
-  template <class View, std::enable_if_t<Kokkos::is_view<View>::value, int> = 0>
-  Kokkos::View<typename View::non_const_value_type*, Kokkos::HostSpace> allgatherv(const View& view) const {
-    auto host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), view);
-    std::vector<typename View::non_const_value_type> local(host.data(), host.data() + host.extent(0));
-    const auto all = allgatherv(local);
-    Kokkos::View<typename View::non_const_value_type*, Kokkos::HostSpace> result("allgatherv", all.size());
-    for (std::size_t i = 0; i < all.size(); ++i) result(i) = all[i];
-    return result;
+  template <class View, detail::if_view_like<View> = 0>
+  auto allgatherv(const View& view) const {
+    return detail::ViewCollectives<View>::allgatherv(*this, view);
   }
 
   // --- Non-blocking point-to-point ------------------------------------------------------------------
-  // On contiguous host-accessible Views; the Request holds a copy of the View handle, so the memory lives
-  // until wait() even if the caller drops its handle. Fences first (a kernel may have written the View).
-  template <class View, std::enable_if_t<Kokkos::is_view<View>::value, int> = 0>
+  // On contiguous host-accessible Views (comm/view_collectives.hpp); the Request holds a copy of the View
+  // handle, so the memory lives until wait() even if the caller drops its handle. Fences first (a kernel
+  // may have written the View).
+  template <class View, detail::if_view_like<View> = 0>
   Request isend(const View& view, int destination, int tag) const {
-    static_assert(detail::host_accessible<View>, "isend needs host-accessible memory; stage device Views");
-    require_contiguous(view.span_is_contiguous(), "isend");
-    Kokkos::fence();
-    return isend(view.data(), view.span(), destination, tag, std::make_shared<const View>(view));
+    return detail::ViewCollectives<View>::isend(*this, view, destination, tag);
   }
-  template <class View, std::enable_if_t<Kokkos::is_view<View>::value, int> = 0>
+  template <class View, detail::if_view_like<View> = 0>
   Request irecv(const View& view, int source, int tag) const {
-    static_assert(detail::host_accessible<View>, "irecv needs host-accessible memory; stage device Views");
-    static_assert(!std::is_const_v<typename View::value_type>, "irecv needs a non-const View");
-    require_contiguous(view.span_is_contiguous(), "irecv");
-    return irecv(view.data(), view.span(), source, tag, std::make_shared<const View>(view));
+    return detail::ViewCollectives<View>::irecv(*this, view, source, tag);
   }
   // Raw host buffers (e.g. persistent halo buffers): `keep_alive` owns them, or is empty when the caller
   // guarantees they outlive the request. No fence here: the caller knows whether a kernel wrote them.
@@ -289,6 +269,8 @@ class Communicator {
   }
 
  private:
+  template <class View, class Enable>
+  friend struct detail::ViewCollectives;
   static int chunk(std::size_t remaining) {
     constexpr std::size_t max_count = 1u << 30;  // stay clear of MPI's int counts
     return static_cast<int>(remaining < max_count ? remaining : max_count);

@@ -4,6 +4,7 @@
 
 #include "comm/cartesian.hpp"
 #include "comm/request.hpp"
+#include "comm/view_collectives.hpp"
 
 #include <Kokkos_Core.hpp>
 

@@ -3,6 +3,7 @@
 #include "comm/block_partition.hpp"
 #include "engine/error.hpp"
 #include "io/atomic_output.hpp"
+#include "io/h5_parallel_reader.hpp"
 #include "io/h5_reader.hpp"
 #include "io/hdf5.hpp"
 
@@ -316,6 +317,22 @@ std::optional<CheckpointInfo> find_checkpoint(const comm::Communicator& comm, co
   return info;
 }
 
+namespace {
+
+// This rank's block of a /state array, read collectively: the ranks of a restore read their blocks of the
+// global array together rather than each opening the file on its own.
+template <class T>
+std::vector<T> read_state_block(const comm::Communicator& comm, const std::string& path,
+                                const std::string& name, const std::vector<std::uint64_t>& offset,
+                                const std::vector<std::uint64_t>& extent) {
+  H5ParallelReader reader(comm, path);
+  auto values = reader.read_block<T>(name, offset, extent);
+  reader.close();
+  return values;
+}
+
+}  // namespace
+
 CheckpointReader::CheckpointReader(const comm::Communicator& comm, std::string path)
     : comm_(comm), path_(std::move(path)) {}
 
@@ -345,12 +362,11 @@ std::vector<double> CheckpointReader::replicated_double(const std::string& name)
 
 template <class T>
 std::vector<T> CheckpointReader::share(const std::string& name) {
-  std::vector<T> values;
-  comm_.agree([&] {
-    const auto shape = dataset_shape(path_, kState + name);
-    const auto share = comm::BlockPartition(shape.empty() ? 0 : shape[0], comm_.size()).range(comm_.rank());
-    values = read_block<T>(path_, kState + name, {share.begin}, {share.end - share.begin});
-  });
+  H5ParallelReader reader(comm_, path_);
+  const auto shape = reader.shape(kState + name);
+  const auto share = comm::BlockPartition(shape.empty() ? 0 : shape[0], comm_.size()).range(comm_.rank());
+  auto values = reader.read_block<T>(kState + name, {share.begin}, {share.end - share.begin});
+  reader.close();
   return values;
 }
 
@@ -367,25 +383,19 @@ std::vector<double> CheckpointReader::distributed_double(const std::string& name
 std::vector<double> CheckpointReader::block_double(const std::string& name,
                                                    const std::vector<std::uint64_t>& offset,
                                                    const std::vector<std::uint64_t>& extent) {
-  std::vector<double> values;
-  comm_.agree([&] { values = read_block<double>(path_, kState + name, offset, extent); });
-  return values;
+  return read_state_block<double>(comm_, path_, kState + name, offset, extent);
 }
 
 std::vector<float> CheckpointReader::block_float(const std::string& name,
                                                  const std::vector<std::uint64_t>& offset,
                                                  const std::vector<std::uint64_t>& extent) {
-  std::vector<float> values;
-  comm_.agree([&] { values = read_block<float>(path_, kState + name, offset, extent); });
-  return values;
+  return read_state_block<float>(comm_, path_, kState + name, offset, extent);
 }
 
 std::vector<std::int64_t> CheckpointReader::block_int64(const std::string& name,
                                                         const std::vector<std::uint64_t>& offset,
                                                         const std::vector<std::uint64_t>& extent) {
-  std::vector<std::int64_t> values;
-  comm_.agree([&] { values = read_block<std::int64_t>(path_, kState + name, offset, extent); });
-  return values;
+  return read_state_block<std::int64_t>(comm_, path_, kState + name, offset, extent);
 }
 
 std::vector<std::uint64_t> CheckpointReader::shape(const std::string& name) {

@@ -16,10 +16,13 @@ using detail::check_id;
 using detail::check_status;
 using detail::H5Handle;
 
-namespace {
+std::uint64_t& detail::max_bytes_per_read() {
+  // Stay well under MPI's 2 GiB int counts per H5Dread (as the writer does for H5Dwrite).
+  static std::uint64_t bytes = std::uint64_t{1} << 30;
+  return bytes;
+}
 
-// Stay well under MPI's 2 GiB int counts per H5Dread (as the writer does for H5Dwrite).
-constexpr std::uint64_t max_bytes_per_read = std::uint64_t{1} << 30;
+namespace {
 
 std::string normalize(const std::string& name) {
   std::string out = name.empty() || name.front() != '/' ? "/" + name : name;
@@ -247,7 +250,7 @@ void H5ParallelReader::read_raw(const std::string& dataset, detail::ScalarType t
     }
     const std::uint64_t row_bytes =
         std::max<std::uint64_t>(1, row_count * std::max(detail::type_size(type), open.element.size));
-    rows_per_round = std::max<std::uint64_t>(1, max_bytes_per_read / row_bytes);
+    rows_per_round = std::max<std::uint64_t>(1, detail::max_bytes_per_read() / row_bytes);
     local_rounds = empty ? 0 : (extent[0] + rows_per_round - 1) / rows_per_round;
   });
   // Every rank makes the same number of collective H5Dread calls, some of them empty.

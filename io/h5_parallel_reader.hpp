@@ -3,6 +3,7 @@
 #pragma once
 
 #include "comm/communicator.hpp"
+#include "io/detail/view_copy.hpp"
 #include "io/hdf5.hpp"
 
 #include <Kokkos_Core.hpp>
@@ -14,6 +15,12 @@
 #include <vector>
 
 namespace skein::io {
+
+namespace detail {
+// The most bytes one collective H5Dread moves per rank (1 GiB); larger blocks go in rounds of whole rows.
+// A test lowers it to exercise the rounds.
+std::uint64_t& max_bytes_per_read();
+}  // namespace detail
 
 // What a dataset's elements are in the file; reads convert them to the type asked for.
 struct ElementType {
@@ -128,28 +135,6 @@ class H5ParallelReader {
     }
   }
 
-  // Row-major host values of the View's extents into the View: through a copy in the View's memory space
-  // when it is not host memory, and deep_copy's remap when its layout is not LayoutRight.
-  template <class View>
-  static void copy_row_major_into(const View& view, const typename View::non_const_value_type* values) {
-    using T = typename View::non_const_value_type;
-    using Unmanaged = Kokkos::MemoryTraits<Kokkos::Unmanaged>;
-    auto copy = [&](const auto& host) {
-      auto in_space = Kokkos::create_mirror_view_and_copy(typename View::memory_space(), host);
-      Kokkos::deep_copy(view, in_space);
-      Kokkos::fence();
-    };
-    if constexpr (View::rank == 1) {
-      copy(Kokkos::View<const T*, Kokkos::LayoutRight, Kokkos::HostSpace, Unmanaged>(values, view.extent(0)));
-    } else if constexpr (View::rank == 2) {
-      copy(Kokkos::View<const T**, Kokkos::LayoutRight, Kokkos::HostSpace, Unmanaged>(values, view.extent(0),
-                                                                                      view.extent(1)));
-    } else {
-      copy(Kokkos::View<const T***, Kokkos::LayoutRight, Kokkos::HostSpace, Unmanaged>(
-          values, view.extent(0), view.extent(1), view.extent(2)));
-    }
-  }
-
   const comm::Communicator& comm_;
   std::string path_;
   detail::H5Handle file_;
@@ -162,8 +147,7 @@ void H5ParallelReader::read_block(const std::string& dataset, const std::vector<
   static_assert(View::rank >= 1 && View::rank <= 3, "read_block takes Views of rank 1 to 3");
   using T = typename View::non_const_value_type;
   static_assert(std::is_same_v<typename View::value_type, T>, "read_block needs a non-const View");
-  std::vector<std::uint64_t> extent(View::rank);
-  for (std::size_t d = 0; d < extent.size(); ++d) extent[d] = view.extent(d);
+  const auto extent = detail::extents_of(view);
   constexpr bool direct =
       std::is_same_v<typename View::array_layout, Kokkos::LayoutRight> &&
       Kokkos::SpaceAccessibility<Kokkos::HostSpace, typename View::memory_space>::accessible;
@@ -174,7 +158,7 @@ void H5ParallelReader::read_block(const std::string& dataset, const std::vector<
   }
   std::vector<T> values(view.size());
   read_raw(dataset, detail::scalar_type_of<T>(), offset, extent, values.data());
-  copy_row_major_into(view, values.data());
+  detail::assign_row_major(view, values.data());
 }
 
 template <class View>
@@ -201,7 +185,7 @@ void H5ParallelReader::read_replicated(const std::string& dataset, View& view) c
   std::vector<T> values(view.size());
   read_whole_on_root(dataset, detail::scalar_type_of<T>(), dims, values.data());
   comm_.bcast(values.data(), values.size(), 0);
-  copy_row_major_into(view, values.data());
+  detail::assign_row_major(view, values.data());
 }
 
 }  // namespace skein::io

@@ -94,6 +94,11 @@ constexpr ScalarType scalar_type_of() {
 hid_t native_type(ScalarType type);
 std::size_t type_size(ScalarType type);
 
+// Host staging of a Kokkos View for the writer's View overload, defined in io/detail/view_copy.hpp (include
+// io/hdf5_views.hpp), so that this header needs no Kokkos. Without it that overload fails to compile here.
+template <class View>
+struct ViewStaging;
+
 // Keeps a parallel file whose owner is destroyed without a collective close (an error is unwinding) for
 // close_abandoned_files(): closing it here could leave this rank alone in a collective.
 void abandon_file(H5Handle file, const std::string& path);
@@ -163,30 +168,13 @@ class H5Writer {
     write_nd(dataset, detail::scalar_type_of<T>(), global_shape, offset, extent, local);
   }
   // The same from a Kokkos View of rank 1 to 3 (any layout or memory space, a subview of a ghosted field
-  // too): its extents are the block's; it is copied to a row-major host buffer first.
-  template <class View, std::enable_if_t<Kokkos::is_view<View>::value, int> = 0>
+  // too): its extents are the block's; it is copied to a row-major host buffer first. Needs
+  // io/hdf5_views.hpp.
+  template <class View, comm::detail::if_view_like<View> = 0>
   void write_block(const std::string& dataset, const std::vector<std::uint64_t>& global_shape,
                    const std::vector<std::uint64_t>& offset, const View& view) {
-    static_assert(View::rank >= 1 && View::rank <= 3, "write_block takes Views of rank 1 to 3");
-    using T = typename View::non_const_value_type;
-    auto mirror = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), view);
-    std::vector<std::uint64_t> extent(View::rank);
-    for (std::size_t d = 0; d < extent.size(); ++d) extent[d] = view.extent(d);
-    if constexpr (View::rank == 1) {
-      Kokkos::View<T*, Kokkos::LayoutRight, Kokkos::HostSpace> rows("write_block", view.extent(0));
-      Kokkos::deep_copy(rows, mirror);
-      write_block(dataset, global_shape, offset, extent, rows.data());
-    } else if constexpr (View::rank == 2) {
-      Kokkos::View<T**, Kokkos::LayoutRight, Kokkos::HostSpace> rows("write_block", view.extent(0),
-                                                                     view.extent(1));
-      Kokkos::deep_copy(rows, mirror);
-      write_block(dataset, global_shape, offset, extent, rows.data());
-    } else {
-      Kokkos::View<T***, Kokkos::LayoutRight, Kokkos::HostSpace> rows("write_block", view.extent(0),
-                                                                      view.extent(1), view.extent(2));
-      Kokkos::deep_copy(rows, mirror);
-      write_block(dataset, global_shape, offset, extent, rows.data());
-    }
+    const auto values = detail::ViewStaging<View>::row_major_values(view);
+    write_block(dataset, global_shape, offset, detail::ViewStaging<View>::extents(view), values.data());
   }
   // A replicated list of variable-length UTF-8 strings. Parallel HDF5 cannot write variable-length data
   // through MPI-IO, so the dataset is created now and rank 0 fills it in close(), after the collective

@@ -106,15 +106,27 @@ template <class Scalar>
 using ConstMat = Kokkos::View<const Scalar**, Kokkos::LayoutRight, Kokkos::MemoryUnmanaged>;
 using Range = Kokkos::RangePolicy<Kokkos::DefaultExecutionSpace, Kokkos::IndexType<std::int64_t>>;
 
-// sigma(z), sigma'(z) and sigma''(z); the derivatives also get a = sigma(z) where that is cheaper (tanh).
+// sigma(z), sigma'(z) and sigma''(z) (both: the two derivatives sharing their transcendental parts); the
+// derivatives also get a = sigma(z) where that is cheaper (tanh).
 template <Activation A>
 struct Act;
 
 template <>
 struct Act<Activation::tanh> {
+  // For float, glibc's tanhf runs expm1f and took a quarter of a float32 gradient's time; one exp in double
+  // is a third of its cost and, rounded to float, matched tanh in double on 15M normal samples. Below
+  // |z| = 1e-3 (where e - 1 would cancel) the Taylor series is exact to double precision.
   template <class S>
   KOKKOS_INLINE_FUNCTION static S value(S z) {
-    return kmath::tanh(z);
+    if constexpr (std::is_same_v<S, float>) {
+      const double x = z > 20.f ? 20.0 : (z < -20.f ? -20.0 : static_cast<double>(z));
+      if (kmath::fabs(x) < 1e-3)
+        return static_cast<float>(x - x * x * x * (1.0 / 3.0) + x * x * x * x * x * (2.0 / 15.0));
+      const double e = kmath::exp(2.0 * x);
+      return static_cast<float>((e - 1.0) / (e + 1.0));
+    } else {
+      return kmath::tanh(z);
+    }
   }
   template <class S>
   KOKKOS_INLINE_FUNCTION static S first(S, S a) {
@@ -123,6 +135,11 @@ struct Act<Activation::tanh> {
   template <class S>
   KOKKOS_INLINE_FUNCTION static S second(S, S a) {
     return S(-2) * a * (S(1) - a * a);
+  }
+  template <class S>
+  KOKKOS_INLINE_FUNCTION static void both(S z, S a, S& s1, S& s2) {
+    s1 = first(z, a);
+    s2 = second(z, a);
   }
 };
 
@@ -140,6 +157,11 @@ struct Act<Activation::relu> {
   template <class S>
   KOKKOS_INLINE_FUNCTION static S second(S, S) {
     return S(0);
+  }
+  template <class S>
+  KOKKOS_INLINE_FUNCTION static void both(S z, S a, S& s1, S& s2) {
+    s1 = first(z, a);
+    s2 = S(0);
   }
 };
 
@@ -166,6 +188,12 @@ struct Act<Activation::gelu> {
   KOKKOS_INLINE_FUNCTION static S second(S z, S) {
     return pdf(z) * (S(2) - z * z);
   }
+  template <class S>
+  KOKKOS_INLINE_FUNCTION static void both(S z, S, S& s1, S& s2) {
+    const S density = pdf(z);
+    s1 = cdf(z) + z * density;
+    s2 = density * (S(2) - z * z);
+  }
 };
 
 // softplus with beta 1 in the form that neither overflows nor loses small values.
@@ -187,6 +215,11 @@ struct Act<Activation::softplus> {
   KOKKOS_INLINE_FUNCTION static S second(S z, S) {
     const S s = sigmoid(z);
     return s * (S(1) - s);
+  }
+  template <class S>
+  KOKKOS_INLINE_FUNCTION static void both(S z, S, S& s1, S& s2) {
+    s1 = sigmoid(z);
+    s2 = s1 * (S(1) - s1);
   }
 };
 
@@ -236,27 +269,38 @@ struct RForward {
   }
 };
 
-// Backward through an activation: g = dL/da becomes dL/dz = g sigma'(z). With R-terms (hvp):
-// R{dL/dz} = R{g} sigma'(z) + g sigma''(z) R{z}, from the old g. Only the signal in `rg` (ggn_vp's J^T pass)
-// when g is empty.
+// Backward through an activation: delta = dL/dz = g sigma'(z) from g = dL/da (g is kept: hvp needs it).
 template <Activation A, class Scalar>
-struct BackwardActivation {
-  Flat<Scalar> g, rg;
-  ConstFlat<Scalar> z, a, rz;
-  bool has_g, has_rg, second_order;
+struct ActivationBackward {
+  Flat<Scalar> delta;
+  ConstFlat<Scalar> g, z, a;
   KOKKOS_INLINE_FUNCTION void operator()(const std::int64_t k) const {
-    const Scalar s1 = Act<A>::first(z(k), a(k));
-    if (has_rg) {
-      Scalar r = rg(k) * s1;
-      if (second_order) r += g(k) * Act<A>::second(z(k), a(k)) * rz(k);
-      rg(k) = r;
-    }
-    if (has_g) g(k) *= s1;
+    delta(k) = g(k) * Act<A>::first(z(k), a(k));
   }
 };
 
-// Per row of the outputs f: the loss (summed in double), and optionally delta = w dl/df and
-// hrf = w (d^2 l/df^2) R{f}, the output signals of the backward and R-backward passes.
+// The R-backward (hvp) or J^T (ggn_vp) step through an activation, in place on rg:
+// R{dL/dz} = R{g} sigma'(z) + scale g sigma''(z) R{z}; ggn_vp drops the second-derivative term.
+template <Activation A, class Scalar>
+struct ActivationRBackward {
+  Flat<Scalar> rg;
+  ConstFlat<Scalar> g, z, a, rz;
+  Scalar scale;
+  bool second_order;
+  KOKKOS_INLINE_FUNCTION void operator()(const std::int64_t k) const {
+    if (second_order) {
+      Scalar s1, s2;
+      Act<A>::both(z(k), a(k), s1, s2);
+      rg(k) = rg(k) * s1 + scale * g(k) * s2 * rz(k);
+    } else {
+      rg(k) *= Act<A>::first(z(k), a(k));
+    }
+  }
+};
+
+// Per row of the outputs f: the loss (summed in double), and optionally delta = dl/df (unweighted: it is
+// kept for later products, whose weight may differ) and hrf = w (d^2 l/df^2) R{f}, the output signals of
+// the backward and R-backward passes.
 template <class Scalar>
 struct OutputLoss {
   ConstFlat<Scalar> f, rf, targets;
@@ -282,7 +326,7 @@ struct OutputLoss {
       }
       for (int j = 0; j < width; ++j) {
         const double p = kmath::exp(static_cast<double>(f(row + j)) - m) / s;
-        if (want_delta) delta(row + j) = static_cast<Scalar>(weight * (p - (j == y ? 1.0 : 0.0)));
+        if (want_delta) delta(row + j) = static_cast<Scalar>(p - (j == y ? 1.0 : 0.0));
         if (want_hrf)
           hrf(row + j) = static_cast<Scalar>(weight * p * (static_cast<double>(rf(row + j)) - p_rf));
       }
@@ -292,7 +336,7 @@ struct OutputLoss {
       for (int j = 0; j < width; ++j) {
         const double r = static_cast<double>(f(row + j)) - static_cast<double>(targets(row + j));
         l += r * r;
-        if (want_delta) delta(row + j) = static_cast<Scalar>(weight * scale * r);
+        if (want_delta) delta(row + j) = static_cast<Scalar>(scale * r);
         if (want_hrf) hrf(row + j) = static_cast<Scalar>(weight * scale * static_cast<double>(rf(row + j)));
       }
       sum += l / width;
@@ -335,6 +379,25 @@ struct UniformFill {
   }
 };
 
+// Number of entries where two arrays differ (NaN differs from itself, so NaN state is never reused).
+template <class T>
+struct CountDifferences {
+  Kokkos::View<const T*, Kokkos::MemoryUnmanaged> x, y;
+  KOKKOS_INLINE_FUNCTION void operator()(const std::int64_t i, std::int64_t& count) const {
+    if (!(x(i) == y(i))) ++count;
+  }
+};
+
+template <class T>
+bool same_values(const T* x, const T* y, std::int64_t n) {
+  std::int64_t count = 0;
+  Kokkos::parallel_reduce("skein::nn::compare", Range(0, n),
+                          CountDifferences<T>{Kokkos::View<const T*, Kokkos::MemoryUnmanaged>(x, n),
+                                              Kokkos::View<const T*, Kokkos::MemoryUnmanaged>(y, n)},
+                          count);
+  return count == 0;
+}
+
 template <class Scalar>
 struct FillValue {
   Kokkos::View<Scalar*> v;
@@ -355,16 +418,20 @@ Mlp<Scalar>::Mlp(MlpShape shape, std::int64_t max_rows) : shape_(std::move(shape
   const int layers = shape_.layers();
   const auto& d = shape_.layer_sizes;
   for (int l = 1; l <= layers; ++l) widest_ = std::max(widest_, d[l]);
+  auto matrix = [&](const char* label, int width) {
+    return matrix_type(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("skein::nn::") + label),
+                       max_rows_, width);
+  };
   z_.resize(layers);
   a_.resize(layers);
+  delta_.resize(layers);
+  g_.resize(layers);
   for (int l = 0; l < layers; ++l) {
-    z_[l] = matrix_type(Kokkos::view_alloc(Kokkos::WithoutInitializing, "skein::nn::z"), max_rows_, d[l + 1]);
-    if (l > 0)
-      a_[l] = matrix_type(Kokkos::view_alloc(Kokkos::WithoutInitializing, "skein::nn::a"), max_rows_, d[l]);
+    z_[l] = matrix("z", d[l + 1]);
+    delta_[l] = matrix("delta", d[l + 1]);
+    if (l > 0) a_[l] = matrix("a", d[l]);
+    if (l + 1 < layers) g_[l] = matrix("g", d[l + 1]);
   }
-  for (auto& buffer : delta_)
-    buffer = Kokkos::View<Scalar*>(Kokkos::view_alloc(Kokkos::WithoutInitializing, "skein::nn::delta"),
-                                   max_rows_ * widest_);
   ones_ =
       Kokkos::View<Scalar*>(Kokkos::view_alloc(Kokkos::WithoutInitializing, "skein::nn::ones"), max_rows_);
   Kokkos::parallel_for("skein::nn::ones", Range(0, max_rows_), FillValue<Scalar>{ones_, Scalar(1)});
@@ -434,173 +501,261 @@ template <class Scalar>
 double Mlp<Scalar>::run(Pass pass, const vector_type& params, const Batch<Scalar>& batch, double weight,
                         const vector_type& v, const vector_type& out) {
   check_vector(params, "params");
-  if (pass == Pass::hvp || pass == Pass::ggn) {
+  const bool r_pass = pass == Pass::hvp || pass == Pass::ggn;
+  if (r_pass) {
     check_vector(v, "v");
     allocate_r_buffers();
   }
   if (pass != Pass::loss) check_vector(out, pass == Pass::gradient ? "grad" : "the product");
   check_batch(batch);
+  const std::int64_t d0 = shape_.layer_sizes.front();
+  if (r_pass && batch.rows() > 0 && batch.rows() <= max_rows_) {
+    // Lanczos and the trace estimators multiply many vectors at the same parameters and batch: the forward
+    // (and backward) pass is kept and reused while both are unchanged, so a product then costs only the
+    // R-passes (5 GEMMs per hidden layer instead of 8).
+    const State needed = pass == Pass::hvp ? State::backward : State::forward;
+    if (!holds(needed, params, batch)) {
+      state_ = State::none;
+      forward(params, batch.x.data(), batch.rows());
+      if (pass == Pass::hvp) backward(params, batch, 0, batch.rows(), weight, nullptr);
+      remember(needed, params, batch);
+    }
+    r_forward(params, v, batch.x.data(), batch.rows());
+    r_backward(pass, params, v, batch, 0, batch.rows(), weight, out);
+    return 0.0;
+  }
+  state_ = State::none;
   double total = 0.0;
   for (std::int64_t begin = 0; begin < batch.rows(); begin += max_rows_) {
     const std::int64_t rows = std::min(max_rows_, batch.rows() - begin);
-    total += run_chunk(pass, params, batch, begin, rows, weight, v, out);
+    const Scalar* x = batch.x.data() + begin * d0;
+    forward(params, x, rows);
+    switch (pass) {
+      case Pass::loss:
+        total += output_signals(batch, begin, rows, weight, false, false);
+        break;
+      case Pass::gradient:
+        total += backward(params, batch, begin, rows, weight, &out);
+        break;
+      case Pass::hvp:
+        backward(params, batch, begin, rows, weight, nullptr);
+        r_forward(params, v, x, rows);
+        r_backward(pass, params, v, batch, begin, rows, weight, out);
+        break;
+      case Pass::ggn:
+        r_forward(params, v, x, rows);
+        r_backward(pass, params, v, batch, begin, rows, weight, out);
+        break;
+    }
   }
   return total;
 }
 
-// The forward pass over one chunk of `rows` rows starting at x, with the R-forward pass interleaved when v
-// is given (it needs z_l and a_{l+1} of the same layer).
 template <class Scalar>
-void Mlp<Scalar>::forward(const vector_type& params, const vector_type* v, const Scalar* x_rows,
-                          std::int64_t rows) {
+bool Mlp<Scalar>::holds(State needed, const vector_type& params, const Batch<Scalar>& batch) const {
+  if (static_cast<int>(state_) < static_cast<int>(needed) || batch.rows() != cached_rows_) return false;
+  const std::int64_t rows = batch.rows();
+  const auto& d = shape_.layer_sizes;
+  if (!same_values(params.data(), cached_params_.data(), shape_.parameter_count())) return false;
+  if (!same_values(batch.x.data(), cached_x_.data(), rows * d.front())) return false;
+  if (shape_.loss == Loss::cross_entropy)
+    return same_values(batch.labels.data(), cached_labels_.data(), rows);
+  return same_values(batch.targets.data(), cached_targets_.data(), rows * d.back());
+}
+
+template <class Scalar>
+void Mlp<Scalar>::remember(State state, const vector_type& params, const Batch<Scalar>& batch) {
+  const std::int64_t rows = batch.rows();
+  const auto& d = shape_.layer_sizes;
+  if (cached_params_.extent(0) == 0) {
+    cached_params_ = vector_type(Kokkos::view_alloc(Kokkos::WithoutInitializing, "skein::nn::cached_params"),
+                                 shape_.parameter_count());
+    cached_x_ = Kokkos::View<Scalar*>(Kokkos::view_alloc(Kokkos::WithoutInitializing, "skein::nn::cached_x"),
+                                      max_rows_ * d.front());
+    if (shape_.loss == Loss::cross_entropy)
+      cached_labels_ = Kokkos::View<int*>("skein::nn::cached_labels", max_rows_);
+    else
+      cached_targets_ = Kokkos::View<Scalar*>("skein::nn::cached_targets", max_rows_ * d.back());
+  }
+  Kokkos::deep_copy(cached_params_, params);
+  using Unmanaged = Kokkos::View<const Scalar*, Kokkos::MemoryUnmanaged>;
+  Kokkos::deep_copy(Kokkos::subview(cached_x_, Kokkos::pair<std::int64_t, std::int64_t>(0, rows * d.front())),
+                    Unmanaged(batch.x.data(), rows * d.front()));
+  if (shape_.loss == Loss::cross_entropy)
+    Kokkos::deep_copy(Kokkos::subview(cached_labels_, Kokkos::pair<std::int64_t, std::int64_t>(0, rows)),
+                      Kokkos::View<const int*, Kokkos::MemoryUnmanaged>(batch.labels.data(), rows));
+  else
+    Kokkos::deep_copy(
+        Kokkos::subview(cached_targets_, Kokkos::pair<std::int64_t, std::int64_t>(0, rows * d.back())),
+        Unmanaged(batch.targets.data(), rows * d.back()));
+  cached_rows_ = rows;
+  state_ = state;
+}
+
+// Shapes within a chunk of `rows` rows: the input a_0 = x is rows x d0; layer l's z_l, R{z_l}, delta_l =
+// dl/dz_l (unweighted) and R{delta_l} are rows x d_{l+1}; for l >= 1, a_l = sigma(z_{l-1}) and R{a_l};
+// g_[l] = dl/da_{l+1} (before the activation's derivative, kept for hvp's sigma'' term).
+//
+// GEMMs per layer; dense_blas runs them through CBLAS on host memory (a device build routes dense_blas to
+// KokkosBlas / cuBLAS, nothing here changes):
+//   gradient:  z = a W^T;  dW += w delta^T a;  g = delta W                                  (3; 2 for l = 0)
+//   hvp:       the gradient's forward and g, then Rz = a V^T + Ra W^T;  HW += Rdelta^T a + w delta^T Ra;
+//              Rg = Rdelta W + w delta V                                                   (8; 3 for l = 0)
+//              of which 5 (2 for l = 0) when the forward and backward state is reused
+//   ggn_vp:    z = a W^T;  Rz = a V^T + Ra W^T;  GW += u^T a;  u = u W                      (5; 3 for l = 0)
+// The gradient's own dW product is not part of hvp: the Hessian product needs delta, not dl/dW.
+
+template <class Scalar>
+void Mlp<Scalar>::forward(const vector_type& params, const Scalar* x_rows, std::int64_t rows) {
   using blas::Op;
   const int layers = shape_.layers();
   const auto& d = shape_.layer_sizes;
-  const bool r_pass = v != nullptr;
   const ConstMat<Scalar> x(x_rows, rows, d[0]);
-  auto weights = [&](const vector_type& flat, int l) {
-    return ConstMat<Scalar>(flat.data() + shape_.weight_offset(l), d[l + 1], d[l]);
-  };
-  auto biases = [&](const vector_type& flat, int l) {
-    return ConstFlat<Scalar>(flat.data() + shape_.bias_offset(l), d[l + 1]);
-  };
-  auto input = [&](int l) { return l == 0 ? x : ConstMat<Scalar>(a_[l].data(), rows, d[l]); };
-  auto block = [&](const matrix_type& m, int width) { return Mat<Scalar>(m.data(), rows, width); };
-  auto flat = [&](const matrix_type& m, int width) { return Flat<Scalar>(m.data(), rows * width); };
-
   for (int l = 0; l < layers; ++l) {
     const int width = d[l + 1];
     const bool hidden = l + 1 < layers;
-    const Range elements(0, rows * width);
-    blas::gemm(Op::none, Op::transpose, Scalar(1), input(l), weights(params, l), Scalar(0),
-               block(z_[l], width));
-    with_activation(shape_.activation, [&](auto activation) {
-      Kokkos::parallel_for("skein::nn::forward", elements,
-                           AddBiasActivate<decltype(activation)::value, Scalar>{
-                               flat(z_[l], width), hidden ? flat(a_[l + 1], width) : Flat<Scalar>(),
-                               biases(params, l), width, hidden});
-    });
-    if (!r_pass) continue;
-    blas::gemm(Op::none, Op::transpose, Scalar(1), input(l), weights(*v, l), Scalar(0), block(rz_[l], width));
-    if (l > 0)
-      blas::gemm(Op::none, Op::transpose, Scalar(1), ConstMat<Scalar>(ra_[l].data(), rows, d[l]),
-                 weights(params, l), Scalar(1), block(rz_[l], width));
+    const auto input = l == 0 ? x : ConstMat<Scalar>(a_[l].data(), rows, d[l]);
+    blas::gemm(Op::none, Op::transpose, Scalar(1), input, weights(params, l), Scalar(0),
+               Mat<Scalar>(z_[l].data(), rows, width));
     with_activation(shape_.activation, [&](auto activation) {
       Kokkos::parallel_for(
-          "skein::nn::r_forward", elements,
-          RForward<decltype(activation)::value, Scalar>{
-              flat(rz_[l], width), hidden ? flat(ra_[l + 1], width) : Flat<Scalar>(), biases(*v, l),
-              flat(z_[l], width), hidden ? flat(a_[l + 1], width) : Flat<Scalar>(), width, hidden});
+          "skein::nn::forward", Range(0, rows * width),
+          AddBiasActivate<decltype(activation)::value, Scalar>{
+              Flat<Scalar>(z_[l].data(), rows * width),
+              hidden ? Flat<Scalar>(a_[l + 1].data(), rows * width) : Flat<Scalar>(),
+              ConstFlat<Scalar>(params.data() + shape_.bias_offset(l), width), width, hidden});
     });
   }
 }
 
-// One chunk, every pass. Shapes: the chunk's input a_0 = x is rows x d0; layer l's z_l (and R{z_l}) is
-// rows x d_{l+1}; a_l (and R{a_l}) for l >= 1 is sigma(z_{l-1}). The backward signal of layer l is
-// delta_l = d(w loss)/dz_l (rows x d_{l+1}) in delta_[cur]; its R-counterpart in rdelta_[cur].
-//
-// GEMMs per layer (a device build would route dense_blas to KokkosBlas / cuBLAS; nothing here changes):
-//   gradient: z = a W^T;  dW += delta^T a;  g = delta W                                   (3; 2 for l = 0)
-//   hvp:      z = a W^T;  Rz = a V^T + Ra W^T;  g = delta W;  HW += Rdelta^T a + delta^T Ra;
-//             Rg = Rdelta W + delta V                                                    (8; 3 for l = 0)
-//   ggn_vp:   z = a W^T;  Rz = a V^T + Ra W^T;  GW += u^T a;  u = u W                     (5; 3 for l = 0)
-// The gradient's own dW product is not part of hvp: the Hessian product needs delta, not dL/dW.
 template <class Scalar>
-double Mlp<Scalar>::run_chunk(Pass pass, const vector_type& params, const Batch<Scalar>& batch,
-                              std::int64_t begin, std::int64_t rows, double weight, const vector_type& v,
-                              const vector_type& out) {
-  using blas::Op;
+double Mlp<Scalar>::output_signals(const Batch<Scalar>& batch, std::int64_t begin, std::int64_t rows,
+                                   double weight, bool want_delta, bool want_hrf) {
   const int layers = shape_.layers();
-  const auto& d = shape_.layer_sizes;
-  const bool r_pass = pass == Pass::hvp || pass == Pass::ggn;
-  const ConstMat<Scalar> x(batch.x.data() + begin * d[0], rows, d[0]);
-  forward(params, r_pass ? &v : nullptr, x.data(), rows);
-
-  auto weights = [&](const vector_type& flat, int l) {
-    return Mat<Scalar>(flat.data() + shape_.weight_offset(l), d[l + 1], d[l]);
-  };
-  auto biases = [&](const vector_type& flat, int l) {
-    return Flat<Scalar>(flat.data() + shape_.bias_offset(l), d[l + 1]);
-  };
-  auto input = [&](int l) { return l == 0 ? x : ConstMat<Scalar>(a_[l].data(), rows, d[l]); };
-  auto flat = [&](const matrix_type& m, int width) { return Flat<Scalar>(m.data(), rows * width); };
-  auto flat_buffer = [&](const Kokkos::View<Scalar*>& b, int width) {
-    return Flat<Scalar>(b.data(), rows * width);
-  };
-  auto block_buffer = [&](const Kokkos::View<Scalar*>& b, int width) {
-    return Mat<Scalar>(b.data(), rows, width);
-  };
-
-  // Output layer: loss, delta (gradient, hvp) and H_out R{f} (hvp, ggn_vp).
-  const int outputs = d.back();
+  const int outputs = shape_.layer_sizes.back();
   OutputLoss<Scalar> output;
-  output.f = flat(z_[layers - 1], outputs);
+  output.f = ConstFlat<Scalar>(z_[layers - 1].data(), rows * outputs);
   output.width = outputs;
   output.cross_entropy = shape_.loss == Loss::cross_entropy;
-  output.want_delta = pass == Pass::gradient || pass == Pass::hvp;
-  output.want_hrf = r_pass;
-  output.weight = static_cast<double>(weight);
+  output.want_delta = want_delta;
+  output.want_hrf = want_hrf;
+  output.weight = weight;
   if (output.cross_entropy)
     output.labels = Kokkos::View<const int*, Kokkos::MemoryUnmanaged>(batch.labels.data() + begin, rows);
   else
     output.targets = ConstFlat<Scalar>(batch.targets.data() + begin * outputs, rows * outputs);
-  if (output.want_delta) output.delta = flat_buffer(delta_[0], outputs);
-  if (r_pass) {
-    output.rf = flat(rz_[layers - 1], outputs);
-    output.hrf = flat_buffer(rdelta_[0], outputs);
+  if (want_delta) output.delta = Flat<Scalar>(delta_[layers - 1].data(), rows * outputs);
+  if (want_hrf) {
+    output.rf = ConstFlat<Scalar>(rz_[layers - 1].data(), rows * outputs);
+    output.hrf = Flat<Scalar>(rdelta_[0].data(), rows * outputs);
   }
   double loss_sum = 0.0;
-  Kokkos::parallel_reduce("skein::nn::output_loss", Range(0, rows), output, loss_sum);
-  if (pass == Pass::loss) return loss_sum;
+  Kokkos::parallel_reduce("skein::nn::output", Range(0, rows), output, loss_sum);
+  return loss_sum;
+}
 
-  // Backward pass (and R-backward for hvp; J^T for ggn_vp, whose signal lives in rdelta_).
-  const auto ones = ConstFlat<Scalar>(ones_.data(), rows);
-  int cur = 0;
+template <class Scalar>
+double Mlp<Scalar>::backward(const vector_type& params, const Batch<Scalar>& batch, std::int64_t begin,
+                             std::int64_t rows, double weight, const vector_type* grad) {
+  using blas::Op;
+  const int layers = shape_.layers();
+  const auto& d = shape_.layer_sizes;
+  const double loss_sum = output_signals(batch, begin, rows, weight, true, false);
+  const ConstMat<Scalar> x(batch.x.data() + begin * d[0], rows, d[0]);
   for (int l = layers - 1; l >= 0; --l) {
-    const int width = d[l + 1];
-    const auto delta = block_buffer(delta_[cur], width);
-    const auto rdelta = r_pass ? block_buffer(rdelta_[cur], width) : Mat<Scalar>();
-    const auto out_w = weights(out, l);
-    const auto out_b = biases(out, l);
-    if (pass == Pass::gradient) {
-      blas::gemm(Op::transpose, Op::none, Scalar(1), delta, input(l), Scalar(1), out_w);
-      blas::gemv(Op::transpose, Scalar(1), delta, ones, Scalar(1), out_b);
-    } else {
-      blas::gemm(Op::transpose, Op::none, Scalar(1), rdelta, input(l), Scalar(1), out_w);
-      if (pass == Pass::hvp && l > 0)
-        blas::gemm(Op::transpose, Op::none, Scalar(1), delta, ConstMat<Scalar>(ra_[l].data(), rows, d[l]),
-                   Scalar(1), out_w);
-      blas::gemv(Op::transpose, Scalar(1), rdelta, ones, Scalar(1), out_b);
+    const ConstMat<Scalar> delta(delta_[l].data(), rows, d[l + 1]);
+    if (grad != nullptr) {
+      const auto input = l == 0 ? x : ConstMat<Scalar>(a_[l].data(), rows, d[l]);
+      blas::gemm(Op::transpose, Op::none, Scalar(weight), delta, input, Scalar(1), weights(*grad, l));
+      blas::gemv(Op::transpose, Scalar(weight), delta, ConstFlat<Scalar>(ones_.data(), rows), Scalar(1),
+                 Flat<Scalar>(grad->data() + shape_.bias_offset(l), d[l + 1]));
     }
     if (l == 0) break;
-    const int next = 1 - cur;
-    const int in_width = d[l];
-    const bool want_g = pass != Pass::ggn;
-    if (want_g)
-      blas::gemm(Op::none, Op::none, Scalar(1), delta, weights(params, l), Scalar(0),
-                 block_buffer(delta_[next], in_width));
-    if (r_pass) {
-      blas::gemm(Op::none, Op::none, Scalar(1), rdelta, weights(params, l), Scalar(0),
-                 block_buffer(rdelta_[next], in_width));
-      if (pass == Pass::hvp)
-        blas::gemm(Op::none, Op::none, Scalar(1), delta, weights(v, l), Scalar(1),
-                   block_buffer(rdelta_[next], in_width));
-    }
+    const int width = d[l];
+    blas::gemm(Op::none, Op::none, Scalar(1), delta, weights(params, l), Scalar(0),
+               Mat<Scalar>(g_[l - 1].data(), rows, width));
+    if (l == 1 && grad == nullptr) break;  // delta_0 only feeds the gradient of W_0, b_0
     with_activation(shape_.activation, [&](auto activation) {
-      BackwardActivation<decltype(activation)::value, Scalar> step;
-      step.has_g = want_g;
-      step.has_rg = r_pass;
-      step.second_order = pass == Pass::hvp;
-      if (want_g) step.g = flat_buffer(delta_[next], in_width);
-      if (r_pass) step.rg = flat_buffer(rdelta_[next], in_width);
-      step.z = flat(z_[l - 1], in_width);
-      step.a = flat(a_[l], in_width);
-      if (pass == Pass::hvp) step.rz = flat(rz_[l - 1], in_width);
-      Kokkos::parallel_for("skein::nn::backward", Range(0, rows * in_width), step);
+      Kokkos::parallel_for("skein::nn::backward", Range(0, rows * width),
+                           ActivationBackward<decltype(activation)::value, Scalar>{
+                               Flat<Scalar>(delta_[l - 1].data(), rows * width),
+                               ConstFlat<Scalar>(g_[l - 1].data(), rows * width),
+                               ConstFlat<Scalar>(z_[l - 1].data(), rows * width),
+                               ConstFlat<Scalar>(a_[l].data(), rows * width)});
+    });
+  }
+  return loss_sum;
+}
+
+template <class Scalar>
+void Mlp<Scalar>::r_forward(const vector_type& params, const vector_type& v, const Scalar* x_rows,
+                            std::int64_t rows) {
+  using blas::Op;
+  const int layers = shape_.layers();
+  const auto& d = shape_.layer_sizes;
+  const ConstMat<Scalar> x(x_rows, rows, d[0]);
+  for (int l = 0; l < layers; ++l) {
+    const int width = d[l + 1];
+    const bool hidden = l + 1 < layers;
+    const auto input = l == 0 ? x : ConstMat<Scalar>(a_[l].data(), rows, d[l]);
+    const Mat<Scalar> rz(rz_[l].data(), rows, width);
+    blas::gemm(Op::none, Op::transpose, Scalar(1), input, weights(v, l), Scalar(0), rz);
+    if (l > 0)
+      blas::gemm(Op::none, Op::transpose, Scalar(1), ConstMat<Scalar>(ra_[l].data(), rows, d[l]),
+                 weights(params, l), Scalar(1), rz);
+    with_activation(shape_.activation, [&](auto activation) {
+      Kokkos::parallel_for(
+          "skein::nn::r_forward", Range(0, rows * width),
+          RForward<decltype(activation)::value, Scalar>{
+              Flat<Scalar>(rz_[l].data(), rows * width),
+              hidden ? Flat<Scalar>(ra_[l + 1].data(), rows * width) : Flat<Scalar>(),
+              ConstFlat<Scalar>(v.data() + shape_.bias_offset(l), width),
+              ConstFlat<Scalar>(z_[l].data(), rows * width),
+              hidden ? ConstFlat<Scalar>(a_[l + 1].data(), rows * width) : ConstFlat<Scalar>(), width,
+              hidden});
+    });
+  }
+}
+
+template <class Scalar>
+void Mlp<Scalar>::r_backward(Pass pass, const vector_type& params, const vector_type& v,
+                             const Batch<Scalar>& batch, std::int64_t begin, std::int64_t rows, double weight,
+                             const vector_type& out) {
+  using blas::Op;
+  const int layers = shape_.layers();
+  const auto& d = shape_.layer_sizes;
+  const bool hessian = pass == Pass::hvp;
+  output_signals(batch, begin, rows, weight, false, true);
+  const ConstMat<Scalar> x(batch.x.data() + begin * d[0], rows, d[0]);
+  int cur = 0;
+  for (int l = layers - 1; l >= 0; --l) {
+    const ConstMat<Scalar> rdelta(rdelta_[cur].data(), rows, d[l + 1]);
+    const ConstMat<Scalar> delta(delta_[l].data(), rows, d[l + 1]);
+    const auto input = l == 0 ? x : ConstMat<Scalar>(a_[l].data(), rows, d[l]);
+    const auto out_w = weights(out, l);
+    blas::gemm(Op::transpose, Op::none, Scalar(1), rdelta, input, Scalar(1), out_w);
+    if (hessian && l > 0)
+      blas::gemm(Op::transpose, Op::none, Scalar(weight), delta, ConstMat<Scalar>(ra_[l].data(), rows, d[l]),
+                 Scalar(1), out_w);
+    blas::gemv(Op::transpose, Scalar(1), rdelta, ConstFlat<Scalar>(ones_.data(), rows), Scalar(1),
+               Flat<Scalar>(out.data() + shape_.bias_offset(l), d[l + 1]));
+    if (l == 0) break;
+    const int next = 1 - cur;
+    const int width = d[l];
+    const Mat<Scalar> rg(rdelta_[next].data(), rows, width);
+    blas::gemm(Op::none, Op::none, Scalar(1), rdelta, weights(params, l), Scalar(0), rg);
+    if (hessian) blas::gemm(Op::none, Op::none, Scalar(weight), delta, weights(v, l), Scalar(1), rg);
+    with_activation(shape_.activation, [&](auto activation) {
+      Kokkos::parallel_for("skein::nn::r_backward", Range(0, rows * width),
+                           ActivationRBackward<decltype(activation)::value, Scalar>{
+                               Flat<Scalar>(rdelta_[next].data(), rows * width),
+                               ConstFlat<Scalar>(g_[l - 1].data(), rows * width),
+                               ConstFlat<Scalar>(z_[l - 1].data(), rows * width),
+                               ConstFlat<Scalar>(a_[l].data(), rows * width),
+                               ConstFlat<Scalar>(rz_[l - 1].data(), rows * width), Scalar(weight), hessian});
     });
     cur = next;
   }
-  return loss_sum;
 }
 
 template <class Scalar>
@@ -641,10 +796,11 @@ std::int64_t Mlp<Scalar>::correct(const vector_type& params, const Batch<Scalar>
   if (batch.rows() > 0 && static_cast<int>(batch.x.extent(1)) != shape_.layer_sizes.front())
     throw std::invalid_argument("Mlp::correct: batch x has the wrong number of columns");
   const int layers = shape_.layers();
+  state_ = State::none;
   std::int64_t total = 0;
   for (std::int64_t begin = 0; begin < batch.rows(); begin += max_rows_) {
     const std::int64_t rows = std::min(max_rows_, batch.rows() - begin);
-    forward(params, nullptr, batch.x.data() + begin * shape_.layer_sizes.front(), rows);
+    forward(params, batch.x.data() + begin * shape_.layer_sizes.front(), rows);
     std::int64_t count = 0;
     Kokkos::parallel_reduce(
         "skein::nn::correct", Range(0, rows),

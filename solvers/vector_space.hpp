@@ -2,7 +2,7 @@
 // implementation for distributed rank-1 Kokkos Views (each rank holds its owned entries).
 #pragma once
 
-#include "comm/communicator.hpp"
+#include "comm/view_collectives.hpp"
 #include "engine/random.hpp"
 
 #include <Kokkos_Core.hpp>

@@ -2,6 +2,7 @@
 
 #include "comm/block_partition.hpp"
 #include "comm/topk.hpp"
+#include "comm/view_collectives.hpp"
 #include "engine/log.hpp"
 #include "engine/random.hpp"
 #include "io/atomic_output.hpp"

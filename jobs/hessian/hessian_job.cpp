@@ -337,6 +337,19 @@ void HessianJob<Scalar>::load() {
   }
 }
 
+// Rows per kernel pass: chunk_rows, or (0) all `rows` while the Mlp's workspaces (about 8 values per unit of
+// every layer after the input, per row) fit in 2 GiB. A whole shard in one pass lets repeated products at the
+// same parameters reuse the forward pass (solvers/nn), a third of an HVP.
+template <class Scalar>
+std::int64_t workspace_rows(const solvers::nn::MlpShape& shape, std::int64_t chunk_rows, std::int64_t rows) {
+  if (chunk_rows > 0) return chunk_rows;
+  std::int64_t units = 0;
+  for (std::size_t l = 1; l < shape.layer_sizes.size(); ++l) units += shape.layer_sizes[l];
+  const std::int64_t bytes_per_row = 8 * units * static_cast<std::int64_t>(sizeof(Scalar));
+  return std::max<std::int64_t>(
+      1, std::min(rows, (std::int64_t{2} << 30) / std::max<std::int64_t>(1, bytes_per_row)));
+}
+
 // Device copies of this rank's rows; the analysed set is either all of them or this rank's share of a
 // fixed minibatch chosen by the smallest keys random_bits(seed, BATC, row) over all rows, which no rank
 // count changes.
@@ -391,15 +404,17 @@ void HessianJob<Scalar>::build_samples(const DataShard& data) {
     Kokkos::View<int*> bl;
     upload(mine, bx, bl, bt, "hessian::minibatch");
     analysed_samples_ = settings_.batch_size;
-    analysis_loss_ = std::make_unique<DataParallelLoss<Scalar>>(comm_, shape_, batch_of(bx, bl, bt),
-                                                                analysed_samples_, settings_.chunk_rows);
+    analysis_loss_ = std::make_unique<DataParallelLoss<Scalar>>(
+        comm_, shape_, batch_of(bx, bl, bt), analysed_samples_,
+        workspace_rows<Scalar>(shape_, settings_.chunk_rows, static_cast<std::int64_t>(mine.size())));
   } else {
     if (settings_.batch_size > samples_) {
       engine::Log::user().warn("hessian: batch_size {} is larger than the {} samples; analysing all of them",
                                settings_.batch_size, samples_);
     }
     analysis_loss_ = std::make_unique<DataParallelLoss<Scalar>>(
-        comm_, shape_, batch_of(x_, labels_, targets_), samples_, settings_.chunk_rows);
+        comm_, shape_, batch_of(x_, labels_, targets_), samples_,
+        workspace_rows<Scalar>(shape_, settings_.chunk_rows, data.rows));
   }
   if (settings_.train_epochs > 0) {
     const std::int64_t most = std::min(settings_.train_batch, data.rows);
@@ -409,7 +424,7 @@ void HessianJob<Scalar>::build_samples(const DataShard& data) {
     batch_rows_ = Kokkos::View<std::int64_t*>("hessian::train_rows", most);
     train_loss_ = std::make_unique<DataParallelLoss<Scalar>>(
         comm_, shape_, batch_of(batch_x_, batch_labels_, batch_targets_), settings_.train_batch,
-        settings_.chunk_rows);
+        workspace_rows<Scalar>(shape_, settings_.chunk_rows, most));
   }
 }
 

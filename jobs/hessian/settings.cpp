@@ -61,7 +61,11 @@ engine::JobSpec job_spec() {
           {"momentum", "0.9", "training: SGD momentum"},
           {"train_batch", "128", "training: minibatch size (over all ranks)"},
           {"seed", "0", "random vectors, minibatches and the training order"},
-          {"chunk_rows", "1024", "samples per kernel pass (the workspace size)", false, false},
+          {"chunk_rows", "0",
+           "samples per kernel pass (the workspace size); 0: this rank's whole shard while its workspace "
+           "fits in "
+           "2 GiB, which lets repeated products reuse the forward pass",
+           false, false},
           {"progress_seconds", "5", "seconds between progress lines", false, false},
       },
       {"hessian.h5"}};
@@ -119,7 +123,7 @@ Settings parse_settings(const engine::Config& config) {
   }
   s.train_batch = config.get_int("train_batch", 1, INT64_MAX);
   s.seed = static_cast<std::uint64_t>(config.get_int("seed", 0, INT64_MAX));
-  s.chunk_rows = config.get_int("chunk_rows", 1, 1 << 24);
+  s.chunk_rows = config.get_int("chunk_rows", 0, 1 << 24);
   s.progress_seconds = config.get_double("progress_seconds");
   if (!(s.progress_seconds >= 0)) {
     throw UsageError(key_name("progress_seconds") + ": " + config.get("progress_seconds") + " is negative");

@@ -38,7 +38,7 @@ struct Settings {
   double momentum = 0.9;
   std::int64_t train_batch = 128;
   std::uint64_t seed = 0;
-  std::int64_t chunk_rows = 1024;  // rows per kernel pass (workspace size)
+  std::int64_t chunk_rows = 0;  // rows per kernel pass (workspace size); 0: automatic (workspace_rows)
   double progress_seconds = 5.0;
 };
 

@@ -2,7 +2,7 @@
 
 #include "engine/error.hpp"
 #include "engine/random.hpp"
-#include "io/h5_summary.hpp"
+#include "io/h5_parallel_reader.hpp"
 
 #include <Kokkos_Core.hpp>
 
@@ -178,23 +178,28 @@ void read_file_problem(const comm::CartDecomposition& d, const Settings& setting
   const comm::Communicator& comm = d.comm();
   const std::string& path = settings.file;
   const auto g = d.global_extent();
-  // Rank 0 checks the shapes once; a missing file or dataset is its DataError, on every rank.
-  comm.decide([&] {
-    const std::vector<std::uint64_t> want = {
-        static_cast<std::uint64_t>(g[0]), static_cast<std::uint64_t>(g[1]), static_cast<std::uint64_t>(g[2])};
-    for (const char* name : {"/cell_type", "/rhs"}) {
-      if (!io::h5_exists(path, name)) {
+  // Every rank opens the file with MPI-IO and reads its own block collectively; a missing file or dataset
+  // and a wrong shape are found before any rank reads, and reported by every rank.
+  io::H5ParallelReader reader(comm, path);
+  const std::vector<std::uint64_t> want = {static_cast<std::uint64_t>(g[0]), static_cast<std::uint64_t>(g[1]),
+                                           static_cast<std::uint64_t>(g[2])};
+  for (const char* name : {"/cell_type", "/rhs"}) {
+    const bool found = reader.exists(name);
+    comm.agree([&] {
+      if (!found) {
         throw engine::DataError(path + ": no dataset " + name +
                                 " (problem=file needs uint8 /cell_type and float64 "
                                 "/rhs, both [nx][ny][nz])");
       }
-      const auto shape = io::dataset_shape(path, name);
+    });
+    const auto shape = reader.shape(name);
+    comm.agree([&] {
       if (shape != want) {
         throw engine::DataError(path + ": " + name + " has shape " + shape_text(shape) +
                                 " but poisson.grid is " + shape_text(want));
       }
-    }
-  });
+    });
+  }
   const auto owned = d.owned();
   const std::vector<std::uint64_t> offset = {static_cast<std::uint64_t>(owned.offset[0]),
                                              static_cast<std::uint64_t>(owned.offset[1]),
@@ -202,11 +207,12 @@ void read_file_problem(const comm::CartDecomposition& d, const Settings& setting
   const std::vector<std::uint64_t> extent = {static_cast<std::uint64_t>(owned.extent[0]),
                                              static_cast<std::uint64_t>(owned.extent[1]),
                                              static_cast<std::uint64_t>(owned.extent[2])};
+  const auto types = reader.read_block<std::uint8_t>("/cell_type", offset, extent);
+  const auto rhs = reader.read_block<double>("/rhs", offset, extent);
+  reader.close();
   auto host_cells = Kokkos::create_mirror_view(cells);
   auto host_b = Kokkos::create_mirror_view(b);
   comm.agree([&] {
-    const auto types = io::read_block<std::uint8_t>(path, "/cell_type", offset, extent);
-    const auto rhs = io::read_block<double>(path, "/rhs", offset, extent);
     std::size_t at = 0;
     for (std::int64_t i = 0; i < owned.extent[0]; ++i) {
       for (std::int64_t j = 0; j < owned.extent[1]; ++j) {

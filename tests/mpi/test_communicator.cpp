@@ -1,5 +1,5 @@
 // Communicator collectives and error agreement, at 1, 2 and 3 ranks.
-#include "comm/communicator.hpp"
+#include "comm/view_collectives.hpp"
 
 #include <gtest/gtest.h>
 

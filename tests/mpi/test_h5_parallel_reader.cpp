@@ -258,6 +258,29 @@ TEST_F(H5ParallelReaderTest, ReplicatedReadsGiveEveryRankTheWholeDataset) {
   reader.close();
 }
 
+TEST_F(H5ParallelReaderTest, LargeBlocksAreReadInRoundsOfRows) {
+  // With room for one converted row (or two) per H5Dread, a block takes several collective rounds, and
+  // ranks with fewer rows join the rounds they have no rows for.
+  const std::uint64_t saved = io::detail::max_bytes_per_read();
+  io::H5ParallelReader reader(world, path);
+  for (const std::uint64_t bytes : {kCols * sizeof(double), 2 * kCols * sizeof(double) + 1}) {
+    io::detail::max_bytes_per_read() = bytes;
+    // Uneven rows: rank r reads rows [r, kRows - r) or nothing, as a 2-D block and as a 3-D View of /cube.
+    const std::uint64_t first = std::min<std::uint64_t>(world.rank(), kRows);
+    const std::uint64_t n = kRows - 2 * first > kRows ? 0 : kRows - 2 * first;
+    Kokkos::View<double**, Kokkos::LayoutRight, Kokkos::HostSpace> x;
+    reader.read_rows("/X", first, n, x);
+    for (std::uint64_t r = 0; r < n; ++r)
+      for (std::uint64_t j = 0; j < kCols; ++j) ASSERT_EQ(x(r, j), static_cast<double>(x_at(first + r, j)));
+    const auto cube = reader.read_replicated<double>("/fields/cube");
+    for (std::uint64_t i = 0; i < kI; ++i)
+      for (std::uint64_t j = 0; j < kJ; ++j)
+        for (std::uint64_t k = 0; k < kK; ++k) ASSERT_EQ(cube[(i * kJ + j) * kK + k], cube_at(i, j, k));
+  }
+  io::detail::max_bytes_per_read() = saved;
+  reader.close();
+}
+
 TEST_F(H5ParallelReaderTest, ListAndStringAttributes) {
   io::H5ParallelReader reader(world, path);
   EXPECT_EQ(reader.int_list_attribute("/", "layers"), (std::vector<std::int64_t>{784, 128, 10}));

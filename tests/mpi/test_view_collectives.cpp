@@ -1,7 +1,7 @@
 // Movable Communicator and split; allreduce on rank-1 and rank-2 Views and fused arrays; "rank 0 decides";
 // non-blocking point-to-point whose Requests keep their Views alive.
 // skein-test-ranks: 1 2 3 4
-#include "comm/communicator.hpp"
+#include "comm/view_collectives.hpp"
 #include "comm/request.hpp"
 
 #include <gtest/gtest.h>

@@ -1,0 +1,49 @@
+// The cca job's config keys and their parsed, validated values.
+#pragma once
+
+#include "engine/config.hpp"
+#include "engine/job.hpp"
+
+#include <cstdint>
+#include <string>
+
+namespace skein::cca {
+
+enum class Method { pls, ridge, cca };
+enum class SolverKind { ey, exact };
+enum class OptimizerKind { sgd, adam };
+
+// Where a view's data comes from: a PLINK fileset (prefix of .bed/.bim/.fam) or an HDF5 dataset.
+struct ViewSource {
+  std::string text;     // as configured
+  bool plink = false;
+  std::string path;     // PLINK prefix, or the HDF5 file
+  std::string dataset;  // HDF5 only, e.g. "/Y"
+};
+
+struct Settings {
+  ViewSource x, y;
+  Method method = Method::pls;
+  double alpha = 1.0;  // ridge blend per view: 1 PLS, 0 CCA
+  int components = 10;
+  SolverKind solver = SolverKind::ey;
+  OptimizerKind optimizer = OptimizerKind::adam;
+  double lr = 0.0;  // 0: the solver's default for the method and optimizer
+  double momentum = 0.9;
+  std::int64_t batch_size = 500;
+  int epochs = 5;
+  std::uint64_t seed = 0;
+  double val_fraction = 0.1;
+  bool scale = true;  // standardize=scale (else center)
+  double progress_seconds = 5.0;
+};
+
+engine::JobSpec job_spec();
+// Throws UsageError naming the key for any bad value. Never communicates.
+Settings parse_settings(const engine::Config& config);
+// "prefix" (PLINK: prefix.bed exists or no ':') or "file.h5:/dataset".
+ViewSource parse_view_source(const std::string& text, const std::string& key);
+
+std::string to_string(Method method);
+
+}  // namespace skein::cca

@@ -5,6 +5,7 @@
 // skein-test-ranks: 1 2 3
 #include "comm/block_partition.hpp"
 #include "comm/communicator.hpp"
+#include "comm/view_collectives.hpp"
 #include "engine/error.hpp"
 #include "engine/random.hpp"
 #include "solvers/genotype_block.hpp"

@@ -251,6 +251,57 @@ TEST_F(PlinkTest, MissingFileIsADataError) {
   EXPECT_NE(message.find("nothing.fam: cannot open it"), std::string::npos) << message;
 }
 
+// PlinkBedWriter: every rank writes its own SNPs' records (two chunks, the later one first), then
+// read_plink at the same rank count gives back exactly those bytes; writing past the end is an error on
+// every rank at close().
+TEST_F(PlinkTest, BedWriterRoundTrip) {
+  constexpr std::uint64_t kN = 203, kV = 57, kRecord = (kN + 3) / 4;
+  const auto byte_at = [](std::uint64_t snp, std::uint64_t i) {
+    // Arbitrary bytes, padding bits of the last byte left 0 as PLINK writes them.
+    const unsigned value = static_cast<unsigned>((snp * 131 + i * 7 + 3) & 0xffu);
+    return static_cast<std::uint8_t>(i + 1 == kRecord ? value & 0x3fu : value);  // 203 % 4 = 3 samples
+  };
+  const std::string prefix = dir_ + "/written";
+  if (comm_.rank() == 0) {
+    std::string fam, bim;
+    for (std::uint64_t s = 0; s < kN; ++s) fam += "F s" + std::to_string(s) + " 0 0 0 -9\n";
+    for (std::uint64_t j = 0; j < kV; ++j)
+      bim += "1 v" + std::to_string(j) + " 0 " + std::to_string(j) + " A G\n";
+    std::ofstream(prefix + ".fam") << fam;
+    std::ofstream(prefix + ".bim") << bim;
+  }
+  const auto range = skein::comm::BlockPartition(kV, comm_.size()).range(comm_.rank());
+  {
+    io::PlinkBedWriter writer(comm_, prefix + ".bed", kN, kV);
+    const std::uint64_t half = range.begin + range.size() / 2;
+    for (const auto& [first, last] : {std::make_pair(half, range.end), std::make_pair(range.begin, half)}) {
+      std::vector<std::uint8_t> records((last - first) * kRecord);
+      for (std::uint64_t j = first; j < last; ++j)
+        for (std::uint64_t i = 0; i < kRecord; ++i) records[(j - first) * kRecord + i] = byte_at(j, i);
+      writer.write_records(first, records.data(), last - first);
+    }
+    writer.close();
+  }
+  const auto g = io::read_plink(comm_, prefix, io::PlinkStandardize::center);
+  ASSERT_EQ(g.samples, kN);
+  ASSERT_EQ(g.snps, kV);
+  ASSERT_EQ(g.local_snps, range);
+  for (std::uint64_t j = 0; j < range.size(); ++j)
+    for (std::uint64_t i = 0; i < kRecord; ++i)
+      ASSERT_EQ(g.packed(j, i), byte_at(range.begin + j, i)) << "SNP " << range.begin + j << " byte " << i;
+
+  io::PlinkBedWriter bad(comm_, dir_ + "/bad.bed", kN, kV);
+  std::vector<std::uint8_t> one(kRecord, 0);
+  if (comm_.rank() == comm_.size() - 1) bad.write_records(kV, one.data(), 1);  // one SNP past the end
+  try {
+    bad.close();
+    ADD_FAILURE() << "no error";
+  } catch (const skein::engine::Error& e) {
+    EXPECT_EQ(e.code(), skein::engine::ExitCode::io) << e.what();
+    EXPECT_NE(std::string(e.what()).find("past its 57 SNPs"), std::string::npos) << e.what();
+  }
+}
+
 // A measurement, not a test: reads SKEIN_PLINK_PREFIX (e.g. a cca-synth output) and prints the slowest
 // rank's time. Run with --gtest_also_run_disabled_tests.
 TEST_F(PlinkTest, DISABLED_ReadTiming) {

@@ -142,6 +142,14 @@ SubspaceScores subspace_scores(const comm::Communicator& comm, const BlockX& x, 
     for (int i = 0; i < k; ++i)
       for (int j = 0; j < k; ++j) gram[k * k + i * k + j] += static_cast<double>(hy(r, i)) * hy(r, j);
   comm.allreduce_inplace(gram.data(), gram.size(), comm::Op::sum);
+  SubspaceScores out;
+  // Diverged weights (non-finite projections) score NaN instead of failing inside LAPACK.
+  for (double v : s)
+    if (!std::isfinite(v)) {
+      out.correlations.assign(static_cast<std::size_t>(k), std::nan(""));
+      out.eigenvalues = out.correlations;
+      return out;
+    }
   auto pencil = [&](double ax, double ay) {
     std::vector<double> a(k2 * k2, 0.0), b(k2 * k2, 0.0);
     for (int i = 0; i < k; ++i)
@@ -153,7 +161,6 @@ SubspaceScores subspace_scores(const comm::Communicator& comm, const BlockX& x, 
       }
     return detail::top_pencil_values(k2, a, b, k);
   };
-  SubspaceScores out;
   out.correlations = pencil(0.0, 0.0);
   out.eigenvalues = (alpha_x == 0 && alpha_y == 0) ? out.correlations : pencil(alpha_x, alpha_y);
   return out;

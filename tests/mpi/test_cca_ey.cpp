@@ -1,0 +1,276 @@
+// Stochastic GEP-EY: its gradient against central finite differences of its loss (PLS, ridge, CCA, mixed
+// alphas), the same weights after N steps at 1-3 ranks as on one rank, and convergence on planted data to
+// PCC >= 0.95 of the exact solvers with the documented default learning rates. Set CCA_EY_SWEEP=1 to print
+// epochs-to-PCC over a grid of optimizers and learning rates instead of asserting (how the defaults were
+// chosen).
+// skein-test-ranks: 1 2 3
+#include "cca_planted.hpp"
+#include "comm/communicator.hpp"
+#include "solvers/cca_exact.hpp"
+#include "solvers/cca_ey.hpp"
+#include "solvers/cca_metrics.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+using skein::comm::Communicator;
+using namespace cca_test;
+namespace cca = skein::solvers::cca;
+using Ey = cca::GepEy<Block, Block>;
+
+namespace {
+
+void check_gradient(double alpha_x, double alpha_y) {
+  Communicator comm(MPI_COMM_WORLD);
+  PlantedSpec spec;
+  spec.n = 60;
+  spec.p = 7;
+  spec.q = 5;
+  const auto data = make_planted(comm, spec);
+  cca::EyOptions options;
+  options.components = 3;
+  options.alpha_x = alpha_x;
+  options.alpha_y = alpha_y;
+  options.seed = 5;
+  Ey ey(comm, *data->x, *data->y, options);
+  const auto rows = make_rows({3, 17, 42, 8, 59, 21, 30, 11, 0, 45, 36, 27, 50});  // odd size: unequal halves
+  ey.initialize(rows);
+  const int k = options.components;
+  Matrix gx("gx", data->x->columns(), k), gy("gy", data->y->columns(), k);
+  const auto at = ey.loss_and_gradient(rows, gx, gy);
+  EXPECT_NEAR(at.objective, -2 * at.trace_c + at.penalty, 1e-12);
+  double largest = 0;
+  for (std::size_t i = 0; i < gx.extent(0); ++i)
+    for (int c = 0; c < k; ++c) largest = std::max(largest, std::abs(gx(i, c)));
+  for (std::size_t i = 0; i < gy.extent(0); ++i)
+    for (int c = 0; c < k; ++c) largest = std::max(largest, std::abs(gy(i, c)));
+  largest = comm.allreduce(largest, skein::comm::Op::max);
+  ASSERT_GT(largest, 1e-3);
+  Matrix sx("sx", gx.extent(0), k), sy("sy", gy.extent(0), k);
+  const double h = 1e-5;
+  // Every global weight entry in turn: its owner perturbs it, every rank evaluates.
+  for (int view = 0; view < 2; ++view) {
+    const std::int64_t width = view == 0 ? spec.p : spec.q;
+    const std::int64_t first = view == 0 ? data->first_x : data->first_y;
+    const Matrix u = view == 0 ? ey.weights_x() : ey.weights_y();
+    const Matrix g = view == 0 ? gx : gy;
+    for (std::int64_t global = 0; global < width; ++global)
+      for (int c = 0; c < k; ++c) {
+        const bool mine = global >= first && global < first + static_cast<std::int64_t>(u.extent(0));
+        const std::int64_t r = global - first;
+        const double saved = mine ? u(r, c) : 0.0;
+        if (mine) u(r, c) = saved + h;
+        const double plus = ey.loss_and_gradient(rows, sx, sy).objective;
+        if (mine) u(r, c) = saved - h;
+        const double minus = ey.loss_and_gradient(rows, sx, sy).objective;
+        if (mine) {
+          u(r, c) = saved;
+          const double fd = (plus - minus) / (2 * h);
+          EXPECT_NEAR(g(r, c), fd, 1e-6 * largest) << "view " << view << " row " << global << " column " << c
+                                                   << " alphas " << alpha_x << ", " << alpha_y;
+        }
+      }
+  }
+}
+
+TEST(GepEyGradient, PlsMatchesFiniteDifferences) {
+  check_gradient(1.0, 1.0);
+}
+TEST(GepEyGradient, RidgeMatchesFiniteDifferences) {
+  check_gradient(0.5, 0.5);
+}
+TEST(GepEyGradient, CcaMatchesFiniteDifferences) {
+  check_gradient(0.0, 0.0);
+}
+TEST(GepEyGradient, MixedAlphasMatchFiniteDifferences) {
+  check_gradient(1.0, 0.2);
+}
+
+// N steps on `comm` from the same seed; returns nothing, leaves the weights in `ey`.
+void train(Ey& ey, std::int64_t n, std::int64_t batch, int epochs, std::uint64_t seed) {
+  for (int epoch = 0; epoch < epochs; ++epoch) {
+    const auto order = permutation(n, seed, epoch);
+    for (std::int64_t b0 = 0; b0 + batch <= n; b0 += batch)
+      ey.step(make_rows(std::vector<std::int64_t>(order.begin() + b0, order.begin() + b0 + batch)));
+  }
+}
+
+void check_rank_independence(cca::Optimizer optimizer, double alpha) {
+  Communicator comm(MPI_COMM_WORLD), self(MPI_COMM_SELF);
+  PlantedSpec spec;
+  spec.n = 400;
+  spec.p = 31;
+  spec.q = 13;
+  cca::EyOptions options;
+  options.components = 3;
+  options.alpha_x = options.alpha_y = alpha;
+  options.optimizer = optimizer;
+  options.learning_rate = 0.1;
+  options.seed = 9;
+  const auto sharded = make_planted(comm, spec);
+  const auto whole = make_planted(self, spec);
+  Ey a(comm, *sharded->x, *sharded->y, options), b(self, *whole->x, *whole->y, options);
+  a.initialize(range_rows(0, 100));
+  b.initialize(range_rows(0, 100));
+  train(a, spec.n, 50, 3, 4);  // 24 steps
+  train(b, spec.n, 50, 3, 4);
+  EXPECT_EQ(a.steps(), 24);
+  double largest = 0, diff = 0;
+  for (std::size_t r = 0; r < a.weights_x().extent(0); ++r)
+    for (int c = 0; c < 3; ++c) {
+      const double ref = b.weights_x()(sharded->first_x + r, c);
+      largest = std::max(largest, std::abs(ref));
+      diff = std::max(diff, std::abs(a.weights_x()(r, c) - ref));
+      diff = std::max(diff, std::abs(a.first_moment_x()(r, c) - b.first_moment_x()(sharded->first_x + r, c)));
+    }
+  for (std::size_t r = 0; r < a.weights_y().extent(0); ++r)
+    for (int c = 0; c < 3; ++c)
+      diff = std::max(diff, std::abs(a.weights_y()(r, c) - b.weights_y()(sharded->first_y + r, c)));
+  EXPECT_GT(largest, 0.01);
+  EXPECT_LT(diff, 1e-6) << "max |U(P ranks) - U(1 rank)|";
+  // The weights moved away from their initial values (the steps did something).
+  Ey fresh(self, *whole->x, *whole->y, options);
+  fresh.initialize(range_rows(0, 100));
+  double moved = 0;
+  for (std::int64_t r = 0; r < spec.p; ++r)
+    for (int c = 0; c < 3; ++c)
+      moved = std::max(moved, std::abs(fresh.weights_x()(r, c) - b.weights_x()(r, c)));
+  EXPECT_GT(moved, 1e-3);
+}
+
+TEST(GepEyRanks, AdamPlsSameWeightsOnAnyRankCount) {
+  check_rank_independence(cca::Optimizer::adam, 1.0);
+}
+TEST(GepEyRanks, SgdRidgeSameWeightsOnAnyRankCount) {
+  check_rank_independence(cca::Optimizer::sgd, 0.5);
+}
+
+// Training on planted data: PCC (sum of the learned subspace's restricted-GEP eigenvalues over the exact
+// top-k sum, on the training rows) after each quarter epoch.
+struct Convergence {
+  double epochs_to_target = -1;  // first quarter epoch with PCC >= target, -1 if never
+  double final_pcc = 0;
+  double seconds = 0;
+};
+
+Convergence converge(const Communicator& comm, const PlantedViews& data, cca::EyOptions options,
+                     std::int64_t batch, int max_epochs, double target, double truth) {
+  Convergence out;
+  const auto start = std::chrono::steady_clock::now();
+  Ey ey(comm, *data.x, *data.y, options);
+  const std::int64_t n = data.spec.n;
+  const auto all = range_rows(0, n);
+  const auto first = permutation(n, 77, 0);
+  ey.initialize(make_rows(std::vector<std::int64_t>(first.begin(), first.begin() + batch)));
+  const std::int64_t per_epoch = n / batch;
+  const std::int64_t quarter = std::max<std::int64_t>(1, per_epoch / 4);
+  std::int64_t steps = 0;
+  for (int epoch = 0; epoch < max_epochs; ++epoch) {
+    const auto order = permutation(n, 78, epoch);
+    for (std::int64_t s = 0; s < per_epoch; ++s) {
+      try {
+        ey.step(
+            make_rows(std::vector<std::int64_t>(order.begin() + s * batch, order.begin() + (s + 1) * batch)));
+      } catch (const skein::engine::DataError&) {
+        out.final_pcc = std::nan("");
+        return out;
+      }
+      if (false)
+        ey.step(
+            make_rows(std::vector<std::int64_t>(order.begin() + s * batch, order.begin() + (s + 1) * batch)));
+      ++steps;
+      if (steps % quarter == 0 || s + 1 == per_epoch) {
+        const auto scores = cca::subspace_scores(comm, *data.x, *data.y, ey.weights_x(), ey.weights_y(), all,
+                                                 options.alpha_x, options.alpha_y);
+        out.final_pcc = scores.total_eigenvalue() / truth;
+        if (!std::isfinite(out.final_pcc)) return out;
+        if (out.epochs_to_target < 0 && out.final_pcc >= target) {
+          out.epochs_to_target = static_cast<double>(steps) / per_epoch;
+          out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+          return out;
+        }
+      }
+    }
+  }
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return out;
+}
+
+PlantedSpec convergence_spec() {
+  PlantedSpec spec;
+  spec.n = 5000;
+  spec.p = 300;
+  spec.q = 60;
+  spec.latent = 5;
+  spec.strength = 0.4;
+  spec.noise = 1.0;
+  if (const char* p = std::getenv("CCA_EY_SWEEP_P")) spec.p = std::atol(p);  // sweeps at other widths
+  return spec;
+}
+
+double truth_sum(const Communicator& comm, const PlantedViews& data, double alpha, int k) {
+  const auto exact =
+      alpha == 1.0 ? cca::exact_pls(comm, *data.x, *data.y, k)
+                   : cca::dense_cca(comm, *data.x, *data.y, k, alpha, alpha, range_rows(0, data.spec.n));
+  double sum = 0;
+  for (double v : exact.values) sum += v;
+  if (std::getenv("CCA_EY_SWEEP") != nullptr && comm.rank() == 0) {
+    std::printf("SWEEP truth alpha %.2f:", alpha);
+    for (double v : exact.values) std::printf(" %.4f", v);
+    std::printf("\n");
+  }
+  return sum;
+}
+
+void sweep_or_check(double alpha, std::int64_t batch, int max_epochs) {
+  Communicator comm(MPI_COMM_WORLD);
+  const auto data = make_planted(comm, convergence_spec());
+  const int k = 5;
+  const double truth = truth_sum(comm, *data, alpha, k);
+  cca::EyOptions options;
+  options.components = k;
+  options.alpha_x = options.alpha_y = alpha;
+  options.seed = 3;
+  if (std::getenv("CCA_EY_SWEEP") != nullptr) {
+    for (auto optimizer : {cca::Optimizer::sgd, cca::Optimizer::adam})
+      for (double lr : {0.3, 1e-1, 3e-2}) {
+        options.optimizer = optimizer;
+        options.learning_rate = lr;
+        for (std::int64_t b : {std::int64_t(100), std::int64_t(500)}) {
+          const auto c = converge(comm, *data, options, b, max_epochs, 0.95, truth);
+          if (comm.rank() == 0)
+            std::printf(
+                "SWEEP alpha %.2f %s lr %g batch %ld: epochs to PCC 0.95 %.2f, last PCC %.4f, %.2f s\n",
+                alpha, optimizer == cca::Optimizer::sgd ? "sgd" : "adam", lr, static_cast<long>(b),
+                c.epochs_to_target, c.final_pcc, c.seconds);
+        }
+      }
+    return;
+  }
+  const cca::EyOptions defaults = cca::default_options(alpha, alpha);
+  options.optimizer = defaults.optimizer;
+  options.learning_rate = defaults.learning_rate;
+  options.momentum = defaults.momentum;
+  const auto c = converge(comm, *data, options, batch, max_epochs, 0.95, truth);
+  if (comm.rank() == 0)
+    std::printf("alpha %.2f batch %ld lr %g: PCC 0.95 after %.2f epochs (%.2f s), PCC %.4f\n", alpha,
+                static_cast<long>(batch), options.learning_rate, c.epochs_to_target, c.seconds, c.final_pcc);
+  EXPECT_GE(c.epochs_to_target, 0) << "PCC reached only " << c.final_pcc;
+}
+
+TEST(GepEyConvergence, PlsReachesPcc95) {
+  sweep_or_check(1.0, 100, 5);
+}
+TEST(GepEyConvergence, RidgeReachesPcc95) {
+  sweep_or_check(0.5, 100, 5);
+}
+TEST(GepEyConvergence, CcaReachesPcc95) {
+  sweep_or_check(0.0, 100, 5);
+}
+
+}  // namespace

@@ -149,7 +149,7 @@ struct NormalFill {
   }
 };
 
-// Column sums of squares of a row-major host array [rows x k], centred within [begin, end).
+// Centres the columns of rows [begin, end) of a row-major host array [rows x k] over those rows.
 inline void centre_rows(std::vector<double>& z, std::int64_t k, std::int64_t begin, std::int64_t end) {
   if (end <= begin) return;
   for (std::int64_t c = 0; c < k; ++c) {
@@ -180,6 +180,20 @@ inline void add_cross(const std::vector<double>& a, const std::vector<double>& b
 // BlockX / BlockY are FeatureBlocks (solvers/feature_block.hpp) with the same scalar_type; the solver keeps
 // references to them and to the communicator, which must outlive it. Every rank calls every member in
 // the same order (they communicate).
+//
+// How a job drives it:
+//   GepEy<Bx, By> ey(comm, x, y, options);              // options: default_options(alpha_x, alpha_y) + k,
+//   seed ey.initialize(first_batch_rows);                     // fresh start (skip when resuming) for each
+//   epoch, for each batch of the job's permutation of the training rows:
+//     EyStep s = ey.step(batch_rows);                    // record s.objective per step (same on all ranks)
+//   every so often: subspace_scores(comm, x, y, ey.weights_x(), ey.weights_y(), rows, alpha_x, alpha_y)
+//     (solvers/cca_metrics.hpp) on training / validation rows: correlations (TCC) and, against an exact
+//     solution's values, the PCC.
+//   checkpoint: weights_x/y, first_moment_x/y, second_moment_x/y (global p x k, q x k blocks), steps(),
+//     learning_rate_scale_x/y(); resume: construct with the same options, deep_copy the six matrices in,
+//     set_steps(), set_learning_rate_scales() -- then steps continue exactly as without the interruption
+//     (tests/mpi/test_cca_ey.cpp), on any rank count.
+// step() throws engine::DataError when the objective stops being finite (divergence).
 template <class BlockX, class BlockY>
 class GepEy {
  public:
@@ -313,8 +327,9 @@ class GepEy {
     out.penalty = penalty;
     out.objective = -2.0 * out.trace_c + penalty;
     // G (b x k) per view, then X^T G, then + 2 alpha U (V + V').
-    auto g_x = Kokkos::create_mirror_view(g_batch_x(b));
-    auto g_y = Kokkos::create_mirror_view(g_batch_y(b));
+    ensure_batch_buffers(b);
+    auto g_x = Kokkos::create_mirror_view(g_batch_x_);
+    auto g_y = Kokkos::create_mirror_view(g_batch_y_);
     const double cross = -4.0 / static_cast<double>(b - 1);
     for (std::int64_t r = 0; r < b; ++r) {
       const bool first = r < h;
@@ -421,15 +436,14 @@ class GepEy {
     return p;
   }
 
-  Matrix g_batch_x(std::int64_t b) const {
+  // The b x k batch gradients G_x, G_y and the k x k V + V' (reused while b stays the same).
+  void ensure_batch_buffers(std::int64_t b) const {
     if (static_cast<std::int64_t>(g_batch_x_.extent(0)) != b) {
       g_batch_x_ = Matrix("cca::G_x", b, k_);
       g_batch_y_ = Matrix("cca::G_y", b, k_);
     }
     if (static_cast<int>(vsum_.extent(0)) != k_) vsum_ = Matrix("cca::V_sum", k_, k_);
-    return g_batch_x_;
   }
-  Matrix g_batch_y(std::int64_t b) const { return g_batch_x(b), g_batch_y_; }
 
   void scale_columns(const Matrix& u, const std::vector<double>& scale) {
     auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), u);

@@ -150,6 +150,101 @@ TEST(GepEyRanks, SgdRidgeSameWeightsOnAnyRankCount) {
   check_rank_independence(cca::Optimizer::sgd, 0.5);
 }
 
+// A solver rebuilt from saved state (the six matrices, the step count, the learning-rate scales) at
+// another rank count continues exactly like the one that kept running.
+TEST(GepEyState, ResumeFromSavedStateOnAnotherRankCountContinuesIdentically) {
+  Communicator comm(MPI_COMM_WORLD), self(MPI_COMM_SELF);
+  PlantedSpec spec;
+  spec.n = 400;
+  spec.p = 23;
+  spec.q = 11;
+  const auto sharded = make_planted(comm, spec);
+  const auto whole = make_planted(self, spec);
+  for (auto optimizer : {cca::Optimizer::adam, cca::Optimizer::sgd}) {
+    cca::EyOptions options = cca::default_options(0.3, 0.3);
+    options.components = 2;
+    options.optimizer = optimizer;
+    options.seed = 21;
+    // Reference: one rank, 2 + 2 epochs uninterrupted.
+    Ey straight(self, *whole->x, *whole->y, options);
+    straight.initialize(range_rows(0, 50));
+    train(straight, spec.n, 40, 2, 8);
+    // Saved after 2 epochs on one rank; resumed on all ranks from the global arrays.
+    Ey first(self, *whole->x, *whole->y, options);
+    first.initialize(range_rows(0, 50));
+    train(first, spec.n, 40, 2, 8);
+    Ey resumed(comm, *sharded->x, *sharded->y, options);
+    const Matrix saved[6] = {first.weights_x(),      first.weights_y(),       first.first_moment_x(),
+                             first.first_moment_y(), first.second_moment_x(), first.second_moment_y()};
+    const Matrix into[6] = {resumed.weights_x(),      resumed.weights_y(),       resumed.first_moment_x(),
+                            resumed.first_moment_y(), resumed.second_moment_x(), resumed.second_moment_y()};
+    for (int m = 0; m < 6; ++m) {
+      const std::int64_t offset = m % 2 == 0 ? sharded->first_x : sharded->first_y;
+      for (std::size_t r = 0; r < into[m].extent(0); ++r)
+        for (int c = 0; c < 2; ++c) into[m](r, c) = saved[m](offset + r, c);
+    }
+    resumed.set_steps(first.steps());
+    resumed.set_learning_rate_scales(first.learning_rate_scale_x(), first.learning_rate_scale_y());
+    // Epochs 2 and 3 of the same permutation stream on both.
+    for (int epoch = 2; epoch < 4; ++epoch) {
+      const auto order = permutation(spec.n, 8, epoch);
+      for (std::int64_t b0 = 0; b0 + 40 <= spec.n; b0 += 40) {
+        const auto rows = make_rows(std::vector<std::int64_t>(order.begin() + b0, order.begin() + b0 + 40));
+        const auto a = straight.step(rows), b = resumed.step(rows);
+        EXPECT_NEAR(a.objective, b.objective, 1e-9 * (1 + std::abs(a.objective)));
+      }
+    }
+    double diff = 0;
+    for (std::size_t r = 0; r < resumed.weights_x().extent(0); ++r)
+      for (int c = 0; c < 2; ++c)
+        diff = std::max(diff,
+                        std::abs(resumed.weights_x()(r, c) - straight.weights_x()(sharded->first_x + r, c)));
+    EXPECT_LT(diff, 1e-9);
+    EXPECT_EQ(resumed.steps(), straight.steps());
+  }
+}
+
+// The solver on float blocks (what genotype blocks will use) follows the double one closely.
+TEST(GepEyState, FloatBlocksFollowDouble) {
+  Communicator comm(MPI_COMM_WORLD);
+  PlantedSpec spec;
+  spec.n = 600;
+  spec.p = 40;
+  spec.q = 12;
+  const auto data = make_planted(comm, spec);
+  using FloatMatrix = Kokkos::View<float**, Kokkos::LayoutRight>;
+  FloatMatrix fx("fx", data->x_values.extent(0), data->x_values.extent(1)),
+      fy("fy", data->y_values.extent(0), data->y_values.extent(1));
+  for (std::size_t i = 0; i < fx.extent(0); ++i) {
+    for (std::size_t j = 0; j < fx.extent(1); ++j) fx(i, j) = static_cast<float>(data->x_values(i, j));
+    for (std::size_t j = 0; j < fy.extent(1); ++j) fy(i, j) = static_cast<float>(data->y_values(i, j));
+  }
+  using FloatBlock = skein::solvers::DenseFeatureBlock<float>;
+  FloatBlock bx(fx, data->first_x, skein::solvers::Standardize::scale),
+      by(fy, data->first_y, skein::solvers::Standardize::scale);
+  cca::EyOptions options = cca::default_options(1.0, 1.0);
+  options.components = 3;
+  Ey twin(comm, *data->x, *data->y, options);
+  cca::GepEy<FloatBlock, FloatBlock> single(comm, bx, by, options);
+  twin.initialize(range_rows(0, 100));
+  single.initialize(range_rows(0, 100));
+  train(twin, spec.n, 100, 1, 2);
+  for (int epoch = 0; epoch < 1; ++epoch) {
+    const auto order = permutation(spec.n, 2, epoch);
+    for (std::int64_t b0 = 0; b0 + 100 <= spec.n; b0 += 100)
+      single.step(make_rows(std::vector<std::int64_t>(order.begin() + b0, order.begin() + b0 + 100)));
+  }
+  const auto all = range_rows(0, spec.n);
+  const auto sd =
+      cca::subspace_scores(comm, *data->x, *data->y, twin.weights_x(), twin.weights_y(), all, 1, 1);
+  const auto sf = cca::subspace_scores(comm, bx, by, single.weights_x(), single.weights_y(), all, 1, 1);
+  EXPECT_NEAR(sf.total_eigenvalue(), sd.total_eigenvalue(), 1e-3 * sd.total_eigenvalue());
+  const auto exact = cca::exact_pls(comm, bx, by, 3);
+  const auto exact_double = cca::exact_pls(comm, *data->x, *data->y, 3);
+  for (int c = 0; c < 3; ++c)
+    EXPECT_NEAR(exact.values[c], exact_double.values[c], 1e-4 * exact_double.values[0]);
+}
+
 // Training on planted data: PCC (sum of the learned subspace's restricted-GEP eigenvalues over the exact
 // top-k sum, on the training rows) after each quarter epoch.
 struct Convergence {

@@ -368,4 +368,52 @@ TEST(GepEyConvergence, CcaReachesPcc95) {
   sweep_or_check(0.0, 100, 5);
 }
 
+// Opt-in timing (CCA_EY_BENCH=1): n = 10,000, p = 20,000, q = 100, float blocks, k = 5: seconds for the
+// exact PLS pass and per GEP-EY epoch at batch 100, and the PCC reached after each epoch.
+TEST(GepEyBench, WideFloatEpochAndExactPls) {
+  if (std::getenv("CCA_EY_BENCH") == nullptr) GTEST_SKIP() << "set CCA_EY_BENCH=1 to time";
+  Communicator comm(MPI_COMM_WORLD);
+  PlantedSpec spec;
+  spec.n = 10000;
+  spec.p = 20000;
+  spec.q = 100;
+  spec.strength = 0.2;
+  const auto rx = skein::comm::BlockPartition(spec.p, comm.size()).range(comm.rank());
+  const auto ry = skein::comm::BlockPartition(spec.q, comm.size()).range(comm.rank());
+  using FloatMatrix = Kokkos::View<float**, Kokkos::LayoutRight>;
+  FloatMatrix fx("fx", spec.n, rx.size()), fy("fy", spec.n, ry.size());
+  for (std::int64_t i = 0; i < spec.n; ++i) {
+    for (std::size_t j = 0; j < rx.size(); ++j)
+      fx(i, j) = static_cast<float>(planted_value(spec, 0, i, rx.begin + j));
+    for (std::size_t j = 0; j < ry.size(); ++j)
+      fy(i, j) = static_cast<float>(planted_value(spec, 1, i, ry.begin + j));
+  }
+  using FloatBlock = skein::solvers::DenseFeatureBlock<float>;
+  FloatBlock bx(fx, rx.begin, skein::solvers::Standardize::center),
+      by(fy, ry.begin, skein::solvers::Standardize::scale);
+  const int k = 5;
+  auto clock = [] { return std::chrono::steady_clock::now(); };
+  auto t0 = clock();
+  const auto exact = cca::exact_pls(comm, bx, by, k);
+  const double exact_s = std::chrono::duration<double>(clock() - t0).count();
+  double truth = 0;
+  for (double v : exact.values) truth += v;
+  cca::EyOptions options = cca::default_options(1.0, 1.0);
+  options.components = k;
+  cca::GepEy<FloatBlock, FloatBlock> ey(comm, bx, by, options);
+  ey.initialize(range_rows(0, 100));
+  const auto all = range_rows(0, spec.n);
+  for (int epoch = 0; epoch < 3; ++epoch) {
+    const auto order = permutation(spec.n, 5, epoch);
+    t0 = clock();
+    for (std::int64_t b0 = 0; b0 + 100 <= spec.n; b0 += 100)
+      ey.step(make_rows(std::vector<std::int64_t>(order.begin() + b0, order.begin() + b0 + 100)));
+    const double epoch_s = std::chrono::duration<double>(clock() - t0).count();
+    const auto scores = cca::subspace_scores(comm, bx, by, ey.weights_x(), ey.weights_y(), all, 1, 1);
+    if (comm.rank() == 0)
+      std::printf("BENCH ranks %d: exact PLS %.2f s; epoch %d %.2f s, PCC %.4f\n", comm.size(), exact_s,
+                  epoch + 1, epoch_s, scores.total_eigenvalue() / truth);
+  }
+}
+
 }  // namespace

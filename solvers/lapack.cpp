@@ -14,6 +14,9 @@ void dsyev_(const char* jobz, const char* uplo, const int* n, double* a, const i
             double* work, const int* lwork, int* info);
 void dposv_(const char* uplo, const int* n, const int* nrhs, double* a, const int* lda, double* b,
             const int* ldb, int* info);
+void dsygvd_(const int* itype, const char* jobz, const char* uplo, const int* n, double* a, const int* lda,
+             double* b, const int* ldb, double* w, double* work, const int* lwork, int* iwork,
+             const int* liwork, int* info);
 }
 
 namespace skein::solvers {
@@ -78,6 +81,36 @@ std::vector<double> solve_spd(int n, std::vector<double> matrix, std::vector<dou
                                 std::to_string(info) + ")");
   check("dposv", info);
   return rhs;
+}
+
+EigenDecomposition generalized_symmetric_eigen(int n, std::vector<double> a, std::vector<double> b,
+                                               bool want_vectors) {
+  EigenDecomposition out;
+  out.n = n;
+  if (n == 0) return out;
+  const std::size_t size = static_cast<std::size_t>(n) * n;
+  if (a.size() != size || b.size() != size)
+    throw engine::InternalError("generalized_symmetric_eigen: a matrix is not n x n");
+  out.values.assign(static_cast<std::size_t>(n), 0.0);
+  const int itype = 1;
+  const char jobz = want_vectors ? 'V' : 'N', uplo = 'L';
+  int info = 0, lwork = -1, liwork = -1, iwork_query = 0;
+  double work_query = 0.0;
+  dsygvd_(&itype, &jobz, &uplo, &n, a.data(), &n, b.data(), &n, out.values.data(), &work_query, &lwork,
+          &iwork_query, &liwork, &info);
+  check("dsygvd (workspace query)", info);
+  lwork = std::max(1, static_cast<int>(work_query));
+  liwork = std::max(1, iwork_query);
+  std::vector<double> work(static_cast<std::size_t>(lwork));
+  std::vector<int> iwork(static_cast<std::size_t>(liwork));
+  dsygvd_(&itype, &jobz, &uplo, &n, a.data(), &n, b.data(), &n, out.values.data(), work.data(), &lwork,
+          iwork.data(), &liwork, &info);
+  if (info > n)
+    throw engine::InternalError("generalized_symmetric_eigen: B is not positive definite (leading minor " +
+                                std::to_string(info - n) + " of " + std::to_string(n) + ")");
+  check("dsygvd", info);
+  if (want_vectors) out.vectors = std::move(a);
+  return out;
 }
 
 }  // namespace skein::solvers

@@ -28,4 +28,11 @@ EigenDecomposition symmetric_eigen(int n, std::vector<double> matrix, bool want_
 // engine::InternalError when A is not positive definite.
 std::vector<double> solve_spd(int n, std::vector<double> matrix, std::vector<double> rhs);
 
+// Generalized symmetric-definite eigenproblem A x = lambda B x (both n x n column-major; only the lower
+// triangles are read), by LAPACK dsygvd: eigenvalues ascending; vectors (when asked for) B-orthonormal,
+// column-major like symmetric_eigen's. Throws engine::InternalError when B is not positive definite (the
+// message says so) or LAPACK fails otherwise.
+EigenDecomposition generalized_symmetric_eigen(int n, std::vector<double> a, std::vector<double> b,
+                                               bool want_vectors);
+
 }  // namespace skein::solvers

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "comm/communicator.hpp"
+#include "comm/view_collectives.hpp"
 #include "jobs/hessian/settings.hpp"
 #include "solvers/nn.hpp"
 

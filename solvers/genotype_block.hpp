@@ -2,18 +2,20 @@
 // per-SNP lookup tables, never expanded into a float copy of X.
 #pragma once
 
+#include "solvers/feature_block.hpp"
+
 #include <Kokkos_Core.hpp>
 
 #include <cstdint>
 
 namespace skein::solvers {
 
-// How the columns are standardised; the statistics come from the `statistics_rows` (the training rows).
-// (The same choice as solvers::Standardize of feature_block.hpp, which this branch does not have yet.)
+// How the columns are standardised (solvers::Standardize of feature_block.hpp); the statistics come from
+// the `statistics_rows` (the training rows):
 //   center: x = dosage - 2p;  scale: x = (dosage - 2p) / sqrt(2p(1-p));  a missing call is mean-imputed,
 //   i.e. x = 0. The dosage counts the A2 allele (io/plink.hpp) and p is the A2 frequency over the observed
 //   calls of the statistics rows.
-enum class GenotypeScaling { center, scale };
+using GenotypeScaling = Standardize;
 
 struct GenotypeBlockOptions {
   GenotypeScaling scaling = GenotypeScaling::center;

@@ -4,6 +4,7 @@
 // skein-test-ranks: 1 2 3
 #include "comm/block_partition.hpp"
 #include "comm/communicator.hpp"
+#include "comm/view_collectives.hpp"
 #include "engine/random.hpp"
 #include "solvers/feature_block.hpp"
 

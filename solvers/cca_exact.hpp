@@ -86,15 +86,18 @@ inline std::vector<double> sign_convention(const EigenDecomposition& e, const st
 
 }  // namespace detail
 
-// Exact PLS on all n rows of the blocks: M = Xs^T Ys / (n - 1) (p x q, rows sharded like X) from one
+// Exact PLS on the training rows of the blocks: M = Xs^T Ys / (n - 1) (p x q, rows sharded like X) from one
 // full_cross pass, then M^T M (q x q, one allreduce) eigendecomposed by LAPACK dsyev: singular values
 // sqrt(eigenvalues), W_y the eigenvectors (sign: largest-magnitude entry positive), W_x = M W_y / sigma
 // (local rows; unit norm). Ys (n x q) is assembled on every rank first (n q values). Forming M^T M squares
 // the condition number: a singular value below ~1e-8 sigma_1 loses its digits (the top k of a PLS are the
 // large ones). q above kExactPlsMaxQ is refused (a UsageError): use the EY solver there.
+// rows: the training rows (distinct); empty: all n rows. Other rows of Ys are zeroed before the pass, so
+// they contribute nothing (the blocks' standardisation should come from the same rows).
 template <class BlockX, class BlockY>
 ExactSolution<typename BlockX::scalar_type> exact_pls(const comm::Communicator& comm, const BlockX& x,
-                                                      const BlockY& y, int k) {
+                                                      const BlockY& y, int k,
+                                                      Kokkos::View<const std::int64_t*> training_rows = {}) {
   using Scalar = typename BlockX::scalar_type;
   using Matrix = Kokkos::View<Scalar**, Kokkos::LayoutRight>;
   const std::int64_t n = x.rows();
@@ -107,7 +110,9 @@ ExactSolution<typename BlockX::scalar_type> exact_pls(const comm::Communicator& 
   if (k < 1 || k > std::min(p, q))
     throw engine::UsageError("cca: components = " + std::to_string(k) +
                              " must lie in 1..min(p, q) = " + std::to_string(std::min(p, q)));
-  if (n < 2) throw engine::UsageError("cca: exact PLS needs at least 2 samples");
+  const std::int64_t used =
+      training_rows.extent(0) > 0 ? static_cast<std::int64_t>(training_rows.extent(0)) : n;
+  if (used < 2) throw engine::UsageError("cca: exact PLS needs at least 2 samples");
   // Ys on every rank, in row chunks.
   const auto rows = detail::all_rows(n);
   Matrix ys("cca::Y_all", n, q);
@@ -118,10 +123,18 @@ ExactSolution<typename BlockX::scalar_type> exact_pls(const comm::Communicator& 
     for (std::int64_t i = 0; i < c; ++i)
       for (std::int64_t j = 0; j < q; ++j) hys(r0 + i, j) = static_cast<Scalar>(part[i * q + j]);
   }
+  if (training_rows.extent(0) > 0) {
+    auto keep_rows = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), training_rows);
+    std::vector<char> keep(static_cast<std::size_t>(n), 0);
+    for (std::size_t i = 0; i < keep_rows.extent(0); ++i) keep[keep_rows(i)] = 1;
+    for (std::int64_t i = 0; i < n; ++i)
+      if (!keep[i])
+        for (std::int64_t j = 0; j < q; ++j) hys(i, j) = Scalar(0);
+  }
   Kokkos::deep_copy(ys, hys);
   Matrix m("cca::M", x.columns(), q), mtm("cca::MtM", q, q);
   x.full_cross(ys, m);
-  const Scalar inv = Scalar(1) / static_cast<Scalar>(n - 1);
+  const Scalar inv = Scalar(1) / static_cast<Scalar>(used - 1);
   blas::gemm(blas::Op::transpose, blas::Op::none, inv * inv, m, m, Scalar(0), mtm);
   auto hmtm = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), mtm);
   std::vector<double> gram(static_cast<std::size_t>(q * q));

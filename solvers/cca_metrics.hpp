@@ -25,8 +25,11 @@ namespace detail {
 // row- and column-major agree), B positive semi-definite: B is whitened through its eigendecomposition with
 // directions below `relative_tolerance` * max eigenvalue dropped (a rank-deficient subspace, e.g. two equal
 // weight columns, then loses those directions instead of failing); missing values are 0.
+// With `vectors`, also the matching B-orthonormal eigenvectors (n x count row-major; zero columns where
+// values are missing).
 inline std::vector<double> top_pencil_values(int n, const std::vector<double>& a,
                                              const std::vector<double>& b, int count,
+                                             std::vector<double>* vectors = nullptr,
                                              double relative_tolerance = 1e-12) {
   const EigenDecomposition eb = symmetric_eigen(n, b, true);
   const double top = n > 0 ? std::max(0.0, eb.values.back()) : 0.0;
@@ -53,9 +56,18 @@ inline std::vector<double> top_pencil_values(int n, const std::vector<double>& a
     }
   for (int i = 0; i < m; ++i)  // symmetrise the rounding
     for (int c = 0; c < i; ++c) mm[i * m + c] = mm[c * m + i] = 0.5 * (mm[i * m + c] + mm[c * m + i]);
-  const EigenDecomposition em = symmetric_eigen(m, mm, false);
+  const EigenDecomposition em = symmetric_eigen(m, mm, vectors != nullptr);
   std::vector<double> out(static_cast<std::size_t>(count), 0.0);
   for (int i = 0; i < count && i < m; ++i) out[i] = em.values[m - 1 - i];
+  if (vectors != nullptr) {
+    vectors->assign(static_cast<std::size_t>(n) * count, 0.0);
+    for (int i = 0; i < count && i < m; ++i)
+      for (int r = 0; r < n; ++r) {
+        double sum = 0;
+        for (int c = 0; c < m; ++c) sum += w[r * m + c] * em.vector(c, m - 1 - i);
+        (*vectors)[r * count + i] = sum;
+      }
+  }
   return out;
 }
 
@@ -163,6 +175,52 @@ SubspaceScores subspace_scores(const comm::Communicator& comm, const BlockX& x, 
   };
   out.correlations = pencil(0.0, 0.0);
   out.eigenvalues = (alpha_x == 0 && alpha_y == 0) ? out.correlations : pencil(alpha_x, alpha_y);
+  return out;
+}
+
+// Canonical weights from learned ones: the EY solution is U = W Lambda^{1/2} O (rotated and scaled), so
+// its columns are not canonical directions. This solves the 2k x 2k CCA of the projections on `rows` and
+// returns rotations R_x, R_y (k x k, row-major, the same on every rank) such that the columns of U_x R_x,
+// U_y R_y are the canonical directions inside the learned spans, in order of decreasing correlation, each
+// with unit projection variance on the rows (sign: positive cross-covariance). Apply them locally:
+// W_i = U_i R_i (this rank's rows; blas::gemm). Directions the span lacks come back as zero columns.
+struct CanonicalRotation {
+  std::vector<double> correlations;  // k, descending
+  std::vector<double> rotation_x;    // k x k row-major
+  std::vector<double> rotation_y;
+};
+
+template <class BlockX, class BlockY, class MatrixX, class MatrixY>
+CanonicalRotation canonical_rotation(const comm::Communicator& comm, const BlockX& x, const BlockY& y,
+                                     const MatrixX& ux, const MatrixY& uy,
+                                     Kokkos::View<const std::int64_t*> rows) {
+  const int k = static_cast<int>(ux.extent(1)), k2 = 2 * k;
+  const std::vector<double> s = projection_covariance(comm, x, y, ux, uy, rows);
+  std::vector<double> a(k2 * k2, 0.0), b(k2 * k2, 0.0);
+  for (int i = 0; i < k2; ++i)
+    for (int j = 0; j < k2; ++j) ((i < k) == (j < k) ? b : a)[i * k2 + j] = s[i * k2 + j];
+  std::vector<double> vectors;
+  CanonicalRotation out;
+  out.correlations = detail::top_pencil_values(k2, a, b, k, &vectors);
+  out.rotation_x.assign(static_cast<std::size_t>(k * k), 0.0);
+  out.rotation_y.assign(static_cast<std::size_t>(k * k), 0.0);
+  for (int c = 0; c < k; ++c) {
+    // Each half of a B-orthonormal eigenvector has B_i-norm^2 1/2 when rho > 0: scale by sqrt(2), and
+    // normalise each half on its own otherwise.
+    double nx = 0, ny = 0, cross = 0;
+    for (int i = 0; i < k; ++i)
+      for (int j = 0; j < k; ++j) {
+        nx += vectors[i * k + c] * s[i * k2 + j] * vectors[j * k + c];
+        ny += vectors[(k + i) * k + c] * s[(k + i) * k2 + k + j] * vectors[(k + j) * k + c];
+        cross += vectors[i * k + c] * s[i * k2 + k + j] * vectors[(k + j) * k + c];
+      }
+    const double sx = nx > 0 ? 1 / std::sqrt(nx) : 0.0, sy = ny > 0 ? 1 / std::sqrt(ny) : 0.0;
+    const double sign = cross < 0 ? -1.0 : 1.0;
+    for (int i = 0; i < k; ++i) {
+      out.rotation_x[i * k + c] = sx * vectors[i * k + c];
+      out.rotation_y[i * k + c] = sign * sy * vectors[(k + i) * k + c];
+    }
+  }
   return out;
 }
 

@@ -39,7 +39,8 @@ namespace skein::solvers {
 //   void full_cross(Kokkos::View<const Scalar**, Kokkos::LayoutRight> Y,
 //                   Kokkos::View<Scalar**, Kokkos::LayoutRight> out) const;
 //
-// Xs is X standardised with statistics over ALL n samples the block was built on (the training set):
+// Xs is X standardised with statistics over the training samples (all n rows, or the statistics rows the
+// block was built with when validation rows share it):
 // each column minus its mean and, with Standardize::scale, divided by its standard deviation (population
 // form, divisor n; for genotypes sqrt(2 f (1 - f)), f the allele frequency). A column with zero spread is
 // left centred (all zeros), never divided by zero. Missing values are mean-imputed, i.e. 0 after centring.
@@ -61,18 +62,20 @@ struct ColumnStatistics {
   Values values;
   Kokkos::View<double*> means;
   Kokkos::View<double*> inverse_scales;
+  Kokkos::View<const std::int64_t*> rows;  // the statistics rows; empty: rows 0..n-1
   std::int64_t n;
   bool scale;
+  KOKKOS_INLINE_FUNCTION std::int64_t row(std::int64_t i) const { return rows.extent(0) > 0 ? rows(i) : i; }
   KOKKOS_INLINE_FUNCTION void operator()(const std::int64_t j) const {
     double sum = 0.0;
-    for (std::int64_t i = 0; i < n; ++i) sum += static_cast<double>(values(i, j));
+    for (std::int64_t i = 0; i < n; ++i) sum += static_cast<double>(values(row(i), j));
     const double mean = n > 0 ? sum / static_cast<double>(n) : 0.0;
     means(j) = mean;
     double inverse = 1.0;
     if (scale) {
       double squares = 0.0;
       for (std::int64_t i = 0; i < n; ++i) {
-        const double d = static_cast<double>(values(i, j)) - mean;
+        const double d = static_cast<double>(values(row(i), j)) - mean;
         squares += d * d;
       }
       const double sd = n > 0 ? engine::portable_sqrt(squares / static_cast<double>(n)) : 0.0;
@@ -104,8 +107,9 @@ struct GatherStandardized {
 
 // This rank's columns of X held as an n x p_local View of raw values (copies of the View share its data:
 // the caller keeps it alive). The standardisation statistics are computed once, at construction, over all
-// n rows. Products gather the needed rows of a slab of columns into a small buffer and call BLAS, so the
-// extra memory is b x column_slab whatever p_local is.
+// n rows or the given statistics rows (like GenotypeFeatureBlock's statistics_rows). Products gather the
+// needed rows of a slab of columns into a small buffer and call BLAS, so the extra memory is b x column_slab
+// whatever p_local is.
 template <class Scalar>
 class DenseFeatureBlock {
  public:
@@ -119,18 +123,24 @@ class DenseFeatureBlock {
   // Rows per slab in full_cross.
   static constexpr std::int64_t row_slab = 1024;
 
-  DenseFeatureBlock(ConstMatrix values, std::int64_t first_column, Standardize standardize)
+  // statistics_rows: the rows (distinct, in 0..n-1) whose values define each column's mean and scale, e.g.
+  // the training rows when validation rows share the block; empty: all n rows.
+  DenseFeatureBlock(ConstMatrix values, std::int64_t first_column, Standardize standardize,
+                    Rows statistics_rows = Rows())
       : values_(values),
         first_column_(first_column),
         means_("DenseFeatureBlock::means", values.extent(1)),
         inverse_scales_("DenseFeatureBlock::inverse_scales", values.extent(1)) {
     if (first_column < 0) throw engine::InternalError("DenseFeatureBlock: negative first column");
+    const std::int64_t count = statistics_rows.extent(0) > 0
+                                   ? static_cast<std::int64_t>(statistics_rows.extent(0))
+                                   : static_cast<std::int64_t>(values.extent(0));
     using exec = typename decltype(means_)::execution_space;
-    Kokkos::parallel_for("skein::DenseFeatureBlock::statistics",
-                         Kokkos::RangePolicy<exec>(0, static_cast<std::int64_t>(values.extent(1))),
-                         detail::ColumnStatistics<ConstMatrix>{values, means_, inverse_scales_,
-                                                               static_cast<std::int64_t>(values.extent(0)),
-                                                               standardize == Standardize::scale});
+    Kokkos::parallel_for(
+        "skein::DenseFeatureBlock::statistics",
+        Kokkos::RangePolicy<exec>(0, static_cast<std::int64_t>(values.extent(1))),
+        detail::ColumnStatistics<ConstMatrix>{values, means_, inverse_scales_, statistics_rows, count,
+                                              standardize == Standardize::scale});
     Kokkos::fence();
   }
 

@@ -7,7 +7,9 @@
 #include "comm/communicator.hpp"
 #include "engine/error.hpp"
 #include "solvers/cca_exact.hpp"
+#include "solvers/cca_ey.hpp"
 #include "solvers/cca_metrics.hpp"
+#include "solvers/genotype_block.hpp"
 #include "solvers/lapack.hpp"
 
 #include <gtest/gtest.h>
@@ -221,6 +223,87 @@ TEST(DenseCca, RefusesSingularCovarianceAndOversizeProblems) {
   const auto big = make_planted(comm, wide);
   EXPECT_THROW(cca::dense_cca(comm, *big->x, *big->y, 2, 0.5, 0.5, range_rows(0, wide.n)),
                skein::engine::UsageError);
+}
+
+// Exact PLS on training rows of a block that also holds validation rows (statistics from the training
+// rows) equals exact PLS on a block of the training rows alone.
+TEST(ExactPls, TrainingRowsOfASharedBlockMatchATrainingOnlyBlock) {
+  Communicator comm(MPI_COMM_WORLD);
+  PlantedSpec spec;
+  spec.n = 300;
+  spec.p = 25;
+  spec.q = 9;
+  const auto data = make_planted(comm, spec);
+  std::vector<std::int64_t> train;
+  for (std::int64_t i = 0; i < spec.n; i += 3) train.push_back(i), train.push_back(i + 1);
+  const auto train_rows = make_rows(train);
+  using skein::solvers::Standardize;
+  Block sx(data->x_values, data->first_x, Standardize::scale, train_rows),
+      sy(data->y_values, data->first_y, Standardize::scale, train_rows);
+  Matrix tx("tx", train.size(), data->x_values.extent(1)), ty("ty", train.size(), data->y_values.extent(1));
+  for (std::size_t i = 0; i < train.size(); ++i) {
+    for (std::size_t j = 0; j < tx.extent(1); ++j) tx(i, j) = data->x_values(train[i], j);
+    for (std::size_t j = 0; j < ty.extent(1); ++j) ty(i, j) = data->y_values(train[i], j);
+  }
+  Block only_x(tx, data->first_x, Standardize::scale), only_y(ty, data->first_y, Standardize::scale);
+  const auto shared = cca::exact_pls(comm, sx, sy, 4, train_rows);
+  const auto alone = cca::exact_pls(comm, only_x, only_y, 4);
+  for (int c = 0; c < 4; ++c) EXPECT_NEAR(shared.values[c], alone.values[c], 1e-10 * alone.values[0]);
+  for (std::size_t r = 0; r < shared.weights_x.extent(0); ++r)
+    EXPECT_NEAR(shared.weights_x(r, 0), alone.weights_x(r, 0), 1e-9);
+}
+
+// The solvers on A's GenotypeFeatureBlock (packed PLINK codes, no missing calls) give what they give on a
+// DenseFeatureBlock of the decoded A2 dosages: exact PLS, a few GEP-EY steps, subspace scores.
+TEST(GenotypeInterop, SolversAgreeOnGenotypeAndDenseBlocks) {
+  Communicator comm(MPI_COMM_WORLD);
+  const std::int64_t n = 203, p = 41, q = 7;  // n not a multiple of 4
+  const auto range = skein::comm::BlockPartition(p, comm.size()).range(comm.rank());
+  const std::int64_t local = static_cast<std::int64_t>(range.size()), bytes = (n + 3) / 4;
+  // Codes 0 (hom A1), 2 (het), 3 (hom A2); dosage of A2 = 0, 1, 2; a shared factor makes them correlate.
+  Kokkos::View<std::uint8_t**, Kokkos::LayoutRight> packed("packed", local, bytes);
+  Kokkos::View<double**, Kokkos::LayoutRight> dosage("dosage", n, local);
+  auto code_of = [&](std::int64_t i, std::int64_t j) {
+    const double f =
+        skein::engine::standard_normal(3, 1u, i) + 0.7 * skein::engine::standard_normal(3, 2u, i * p + j);
+    return f < -0.5 ? 0 : (f < 0.8 ? 2 : 3);
+  };
+  for (std::int64_t j = 0; j < local; ++j)
+    for (std::int64_t i = 0; i < n; ++i) {
+      const int code = code_of(i, range.begin + j);
+      packed(j, i / 4) |= static_cast<std::uint8_t>(code << (2 * (i % 4)));
+      dosage(i, j) = code == 0 ? 0.0 : (code == 2 ? 1.0 : 2.0);
+    }
+  skein::solvers::GenotypeFeatureBlock<double> genotypes(packed, n, range.begin);
+  Block dense_x(dosage, range.begin, skein::solvers::Standardize::center);
+  const auto ry = skein::comm::BlockPartition(q, comm.size()).range(comm.rank());
+  Matrix yv("y", n, ry.size());
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < ry.size(); ++j)
+      yv(i, j) = skein::engine::standard_normal(3, 1u, i) +
+                 skein::engine::standard_normal(3, 4u, i * q + ry.begin + j);
+  Block dense_y(yv, ry.begin, skein::solvers::Standardize::scale);
+  const auto eg = cca::exact_pls(comm, genotypes, dense_y, 3);
+  const auto ed = cca::exact_pls(comm, dense_x, dense_y, 3);
+  for (int c = 0; c < 3; ++c) EXPECT_NEAR(eg.values[c], ed.values[c], 1e-10 * ed.values[0]);
+  cca::EyOptions options = cca::default_options(0.5, 0.5);
+  options.components = 2;
+  cca::GepEy<skein::solvers::GenotypeFeatureBlock<double>, Block> on_genotypes(comm, genotypes, dense_y,
+                                                                               options);
+  cca::GepEy<Block, Block> on_dense(comm, dense_x, dense_y, options);
+  on_genotypes.initialize(range_rows(0, 40));
+  on_dense.initialize(range_rows(0, 40));
+  for (std::int64_t b0 = 0; b0 + 40 <= n; b0 += 40) {
+    const auto rows = range_rows(b0, b0 + 40);
+    const auto a = on_genotypes.step(rows), b = on_dense.step(rows);
+    EXPECT_NEAR(a.objective, b.objective, 1e-9 * (1 + std::abs(b.objective)));
+  }
+  const auto all = range_rows(0, n);
+  const auto sg = cca::subspace_scores(comm, genotypes, dense_y, on_genotypes.weights_x(),
+                                       on_genotypes.weights_y(), all, 0.5, 0.5);
+  const auto sd =
+      cca::subspace_scores(comm, dense_x, dense_y, on_dense.weights_x(), on_dense.weights_y(), all, 0.5, 0.5);
+  for (int c = 0; c < 2; ++c) EXPECT_NEAR(sg.correlations[c], sd.correlations[c], 1e-9);
 }
 
 }  // namespace

@@ -245,6 +245,49 @@ TEST(GepEyState, FloatBlocksFollowDouble) {
     EXPECT_NEAR(exact.values[c], exact_double.values[c], 1e-4 * exact_double.values[0]);
 }
 
+// Canonical rotation of trained (rotated, scaled) EY weights: the rotated projections are unit-variance,
+// mutually uncorrelated within a view, and cross-correlated only pairwise by the subspace's canonical
+// correlations.
+TEST(GepEyState, CanonicalRotationDiagonalisesTheProjections) {
+  Communicator comm(MPI_COMM_WORLD);
+  PlantedSpec spec;
+  spec.n = 800;
+  spec.p = 30;
+  spec.q = 15;
+  const auto data = make_planted(comm, spec);
+  cca::EyOptions options = cca::default_options(0.5, 0.5);
+  const int k = 3;
+  options.components = k;
+  Ey ey(comm, *data->x, *data->y, options);
+  ey.initialize(range_rows(0, 100));
+  train(ey, spec.n, 100, 2, 6);
+  const auto all = range_rows(0, spec.n);
+  const auto rotation =
+      cca::canonical_rotation(comm, *data->x, *data->y, ey.weights_x(), ey.weights_y(), all);
+  const auto scores =
+      cca::subspace_scores(comm, *data->x, *data->y, ey.weights_x(), ey.weights_y(), all, 0.5, 0.5);
+  Matrix wx("wx", data->x->columns(), k), wy("wy", data->y->columns(), k), rx("rx", k, k), ry("ry", k, k);
+  for (int i = 0; i < k; ++i)
+    for (int j = 0; j < k; ++j) {
+      rx(i, j) = rotation.rotation_x[i * k + j];
+      ry(i, j) = rotation.rotation_y[i * k + j];
+    }
+  using skein::solvers::blas::Op;
+  skein::solvers::blas::gemm(Op::none, Op::none, 1.0, ey.weights_x(), rx, 0.0, wx);
+  skein::solvers::blas::gemm(Op::none, Op::none, 1.0, ey.weights_y(), ry, 0.0, wy);
+  const auto cov = cca::projection_covariance(comm, *data->x, *data->y, wx, wy, all);
+  for (int i = 0; i < 2 * k; ++i)
+    for (int j = 0; j < 2 * k; ++j) {
+      double expect = i == j ? 1.0 : 0.0;
+      if (i == j + k || j == i + k) expect = rotation.correlations[std::min(i, j)];
+      EXPECT_NEAR(cov[i * 2 * k + j], expect, 1e-9) << i << ", " << j;
+    }
+  for (int c = 0; c < k; ++c) {
+    EXPECT_NEAR(rotation.correlations[c], scores.correlations[c], 1e-12);
+    EXPECT_GT(rotation.correlations[c], 0.3);
+  }
+}
+
 // Training on planted data: PCC (sum of the learned subspace's restricted-GEP eigenvalues over the exact
 // top-k sum, on the training rows) after each quarter epoch.
 struct Convergence {

@@ -121,4 +121,23 @@ TEST(DenseFeatureBlock, ScaledProductsMatchNaiveLoops) {
   check_block(comm, true);
 }
 
+TEST(DenseFeatureBlock, StatisticsFromGivenRows) {
+  Communicator comm(MPI_COMM_WORLD);
+  const Fixture f = make(comm, 37, 50);
+  Kokkos::View<std::int64_t*> rows("rows", 3);
+  rows(0) = 4;
+  rows(1) = 30;
+  rows(2) = 9;
+  DenseFeatureBlock<double> block(f.values, f.first, Standardize::scale, rows);
+  for (std::int64_t j = 0; j < f.local; ++j) {
+    const double a = raw_value(4, f.first + j, 50), b = raw_value(30, f.first + j, 50),
+                 c = raw_value(9, f.first + j, 50);
+    const double mean = (a + b + c) / 3;
+    const double sd =
+        std::sqrt(((a - mean) * (a - mean) + (b - mean) * (b - mean) + (c - mean) * (c - mean)) / 3);
+    EXPECT_NEAR(block.means()(j), mean, 1e-12);
+    EXPECT_NEAR(block.inverse_scales()(j), sd > 1e-12 ? 1 / sd : 1.0, 1e-9);
+  }
+}
+
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include "jobs/cca_synth/cca_synth_job.hpp"
 #include "jobs/dsir/dsir_job.hpp"
+#include "jobs/cca/cca_job.hpp"
 #include "jobs/hessian/hessian_job.hpp"
 #include "jobs/poisson/poisson_job.hpp"
 
@@ -12,6 +13,7 @@ const std::vector<JobEntry>& all_jobs() {
       {dsir::job_spec(), [](const JobEnv& env) { return dsir::make_job(env); }},
       {poisson::job_spec(), [](const JobEnv& env) { return poisson::make_job(env); }},
       {hessian::job_spec(), [](const JobEnv& env) { return hessian::make_job(env); }},
+      {cca::job_spec(), [](const JobEnv& env) { return cca::make_job(env); }},
       {cca_synth::job_spec(), [](const JobEnv& env) { return cca_synth::make_job(env); }},
   };
   return jobs;

@@ -37,7 +37,8 @@ ViewSource parse_view_source(const std::string& text, const std::string& key) {
   source.path = text;
   for (const char* extension : {".bed", ".bim", ".fam"}) {
     const std::string suffix(extension);
-    if (text.size() > suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    if (text.size() > suffix.size() &&
+        text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0) {
       source.path = text.substr(0, text.size() - suffix.size());  // "data.bed" means the prefix "data"
     }
   }
@@ -47,23 +48,31 @@ ViewSource parse_view_source(const std::string& text, const std::string& key) {
 engine::JobSpec job_spec() {
   return {
       "cca",
-      "Stochastic PLS / ridge CCA / CCA (GEP-EY, Chapman et al. 2024) between two views, e.g. PLINK genotypes "
+      "Stochastic PLS / ridge CCA / CCA (GEP-EY, Chapman et al. 2024) between two views, e.g. PLINK "
+      "genotypes "
       "and imaging features, columns sharded over ranks; exact PLS in one pass",
       {
-          {"x", "", "first view: a PLINK prefix (path/name of .bed/.bim/.fam) or FILE.h5:/DATASET (n x p)", true},
-          {"y", "", "second view: a PLINK prefix or FILE.h5:/DATASET (n x q); samples matched to x by id", true},
+          {"x", "", "first view: a PLINK prefix (path/name of .bed/.bim/.fam) or FILE.h5:/DATASET (n x p)",
+           true},
+          {"y", "", "second view: a PLINK prefix or FILE.h5:/DATASET (n x q); samples matched to x by id",
+           true},
           {"method", "pls", "pls | ridge | cca"},
           {"alpha", "0.5", "ridge only: V = alpha U^T U + (1 - alpha) Var(XU), in (0, 1)"},
           {"components", "10", "k: canonical directions to learn"},
-          {"solver", "ey", "ey (stochastic GEP-EY, any size) | exact (pls: one pass + SVD; ridge/cca: dense, small p)"},
+          {"solver", "ey",
+           "ey (stochastic GEP-EY, any size) | exact (pls: one pass + SVD; ridge/cca: dense, small p)"},
           {"optimizer", "adam", "ey: adam | sgd (heavy-ball momentum)"},
           {"lr", "0", "ey: learning rate (0: the default for the method and optimizer)"},
           {"momentum", "0.9", "ey, sgd: momentum"},
-          {"batch_size", "500", "ey: samples per minibatch (over all ranks)"},
+          {"batch_size", "100", "ey: samples per minibatch (over all ranks)"},
           {"epochs", "5", "ey: passes over the training samples"},
           {"seed", "0", "initial weights, minibatch order and the validation split"},
           {"val_fraction", "0.1", "share of matched samples held out for validation correlations"},
           {"standardize", "scale", "center | scale (columns to unit variance; genotypes by sqrt(2f(1-f)))"},
+          {"precision", "float64", "float64 | float32 (weights, products, genotype decoding)"},
+          {"reference", "none",
+           "ey: none | exact (solve exactly first, then report the proportion of correlation captured, PCC)"},
+          {"eval_every", "0", "ey: steps between validation scores in /history (0: once per epoch)"},
           {"progress_seconds", "5", "seconds between progress lines", false, false},
       },
       {"cca.h5"}};
@@ -82,7 +91,8 @@ Settings parse_settings(const engine::Config& config) {
   }
   s.components = static_cast<int>(config.get_int("components", 1, 100000));
   s.solver = config.get_choice("solver", {"ey", "exact"}) == "exact" ? SolverKind::exact : SolverKind::ey;
-  s.optimizer = config.get_choice("optimizer", {"adam", "sgd"}) == "sgd" ? OptimizerKind::sgd : OptimizerKind::adam;
+  s.optimizer =
+      config.get_choice("optimizer", {"adam", "sgd"}) == "sgd" ? OptimizerKind::sgd : OptimizerKind::adam;
   s.lr = config.get_double("lr");
   if (!(s.lr >= 0)) throw UsageError(key_name("lr") + ": " + config.get("lr") + " is negative");
   s.momentum = config.get_double("momentum");
@@ -97,6 +107,13 @@ Settings parse_settings(const engine::Config& config) {
     throw UsageError(key_name("val_fraction") + ": " + config.get("val_fraction") + " is not in [0, 1)");
   }
   s.scale = config.get_choice("standardize", {"center", "scale"}) == "scale";
+  s.float32 = config.get_choice("precision", {"float64", "float32"}) == "float32";
+  s.reference = config.get_choice("reference", {"none", "exact"}) == "exact";
+  s.eval_every = config.get_int("eval_every", 0, INT64_MAX);
+  if (s.y.plink) {
+    throw UsageError(key_name("y") + ": '" + s.y.text +
+                     "' is a PLINK prefix; y must be an HDF5 dataset FILE.h5:/DATASET (genotypes go in x)");
+  }
   s.progress_seconds = config.get_double("progress_seconds");
   if (!(s.progress_seconds >= 0)) {
     throw UsageError(key_name("progress_seconds") + ": " + config.get("progress_seconds") + " is negative");

@@ -15,7 +15,7 @@ enum class OptimizerKind { sgd, adam };
 
 // Where a view's data comes from: a PLINK fileset (prefix of .bed/.bim/.fam) or an HDF5 dataset.
 struct ViewSource {
-  std::string text;     // as configured
+  std::string text;  // as configured
   bool plink = false;
   std::string path;     // PLINK prefix, or the HDF5 file
   std::string dataset;  // HDF5 only, e.g. "/Y"
@@ -30,11 +30,14 @@ struct Settings {
   OptimizerKind optimizer = OptimizerKind::adam;
   double lr = 0.0;  // 0: the solver's default for the method and optimizer
   double momentum = 0.9;
-  std::int64_t batch_size = 500;
+  std::int64_t batch_size = 100;
   int epochs = 5;
   std::uint64_t seed = 0;
   double val_fraction = 0.1;
-  bool scale = true;  // standardize=scale (else center)
+  bool scale = true;       // standardize=scale (else center)
+  bool float32 = false;    // precision=float32: weights, products and genotype decoding in single precision
+  bool reference = false;  // reference=exact: solve exactly first and report the PCC of the EY run
+  std::int64_t eval_every = 0;  // steps between validation scores (0: once per epoch)
   double progress_seconds = 5.0;
 };
 

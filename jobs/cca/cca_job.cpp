@@ -358,7 +358,7 @@ void CcaJob<Scalar, BlockX>::evaluate() {
   Evaluation e;
   e.step = ey_->steps();
   e.samples_seen = 0;
-  e.seconds = solve_seconds_;
+  e.seconds = comm_.allreduce(solve_seconds_, comm::Op::max);  // replicated state: the same on every rank
   const auto train = scores(ey_->weights_x(), ey_->weights_y(), train_rows_);
   e.train_tcc = train.total_correlation();
   if (!exact_train_.empty()) e.train_pcc = train.total_eigenvalue() / sum(exact_train_);

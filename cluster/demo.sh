@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The demo: DSIR on Debian's fortune cookies, a Poisson solve, and the Hessian spectrum of a small network. Target = half of one category; raw = every other fortune
+# The demo: DSIR on Debian's fortune cookies, a Poisson solve, the Hessian spectrum of a small network, and
+# PLS between planted genotypes and features. Target = half of one category; raw = every other fortune
 # (including the other half of that category). skein should find that category far above its share.
 # Usage: cluster/demo.sh [path/to/skein]   (run by `cluster/quickstart.sh demo`)
 set -euo pipefail
@@ -61,3 +62,11 @@ mpirun -np 2 "$skein" run hessian --config examples/hessian-digits.ini --out "$w
   --hessian.train_epochs=3 --hessian.analyze_at=0,3 --hessian.slq_vectors=5
 "$skein" inspect "$work/hessian/hessian.h5"
 python3 tools/hessian/plot_density.py "$work/hessian/hessian.h5" --out "$work/hessian/density.png"
+
+# cca: planted PLINK genotypes (4,000 samples x 3,000 SNPs) against 20 features, PLS by GEP-EY at 2 ranks with
+# the exact PLS as reference; the correlation captured against samples seen is drawn.
+"$skein" run cca-synth --config examples/cca-synth.ini --out "$work/cca"
+mpirun -np 2 "$skein" run cca --config examples/cca-genotypes.ini --out "$work/cca" \
+  --cca.x="$work/cca/synth" --cca.y="$work/cca/synth_y.h5:/Y"
+"$skein" inspect "$work/cca/cca.h5"
+python3 tools/cca/plot_history.py "$work/cca/cca.h5" --out "$work/cca/cca.png"

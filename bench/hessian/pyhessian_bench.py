@@ -222,6 +222,8 @@ def reference(args):
 
     def hvp(v):
         count["n"] += 1
+        if count["n"] % 20 == 0:
+            print(f"reference: {count['n']} products, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
         vt = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64).ravel())
         pieces, at = [], 0
         for p in params:

@@ -142,7 +142,16 @@ def measure(args):
 
     def counted(gradsH, params_, v):
         counter["n"] += 1
+        if counter["n"] % 25 == 0:
+            print(f"pyhessian_bench: {counter['n']} products in this section", file=sys.stderr, flush=True)
         return original(gradsH, params_, v)
+
+    def flush():
+        """Write what is measured so far to --json, so a run killed mid-way keeps its finished sections."""
+        if args.json:
+            with open(args.json + ".tmp", "w") as f:
+                f.write(json.dumps(dict(out, partial=True)) + "\n")
+            os.replace(args.json + ".tmp", args.json)
 
     ph_hessian.hessian_vector_product = counted
 
@@ -157,6 +166,7 @@ def measure(args):
             hvp_times.append(time.perf_counter() - t)
         out["hvp_s"] = statistics.median(hvp_times[1:])
         out["hvp_all_s"] = hvp_times
+        flush()
 
     def section(name, fn):
         """Run one measurement; a failure (e.g. a torch without torch.eig for density) is recorded, not fatal."""
@@ -171,6 +181,7 @@ def measure(args):
             return
         out[f"{name}_s"] = time.perf_counter() - t
         out[f"{name}_hvps"] = counter["n"]
+        flush()
 
     def eig():
         values, _ = hc.eigenvalues(top_n=args.top_n)

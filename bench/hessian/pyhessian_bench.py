@@ -120,15 +120,18 @@ def measure(args):
     model.eval()
 
     # gradient: forward + loss + backward, as a training step takes it
-    grad_times = []
+    # wall seconds, and CPU seconds of the whole process (all threads; less sensitive to other load)
+    grad_times, grad_cpu = [], []
     for _ in range(args.reps + 1):
         model.zero_grad()
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         loss = criterion(model(X), y)
         loss.backward()
         grad_times.append(time.perf_counter() - t)
+        grad_cpu.append(time.process_time() - c)
     out["loss"] = float(loss.item())
     out["gradient_s"] = statistics.median(grad_times[1:])
+    out["gradient_cpu_s"] = statistics.median(grad_cpu[1:])
     out["gradient_all_s"] = grad_times
     model.zero_grad()
 
@@ -142,7 +145,16 @@ def measure(args):
 
     def counted(gradsH, params_, v):
         counter["n"] += 1
+        if counter["n"] % 25 == 0:
+            print(f"pyhessian_bench: {counter['n']} products in this section", file=sys.stderr, flush=True)
         return original(gradsH, params_, v)
+
+    def flush():
+        """Write what is measured so far to --json, so a run killed mid-way keeps its finished sections."""
+        if args.json:
+            with open(args.json + ".tmp", "w") as f:
+                f.write(json.dumps(dict(out, partial=True)) + "\n")
+            os.replace(args.json + ".tmp", args.json)
 
     ph_hessian.hessian_vector_product = counted
 
@@ -150,27 +162,32 @@ def measure(args):
         v = [torch.randn_like(p) for p in hc.params]
         norm = math.sqrt(sum(float((x * x).sum()) for x in v))
         v = [x / norm for x in v]
-        hvp_times = []
+        hvp_times, hvp_cpu = [], []
         for _ in range(args.reps + 1):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             original(hc.gradsH, hc.params, v)
             hvp_times.append(time.perf_counter() - t)
+            hvp_cpu.append(time.process_time() - c)
         out["hvp_s"] = statistics.median(hvp_times[1:])
+        out["hvp_cpu_s"] = statistics.median(hvp_cpu[1:])
         out["hvp_all_s"] = hvp_times
+        flush()
 
     def section(name, fn):
         """Run one measurement; a failure (e.g. a torch without torch.eig for density) is recorded, not fatal."""
         if name not in what:
             return
         counter["n"] = 0
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         try:
             fn()
         except Exception as e:  # report and go on with the other sections
             out[f"{name}_error"] = f"{type(e).__name__}: {e}"
             return
         out[f"{name}_s"] = time.perf_counter() - t
+        out[f"{name}_cpu_s"] = time.process_time() - c
         out[f"{name}_hvps"] = counter["n"]
+        flush()
 
     def eig():
         values, _ = hc.eigenvalues(top_n=args.top_n)
@@ -222,6 +239,8 @@ def reference(args):
 
     def hvp(v):
         count["n"] += 1
+        if count["n"] % 20 == 0:
+            print(f"reference: {count['n']} products, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
         vt = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64).ravel())
         pieces, at = [], 0
         for p in params:

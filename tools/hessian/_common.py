@@ -138,10 +138,18 @@ def read_model(path):
         if "model" not in f:
             raise ToolError(f"{path}: no group /model (not a skein hessian model file)")
         g = f["model"]
-        for key in ("layer_sizes", "activation", "loss"):
+        for key in ("activation", "loss"):
             if key not in g.attrs:
                 raise ToolError(f"{path}: /model lacks the attribute {key!r}")
-        sizes = [int(s) for s in np.asarray(g.attrs["layer_sizes"]).ravel()]
+        if "layer_sizes" in g.attrs:
+            sizes = [int(s) for s in np.asarray(g.attrs["layer_sizes"]).ravel()]
+        else:  # optional in the contract: read it off W0, W1, ...
+            count = 0
+            while f"W{count}" in g:
+                count += 1
+            if count == 0:
+                raise ToolError(f"{path}: /model has no layer_sizes attribute and no W0")
+            sizes = [int(g["W0"].shape[1])] + [int(g[f"W{i}"].shape[0]) for i in range(count)]
         activation, loss = _text(g.attrs["activation"]), _text(g.attrs["loss"])
         check_names(activation, loss)
         weights, biases = [], []

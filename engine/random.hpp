@@ -3,8 +3,11 @@
 
 #include <Kokkos_Core.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
+#include <vector>
 
 namespace skein::engine {
 
@@ -110,6 +113,20 @@ KOKKOS_INLINE_FUNCTION double standard_normal(std::uint64_t seed, StreamId strea
 // Rademacher sample: +1 or -1 with probability 1/2 each (Hutchinson's trace estimator).
 KOKKOS_INLINE_FUNCTION double rademacher(std::uint64_t seed, StreamId stream, std::uint64_t id) {
   return (random_bits(seed, stream, id) >> 63) ? 1.0 : -1.0;
+}
+
+// `items` (global indices) in the order of their keys random_bits(seed, stream, base + item): a seeded
+// permutation (an epoch's minibatch order: base = epoch * n) that every rank computes alike. Host only.
+inline std::vector<std::int64_t> seeded_order(std::uint64_t seed, StreamId stream, std::uint64_t base,
+                                              const std::vector<std::int64_t>& items) {
+  std::vector<std::pair<std::uint64_t, std::int64_t>> keys(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    keys[i] = {random_bits(seed, stream, base + static_cast<std::uint64_t>(items[i])), items[i]};
+  }
+  std::sort(keys.begin(), keys.end());
+  std::vector<std::int64_t> order(items.size());
+  for (std::size_t i = 0; i < keys.size(); ++i) order[i] = keys[i].second;
+  return order;
 }
 
 }  // namespace skein::engine

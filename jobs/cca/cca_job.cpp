@@ -298,16 +298,8 @@ void CcaJob<Scalar, BlockX>::solve_reference() {
 // This epoch's order of the training samples: sorted by random_bits(seed, SHUF, epoch * n + index).
 template <class Scalar, class BlockX>
 void CcaJob<Scalar, BlockX>::shuffle_epoch() {
-  std::vector<std::pair<std::uint64_t, std::int64_t>> keys(train_.size());
-  const std::uint64_t base = static_cast<std::uint64_t>(epoch_) * match_.x_rows.size();
-  for (std::size_t i = 0; i < train_.size(); ++i) {
-    keys[i] = {
-        engine::random_bits(settings_.seed, kShuffleStream, base + static_cast<std::uint64_t>(train_[i])),
-        train_[i]};
-  }
-  std::sort(keys.begin(), keys.end());
-  order_.resize(keys.size());
-  for (std::size_t i = 0; i < keys.size(); ++i) order_[i] = keys[i].second;
+  order_ = engine::seeded_order(settings_.seed, kShuffleStream,
+                                static_cast<std::uint64_t>(epoch_) * match_.x_rows.size(), train_);
 }
 
 template <class Scalar, class BlockX>

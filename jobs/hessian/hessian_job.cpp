@@ -610,18 +610,17 @@ bool HessianJob<Scalar>::step() {
 // and keep their own rows with their positions, so minibatches do not depend on the rank count.
 template <class Scalar>
 void HessianJob<Scalar>::shuffle_epoch() {
-  std::vector<std::pair<std::uint64_t, std::int64_t>> keys(static_cast<std::size_t>(samples_));
-  const std::uint64_t base = static_cast<std::uint64_t>(epoch_) * static_cast<std::uint64_t>(samples_);
-  for (std::int64_t i = 0; i < samples_; ++i) {
-    keys[i] = {engine::random_bits(settings_.seed, kShuffleStream, base + static_cast<std::uint64_t>(i)), i};
-  }
-  std::sort(keys.begin(), keys.end());
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(samples_));
+  for (std::int64_t i = 0; i < samples_; ++i) rows[i] = i;
+  const std::vector<std::int64_t> order =
+      engine::seeded_order(settings_.seed, kShuffleStream,
+                           static_cast<std::uint64_t>(epoch_) * static_cast<std::uint64_t>(samples_), rows);
   const comm::IndexRange mine =
       comm::BlockPartition(static_cast<std::uint64_t>(samples_), comm_.size()).range(comm_.rank());
   order_positions_.clear();
   order_rows_.clear();
   for (std::int64_t position = 0; position < samples_; ++position) {
-    const auto row = static_cast<std::uint64_t>(keys[position].second);
+    const auto row = static_cast<std::uint64_t>(order[position]);
     if (row >= mine.begin && row < mine.end) {
       order_positions_.push_back(position);
       order_rows_.push_back(static_cast<std::int64_t>(row - mine.begin));

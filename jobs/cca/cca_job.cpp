@@ -113,8 +113,10 @@ class CcaJob final : public engine::Job {
   void shuffle_epoch();
   void evaluate();
   void report(bool force);
+  // Whole batches; the last one of an epoch also takes the remainder (fewer than batch_size rows), so no
+  // minibatch is too small for the two halves the loss needs.
   std::int64_t steps_per_epoch() const {
-    return (static_cast<std::int64_t>(train_.size()) + settings_.batch_size - 1) / settings_.batch_size;
+    return std::max<std::int64_t>(1, static_cast<std::int64_t>(train_.size()) / settings_.batch_size);
   }
   solvers::cca::SubspaceScores scores(const Matrix& ux, const Matrix& uy,
                                       const Kokkos::View<std::int64_t*>& rows) const {
@@ -173,16 +175,16 @@ void CcaJob<Scalar, BlockX>::load() {
 
   const auto optimizer = settings_.optimizer == OptimizerKind::sgd ? solvers::cca::Optimizer::sgd
                                                                    : solvers::cca::Optimizer::adam;
-  solvers::cca::EyOptions options =
-      solvers::cca::default_options(settings_.alpha, settings_.alpha, optimizer);
+  solvers::cca::EyOptions options = solvers::cca::default_options(settings_.alpha, settings_.alpha, optimizer,
+                                                                  settings_.epochs * steps_per_epoch());
+  if (!settings_.cosine_schedule) options.schedule = solvers::cca::Schedule::constant;
   options.components = settings_.components;
   if (settings_.lr > 0) options.learning_rate = settings_.lr;
   options.momentum = settings_.momentum;
   options.seed = settings_.seed;
   options.stream = kWeightStream;
   ey_ = std::make_unique<Ey>(comm_, *x_, *y_, options);
-  batch_rows_ =
-      Kokkos::View<std::int64_t*>("cca::batch_rows", static_cast<std::size_t>(settings_.batch_size));
+  batch_rows_ = Kokkos::View<std::int64_t*>("cca::batch_rows", train_.size());
   shuffle_epoch();
   const std::int64_t first =
       std::min<std::int64_t>(settings_.batch_size, static_cast<std::int64_t>(order_.size()));
@@ -190,11 +192,12 @@ void CcaJob<Scalar, BlockX>::load() {
       Rows(Kokkos::subview(rows_view(order_, "cca::order"), std::make_pair(std::int64_t{0}, first))));
   progress_start_ = last_report_ = Clock::now();
   engine::Log::user().info(
-      "cca: {} by GEP-EY, k = {}, {} with learning rate {:g}{}, batch {}, {} epochs of {} steps",
+      "cca: {} by GEP-EY, k = {}, {} with learning rate {:g}{}{}, batch {}, {} epochs of {} steps",
       to_string(settings_.method), settings_.components,
       settings_.optimizer == OptimizerKind::adam ? "adam" : "sgd", options.learning_rate,
-      options.relative_learning_rate ? " (relative)" : "", settings_.batch_size, settings_.epochs,
-      steps_per_epoch());
+      options.relative_learning_rate ? " (relative)" : "",
+      settings_.cosine_schedule ? ", the peak of a cosine schedule" : "", settings_.batch_size,
+      settings_.epochs, steps_per_epoch());
 }
 
 template <class Scalar, class BlockX>
@@ -311,8 +314,9 @@ bool CcaJob<Scalar, BlockX>::step() {
   }
   const auto begin = Clock::now();
   const std::int64_t first = epoch_step_ * settings_.batch_size;
-  const std::int64_t count =
-      std::min<std::int64_t>(settings_.batch_size, static_cast<std::int64_t>(order_.size()) - first);
+  const std::int64_t count = epoch_step_ + 1 == steps_per_epoch()
+                                 ? static_cast<std::int64_t>(order_.size()) - first
+                                 : settings_.batch_size;
   auto host = Kokkos::create_mirror_view(batch_rows_);
   for (std::int64_t i = 0; i < count; ++i) host(i) = order_[first + i];
   Kokkos::deep_copy(batch_rows_, host);
@@ -360,7 +364,8 @@ void CcaJob<Scalar, BlockX>::evaluate() {
     if (!exact_validation_.empty()) e.validation_pcc = validation.total_eigenvalue() / sum(exact_validation_);
   }
   const std::int64_t per_epoch = static_cast<std::int64_t>(train_.size());
-  e.samples_seen = epoch_ * per_epoch + std::min(per_epoch, epoch_step_ * settings_.batch_size);
+  e.samples_seen = epoch_ * per_epoch +
+                   (epoch_step_ >= steps_per_epoch() ? per_epoch : epoch_step_ * settings_.batch_size);
   evaluations_.push_back(e);
 }
 

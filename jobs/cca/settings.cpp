@@ -64,6 +64,10 @@ engine::JobSpec job_spec() {
           {"optimizer", "adam", "ey: adam | sgd (heavy-ball momentum)"},
           {"lr", "0", "ey: learning rate (0: the default for the method and optimizer)"},
           {"momentum", "0.9", "ey, sgd: momentum"},
+          {"lr_schedule", "cosine",
+           "ey: cosine (5% warm-up, then a cosine decay to a tenth over the planned epochs; lr is its peak) "
+           "| "
+           "constant"},
           {"batch_size", "100", "ey: samples per minibatch (over all ranks)"},
           {"epochs", "5", "ey: passes over the training samples"},
           {"seed", "0", "initial weights, minibatch order and the validation split"},
@@ -99,7 +103,8 @@ Settings parse_settings(const engine::Config& config) {
   if (!(s.momentum >= 0 && s.momentum < 1)) {
     throw UsageError(key_name("momentum") + ": " + config.get("momentum") + " is not in [0, 1)");
   }
-  s.batch_size = config.get_int("batch_size", 2, INT64_MAX);
+  s.cosine_schedule = config.get_choice("lr_schedule", {"cosine", "constant"}) == "cosine";
+  s.batch_size = config.get_int("batch_size", 4, INT64_MAX);
   s.epochs = static_cast<int>(config.get_int("epochs", 1, 1000000));
   s.seed = static_cast<std::uint64_t>(config.get_int("seed", 0, INT64_MAX));
   s.val_fraction = config.get_double("val_fraction");

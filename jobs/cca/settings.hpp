@@ -30,6 +30,7 @@ struct Settings {
   OptimizerKind optimizer = OptimizerKind::adam;
   double lr = 0.0;  // 0: the solver's default for the method and optimizer
   double momentum = 0.9;
+  bool cosine_schedule = true;  // lr_schedule=cosine (else constant)
   std::int64_t batch_size = 100;
   int epochs = 5;
   std::uint64_t seed = 0;

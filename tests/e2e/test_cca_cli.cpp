@@ -212,7 +212,7 @@ TEST(CcaCheckpoint, KilledMidEpochResumesOnAnotherRankCount) {
     args.push_back("--resume");
     const RunResult resumed = run_skein(second, args, 120);
     ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
-    EXPECT_NE(resumed.output.find("resumed at epoch 2, step 3 of"), std::string::npos) << resumed.output;
+    EXPECT_NE(resumed.output.find("resumed at epoch 2, step 4 of 10"), std::string::npos) << resumed.output;
     EXPECT_LT(max_difference(dataset(out + "/cca.h5", "/weights/x"),
                              dataset(straight_out + "/cca.h5", "/weights/x")),
               1e-6);

@@ -10,6 +10,7 @@ it, the panel shows the total correlation only). Needs python3-h5py and python3-
 """
 
 import argparse
+import os
 import sys
 
 
@@ -26,6 +27,12 @@ def main():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as e:
+        # A pyenv or conda `python3` first on PATH may lack Debian's packages that /usr/bin/python3 has.
+        debian = "/usr/bin/python3"
+        if os.path.realpath(sys.executable) != os.path.realpath(debian) and os.access(debian, os.X_OK) \
+                and not os.environ.get("SKEIN_PLOT_REEXEC"):
+            os.environ["SKEIN_PLOT_REEXEC"] = "1"
+            os.execv(debian, [debian, os.path.abspath(__file__)] + sys.argv[1:])
         sys.exit(f"plot_history.py: {e}; install python3-h5py and python3-matplotlib")
     labels = args.labels.split(",") if args.labels else [None] * len(args.files)
     if len(labels) != len(args.files):

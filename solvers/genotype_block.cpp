@@ -270,6 +270,21 @@ std::int64_t GenotypeFeatureBlock<Scalar>::prepare_panel(std::int64_t b) const {
 }
 
 template <class Scalar>
+template <class Use>
+void GenotypeFeatureBlock<Scalar>::for_each_decoded_panel(RowsView rows, Use&& use) const {
+  const auto b = static_cast<std::int64_t>(rows.extent(0));
+  const std::int64_t panel = prepare_panel(b);
+  for (std::int64_t first = 0; first < columns(); first += panel) {
+    const std::int64_t count = std::min(panel, columns() - first);
+    Kokkos::parallel_for("skein::genotype_block::decode_rows", Kokkos::RangePolicy<>(0, b),
+                         DecodeRows<Scalar>{by_row_, table_, rows, decoded_, first, count});
+    Kokkos::fence();
+    use(Kokkos::subview(decoded_, Kokkos::ALL, std::make_pair(std::int64_t{0}, count)), first, count);
+  }
+  Kokkos::fence();
+}
+
+template <class Scalar>
 void GenotypeFeatureBlock<Scalar>::multiply(RowsView rows, ConstMatrix U, Matrix Z) const {
   const auto b = static_cast<std::int64_t>(rows.extent(0));
   const auto k = static_cast<std::int64_t>(U.extent(1));
@@ -282,18 +297,11 @@ void GenotypeFeatureBlock<Scalar>::multiply(RowsView rows, ConstMatrix U, Matrix
   }
   if (b == 0 || k == 0 || columns() == 0) return;
   check_rows(rows);
-  const std::int64_t panel = prepare_panel(b);
   // Z += sum over panels of decoded (b x panel) U[panel]: the multiply-adds go to BLAS.
-  for (std::int64_t first = 0; first < columns(); first += panel) {
-    const std::int64_t count = std::min(panel, columns() - first);
-    Kokkos::parallel_for("skein::genotype_block::decode_rows", Kokkos::RangePolicy<>(0, b),
-                         DecodeRows<Scalar>{by_row_, table_, rows, decoded_, first, count});
-    Kokkos::fence();
-    auto x = Kokkos::subview(decoded_, Kokkos::ALL, std::make_pair(std::int64_t{0}, count));
+  for_each_decoded_panel(rows, [&](const auto& x, std::int64_t first, std::int64_t count) {
     auto u = Kokkos::subview(U, std::make_pair(first, first + count), Kokkos::ALL);
     blas::gemm(blas::Op::none, blas::Op::none, Scalar(1), x, u, Scalar(1), Z);
-  }
-  Kokkos::fence();
+  });
 }
 
 template <class Scalar>
@@ -314,17 +322,10 @@ void GenotypeFeatureBlock<Scalar>::transpose_multiply(RowsView rows, ConstMatrix
     return;
   }
   check_rows(rows);
-  const std::int64_t panel = prepare_panel(b);
-  for (std::int64_t first = 0; first < columns(); first += panel) {
-    const std::int64_t count = std::min(panel, columns() - first);
-    Kokkos::parallel_for("skein::genotype_block::decode_rows", Kokkos::RangePolicy<>(0, b),
-                         DecodeRows<Scalar>{by_row_, table_, rows, decoded_, first, count});
-    Kokkos::fence();
-    auto x = Kokkos::subview(decoded_, Kokkos::ALL, std::make_pair(std::int64_t{0}, count));
+  for_each_decoded_panel(rows, [&](const auto& x, std::int64_t first, std::int64_t count) {
     auto o = Kokkos::subview(out, std::make_pair(first, first + count), Kokkos::ALL);
     blas::gemm(blas::Op::transpose, blas::Op::none, Scalar(1), x, G, Scalar(0), o);
-  }
-  Kokkos::fence();
+  });
 }
 
 template <class Scalar>

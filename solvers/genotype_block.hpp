@@ -82,6 +82,10 @@ class GenotypeFeatureBlock {
   // Scratch of the last product: a panel of SNPs' decoded minibatch values (b x panel).
   void check_rows(RowsView rows) const;
   std::int64_t prepare_panel(std::int64_t b) const;
+  // Decodes the minibatch `rows` panel by panel of SNPs and calls use(x, first, count) with x the decoded
+  // b x count values of SNPs [first, first + count) (multiply and transpose_multiply differ only in use).
+  template <class Use>
+  void for_each_decoded_panel(RowsView rows, Use&& use) const;
   mutable Kokkos::View<Scalar**, Kokkos::LayoutRight> decoded_;
 };
 

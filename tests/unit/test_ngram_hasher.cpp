@@ -1,5 +1,6 @@
 // NgramHasher parity with the DSIR reference's hash_buckets / get_ngram_counts (data-selection 1.0.3), with
-// expected values computed by Python 3.11: int(hashlib.sha256(s.encode()).hexdigest(), 16) % B.
+// expected values computed by Python 3.11: int(hashlib.sha256(s.encode()).hexdigest(), 16) % B; and skein's
+// own xxh3 buckets (version 2) against their definition, computed here from xxHash directly.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -26,6 +27,40 @@ std::vector<std::uint32_t> hash_all(NgramHasher& h, const std::vector<std::strin
   std::vector<std::uint32_t> out;
   h.buckets(tokens, out);
   return out;
+}
+
+// The xxh3 n-gram definition, written out independently of NgramHasher: XXH3_64bits of the tokens' XXH3_64bits
+// values, each serialised as 8 little-endian bytes; a unigram is its token's XXH3_64bits.
+std::uint64_t xxh3_ngram_hash(const std::vector<std::string_view>& ngram) {
+  if (ngram.size() == 1) return XXH3_64bits(ngram[0].data(), ngram[0].size());
+  std::string bytes;
+  for (std::string_view t : ngram) {
+    const std::uint64_t h = XXH3_64bits(t.data(), t.size());
+    for (int b = 0; b < 8; ++b) bytes.push_back(static_cast<char>((h >> (8 * b)) & 0xFF));
+  }
+  return XXH3_64bits(bytes.data(), bytes.size());
+}
+
+// Expected buckets of `tokens` for `kind`: every n-gram for n = 1..ngrams, in order; sha256 hashes the
+// space-joined text with NgramHasher::bucket (checked against Python above), xxh3 uses xxh3_ngram_hash.
+std::vector<std::uint32_t> expected_buckets(HashKind kind, int ngrams, std::uint32_t num_buckets,
+                                            const std::vector<std::string_view>& tokens) {
+  const NgramHasher h(kind, ngrams, num_buckets);
+  std::vector<std::uint32_t> expected;
+  for (int k = 1; k <= ngrams; ++k) {
+    for (std::size_t i = 0; i + static_cast<std::size_t>(k) <= tokens.size(); ++i) {
+      const std::vector<std::string_view> ngram(tokens.begin() + static_cast<std::ptrdiff_t>(i),
+                                                tokens.begin() + static_cast<std::ptrdiff_t>(i) + k);
+      if (kind == HashKind::xxh3) {
+        expected.push_back(static_cast<std::uint32_t>(xxh3_ngram_hash(ngram) % num_buckets));
+      } else {
+        std::string joined(ngram[0]);
+        for (std::size_t j = 1; j < ngram.size(); ++j) joined += " " + std::string(ngram[j]);
+        expected.push_back(h.bucket(joined));
+      }
+    }
+  }
+  return expected;
 }
 
 // The same tokens as separate strings, so no two of them are adjacent in memory.
@@ -128,13 +163,43 @@ TEST(NgramHasher, AppendsAndHandlesShortInputs) {
     h.buckets({"solo"}, out);
     EXPECT_EQ(out, (std::vector<std::uint32_t>{42, h.bucket("solo")}));
     out.clear();
-    h.buckets({"", "b"}, out);  // an empty token still joins with one space, as ' '.join does
-    EXPECT_EQ(out, (std::vector<std::uint32_t>{h.bucket(""), h.bucket("b"), h.bucket(" b")}));
+    h.buckets({"", "b"}, out);  // an empty token is still a token (sha256: joins with one space, as ' '.join)
+    EXPECT_EQ(out, expected_buckets(kind, 3, 10000, {"", "b"}));
+    if (kind == HashKind::sha256) EXPECT_EQ(out.back(), h.bucket(" b"));
   }
 }
 
-// Every n-gram's bucket equals bucket() of the space-joined string, whether the tokens are adjacent in the
-// tokenizer's buffer (hashed in place), detached (joined in scratch space), or served from the sha256 memo.
+// xxh3 version 2 buckets are a function of the tokens' hashes, not of the joined text: "a b" as a bigram
+// and as one string differ, and the bigram's bucket follows the definition for every modulus.
+TEST(NgramHasher, Xxh3NgramsHashTheTokenHashes) {
+  EXPECT_EQ(skein::dsir::bucket_version(HashKind::xxh3), 2);
+  EXPECT_EQ(skein::dsir::bucket_version(HashKind::sha256), 1);
+  const std::vector<std::string_view> tokens = {"alice", "went", "to", "the", "store"};
+  const std::uint64_t alice = XXH3_64bits("alice", 5), went = XXH3_64bits("went", 4);
+  const unsigned char pair[16] = {
+      static_cast<unsigned char>(alice),       static_cast<unsigned char>(alice >> 8),
+      static_cast<unsigned char>(alice >> 16), static_cast<unsigned char>(alice >> 24),
+      static_cast<unsigned char>(alice >> 32), static_cast<unsigned char>(alice >> 40),
+      static_cast<unsigned char>(alice >> 48), static_cast<unsigned char>(alice >> 56),
+      static_cast<unsigned char>(went),        static_cast<unsigned char>(went >> 8),
+      static_cast<unsigned char>(went >> 16),  static_cast<unsigned char>(went >> 24),
+      static_cast<unsigned char>(went >> 32),  static_cast<unsigned char>(went >> 40),
+      static_cast<unsigned char>(went >> 48),  static_cast<unsigned char>(went >> 56)};
+  const std::uint64_t alice_went = XXH3_64bits(pair, 16);
+  EXPECT_NE(alice_went, XXH3_64bits("alice went", 10));
+  for (std::uint32_t b : {1u, 2u, 10000u, 65536u, 1000003u, 4294967295u}) {
+    for (int n = 1; n <= 4; ++n) {
+      NgramHasher h(HashKind::xxh3, n, b);
+      const auto out = hash_all(h, tokens);
+      EXPECT_EQ(out, expected_buckets(HashKind::xxh3, n, b, tokens)) << b << " n=" << n;
+      EXPECT_EQ(out[0], alice % b);
+      if (n >= 2) EXPECT_EQ(out[5], alice_went % b) << b;
+    }
+  }
+}
+
+// Every n-gram's bucket follows the definition whether the tokens are adjacent in the tokenizer's buffer
+// (sha256: hashed in place), detached (joined in scratch space), or served from the sha256 memo.
 TEST(NgramHasher, InPlaceCopiedAndMemoizedAgree) {
   std::mt19937 rng(5);
   const char* words[] = {"the", "of", "Σ", "and", "İ", "x", "...", "don't", "日本", "a\tb", "q\xffr", "zz"};
@@ -152,14 +217,7 @@ TEST(NgramHasher, InPlaceCopiedAndMemoizedAgree) {
   for (HashKind kind : {HashKind::sha256, HashKind::xxh3}) {
     for (int n = 1; n <= 4; ++n) {
       NgramHasher h(kind, n, 10007);
-      std::vector<std::uint32_t> expected;
-      for (int k = 1; k <= n; ++k) {
-        for (std::size_t i = 0; i + static_cast<std::size_t>(k) <= tokens.size(); ++i) {
-          std::string joined(tokens[i]);
-          for (int j = 1; j < k; ++j) joined += " " + std::string(tokens[i + static_cast<std::size_t>(j)]);
-          expected.push_back(h.bucket(joined));
-        }
-      }
+      const std::vector<std::uint32_t> expected = expected_buckets(kind, n, 10007, tokens);
       EXPECT_EQ(hash_all(h, tokens), expected) << to_string(kind) << " n=" << n;
       EXPECT_EQ(hash_all(h, tokens), expected) << to_string(kind) << " n=" << n << " second pass";
       EXPECT_EQ(hash_all(h, Detached(tokens).views), expected)

@@ -53,7 +53,7 @@ class DigestModulus {
       limb_weight_[j] = power;
       power = mod_(power << 32);
     }
-    two64_ = mod_(mod_(std::uint64_t{1} << 32) << 32);  // 2^64 mod d
+    two64_ = mod_(std::uint64_t{mod_(std::uint64_t{1} << 32)} << 32);  // 2^64 mod d
   }
   std::uint32_t operator()(const std::uint32_t words[8]) const {
     u128 sum = 0;  // < 8 * 2^64
@@ -160,9 +160,12 @@ const char* to_string(HashKind kind) {
 }
 
 struct NgramHasher::Impl {
-  Impl(HashKind k, int n, std::uint32_t b) : kind(k), ngrams(n), num_buckets(b), mod(b), digest_mod(b) {}
+  Impl(HashKind k, int n, std::uint32_t b) : kind(k), ngrams(n), num_buckets(b), digest_mod(b) {}
 
-  std::uint32_t xxh3(std::string_view s) const { return mod(XXH3_64bits(s.data(), s.size())); }
+  // xxh3 buckets are floor(h * num_buckets / 2^64) (Lemire's multiply-shift range reduction): one multiply
+  // where h % num_buckets takes a chain of three.
+  std::uint32_t range(std::uint64_t h) const { return static_cast<std::uint32_t>((u128{h} * num_buckets) >> 64); }
+  std::uint32_t xxh3(std::string_view s) const { return range(XXH3_64bits(s.data(), s.size())); }
 
   std::uint32_t sha256(std::string_view s) const {
     std::uint32_t words[8];
@@ -203,7 +206,6 @@ struct NgramHasher::Impl {
   HashKind kind;
   int ngrams;
   std::uint32_t num_buckets;
-  Modulus mod;
   DigestModulus digest_mod;
   std::unique_ptr<char[]> scratch;
   std::size_t scratch_cap = 0;
@@ -219,12 +221,12 @@ void NgramHasher::Impl::buckets_xxh3(const std::vector<std::string_view>& tokens
   hashes.resize(n + 1);
   std::uint64_t* const h = hashes.data();
   for (std::size_t i = 0; i < n; ++i) h[i] = XXH3_64bits(tokens[i].data(), tokens[i].size());
-  for (std::size_t i = 0; i < n; ++i) *out++ = mod(h[i]);
+  for (std::size_t i = 0; i < n; ++i) *out++ = range(h[i]);
   for (std::size_t k = 2; k <= static_cast<std::size_t>(ngrams) && k <= n; ++k) {
     if (k == 2) {
-      for (std::size_t i = 0; i + 1 < n; ++i) *out++ = mod(hash_of_hashes<2>(h + i));
+      for (std::size_t i = 0; i + 1 < n; ++i) *out++ = range(hash_of_hashes<2>(h + i));
     } else {
-      for (std::size_t i = 0; i + k <= n; ++i) *out++ = mod(hash_of_hashes(h + i, k));
+      for (std::size_t i = 0; i + k <= n; ++i) *out++ = range(hash_of_hashes(h + i, k));
     }
   }
 }

@@ -117,9 +117,7 @@ struct CachedPiece {
   void append(std::uint64_t id, const std::vector<std::uint32_t>& buckets, bool use_narrow) {
     ids.push_back(id);
     if (use_narrow) {
-      const std::size_t base = narrow.size();
-      narrow.resize(base + buckets.size());
-      for (std::size_t i = 0; i < buckets.size(); ++i) narrow[base + i] = static_cast<std::uint16_t>(buckets[i]);
+      for (const std::uint32_t b : buckets) narrow.push_back(static_cast<std::uint16_t>(b));  // no zero-fill
       ends.push_back(narrow.size());
     } else {
       wide.insert(wide.end(), buckets.begin(), buckets.end());
@@ -605,10 +603,11 @@ void DsirJob::restore_state(engine::StateReader& state) {
   }
   comm_.agree([&] {
     if (saved_version != bucket_version(settings_.hash)) {
-      throw UsageError("cannot resume: the checkpoint counted dsir.hash = " + std::string(to_string(settings_.hash)) +
-                       " buckets of version " + std::to_string(saved_version) + ", this skein computes version " +
-                       std::to_string(bucket_version(settings_.hash)) +
-                       "; run again without --resume, or into a new --out");
+      throw UsageError(
+          "cannot resume: the checkpoint counted dsir.hash = " + std::string(to_string(settings_.hash)) +
+          " buckets of version " + std::to_string(saved_version) + ", this skein computes version " +
+          std::to_string(bucket_version(settings_.hash)) +
+          "; run again without --resume, or into a new --out");
     }
   });
   const auto done = state.replicated_uint64("done_pieces");

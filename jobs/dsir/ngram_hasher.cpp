@@ -107,10 +107,10 @@ struct alignas(64) OneBlock {
 constexpr std::size_t kMaxOneBlockBytes = 55;
 constexpr std::size_t kKeyBytes = 56;
 
-// Direct-mapped cache of n-gram -> sha256 bucket: one 64-byte slot per entry (the key's 56 bytes, the bucket),
-// indexed by XXH3 of the key; a miss computes the bucket and replaces the slot. Replacing, not filling up,
-// keeps the cache on the corpus' current vocabulary; small enough to stay in the CPU caches (a probe
-// that goes to memory costs about as much as a SHA-256 with the SHA extensions).
+// Direct-mapped cache of n-gram -> sha256 bucket: one 64-byte slot per entry (the key's 56 bytes, the
+// bucket), indexed by XXH3 of the key; a miss computes the bucket and replaces the slot. Replacing, not
+// filling up, keeps the cache on the corpus' current vocabulary; small enough to stay in the CPU caches (a
+// probe that goes to memory costs about as much as a SHA-256 with the SHA extensions).
 class NgramCache {
  public:
 #ifndef SKEIN_DSIR_CACHE_BITS
@@ -123,7 +123,9 @@ class NgramCache {
   static std::size_t slot_of(const OneBlock& block) {
     return static_cast<std::size_t>(XXH3_64bits(block.bytes, kKeyBytes)) & (kSlots - 1);
   }
-  void prefetch(std::size_t slot) const { __builtin_prefetch(&slots_[slot]); }
+  void prefetch(std::size_t slot) const {
+    __builtin_prefetch(&slots_[slot]);
+  }
 
   // The bucket of `block`'s n-gram, computing it with `hash` on a miss.
   template <class HashFn>
@@ -164,7 +166,9 @@ struct NgramHasher::Impl {
 
   // xxh3 buckets are floor(h * num_buckets / 2^64) (Lemire's multiply-shift range reduction): one multiply
   // where h % num_buckets takes a chain of three.
-  std::uint32_t range(std::uint64_t h) const { return static_cast<std::uint32_t>((u128{h} * num_buckets) >> 64); }
+  std::uint32_t range(std::uint64_t h) const {
+    return static_cast<std::uint32_t>((u128{h} * num_buckets) >> 64);
+  }
   std::uint32_t xxh3(std::string_view s) const { return range(XXH3_64bits(s.data(), s.size())); }
 
   std::uint32_t sha256(std::string_view s) const {
@@ -220,8 +224,11 @@ void NgramHasher::Impl::buckets_xxh3(const std::vector<std::string_view>& tokens
   const std::size_t n = tokens.size();
   hashes.resize(n + 1);
   std::uint64_t* const h = hashes.data();
-  for (std::size_t i = 0; i < n; ++i) h[i] = XXH3_64bits(tokens[i].data(), tokens[i].size());
-  for (std::size_t i = 0; i < n; ++i) *out++ = range(h[i]);
+  for (std::size_t i = 0; i < n; ++i) {
+    h[i] = XXH3_64bits(tokens[i].data(), tokens[i].size());
+    out[i] = range(h[i]);
+  }
+  out += n;
   for (std::size_t k = 2; k <= static_cast<std::size_t>(ngrams) && k <= n; ++k) {
     if (k == 2) {
       for (std::size_t i = 0; i + 1 < n; ++i) *out++ = range(hash_of_hashes<2>(h + i));

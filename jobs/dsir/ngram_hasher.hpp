@@ -12,9 +12,9 @@ namespace skein::dsir {
 enum class HashKind { xxh3, sha256 };
 
 // The version of a hash kind's bucket definition, saved with models and checkpoints so that counts from
-// different definitions are never mixed. sha256: 1 (the reference's, fixed). xxh3: 2 (version 1, in skein up to
-// commit 41e4752, was XXH3 of each n-gram's space-joined text % num_buckets; 2 hashes each token once, then
-// an n-gram's token hashes, and reduces by multiply-shift).
+// different definitions are never mixed. sha256: 1 (the reference's, fixed). xxh3: 2 (version 1, in skein up
+// to commit 41e4752, was XXH3 of each n-gram's space-joined text % num_buckets; 2 hashes each token once,
+// then an n-gram's token hashes, and reduces by multiply-shift).
 int bucket_version(HashKind kind);
 
 // "xxh3" or "sha256"; throws std::invalid_argument on anything else.

@@ -83,15 +83,15 @@ void compress_portable(std::uint32_t state[8], const unsigned char* blocks, std:
 // extend the message schedule four words at a time. Compiled for these instructions whatever the build's
 // -march, and called only when cpuid reports them.
 __attribute__((target("sha,sse4.1,ssse3"))) void compress_shani(std::uint32_t state[8],
-                                                                 const unsigned char* blocks,
-                                                                 std::size_t count) {
+                                                                const unsigned char* blocks,
+                                                                std::size_t count) {
   const __m128i byte_swap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
-  __m128i tmp = _mm_loadu_si128(reinterpret_cast<const __m128i*>(state));          // ABCD (A lowest)
-  __m128i state1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(state + 4));   // EFGH
-  tmp = _mm_shuffle_epi32(tmp, 0xB1);                                               // CDAB
-  state1 = _mm_shuffle_epi32(state1, 0x1B);                                         // HGFE
-  __m128i state0 = _mm_alignr_epi8(tmp, state1, 8);                                 // ABEF
-  state1 = _mm_blend_epi16(state1, tmp, 0xF0);                                      // CDGH
+  __m128i tmp = _mm_loadu_si128(reinterpret_cast<const __m128i*>(state));         // ABCD (A lowest)
+  __m128i state1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(state + 4));  // EFGH
+  tmp = _mm_shuffle_epi32(tmp, 0xB1);                                             // CDAB
+  state1 = _mm_shuffle_epi32(state1, 0x1B);                                       // HGFE
+  __m128i state0 = _mm_alignr_epi8(tmp, state1, 8);                               // ABEF
+  state1 = _mm_blend_epi16(state1, tmp, 0xF0);                                    // CDGH
 
   for (; count > 0; --count, blocks += 64) {
     const __m128i abef_save = state0, cdgh_save = state1;

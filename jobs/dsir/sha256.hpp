@@ -1,4 +1,5 @@
-// SHA-256 of short strings for the hashed n-grams: the x86 SHA extensions when the CPU has them, else portable C++.
+// SHA-256 of short strings for the hashed n-grams: the x86 SHA extensions when the CPU has them, else
+// portable C++.
 #pragma once
 
 #include <cstdint>

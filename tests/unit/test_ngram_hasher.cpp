@@ -35,8 +35,8 @@ std::uint32_t reduce(std::uint64_t h, std::uint32_t num_buckets) {
   return static_cast<std::uint32_t>((static_cast<unsigned __int128>(h) * num_buckets) >> 64);
 }
 
-// The xxh3 n-gram definition, written out independently of NgramHasher: XXH3_64bits of the tokens' XXH3_64bits
-// values, each serialised as 8 little-endian bytes; a unigram is its token's XXH3_64bits.
+// The xxh3 n-gram definition, written out independently of NgramHasher: XXH3_64bits of the tokens'
+// XXH3_64bits values, each serialised as 8 little-endian bytes; a unigram is its token's XXH3_64bits.
 std::uint64_t xxh3_ngram_hash(const std::vector<std::string_view>& ngram) {
   if (ngram.size() == 1) return XXH3_64bits(ngram[0].data(), ngram[0].size());
   std::string bytes;
@@ -128,7 +128,8 @@ TEST(NgramHasher, Sha256BucketsMatchPythonForManyModuli) {
 TEST(NgramHasher, Sha256BucketIsTheDigestModBuckets) {
   std::mt19937_64 rng(13);
   // Near 2^32 the limb weights 2^(32 k) mod d are small; 2654435769 and 3000000019 give large ones.
-  const std::uint32_t moduli[] = {1, 3, 10000, 65536, 1000003, 2147483648u, 2654435769u, 3000000019u, 4294967291u};
+  const std::uint32_t moduli[] = {1,           3,           10000,       65536,      1000003,
+                                  2147483648u, 2654435769u, 3000000019u, 4294967291u};
   for (std::uint32_t b : moduli) {
     const NgramHasher h(HashKind::sha256, 2, b);
     for (int i = 0; i < 500; ++i) {

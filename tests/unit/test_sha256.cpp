@@ -43,7 +43,8 @@ TEST(Sha256, NistVectors) {
       {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
       {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",  // 56 bytes: padding takes a second block
        "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
-      {"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrst"
+      {"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopq"
+       "rst"
        "nopqrstu",  // 112 bytes
        "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1"},
       {std::string(55, '\0'), "02779466cdec163811d078815c633f21901413081449002f24aa3e80f0b88ef7"},
@@ -75,7 +76,7 @@ TEST(Sha256, AutomaticPicksTheExtensionsWhenPresent) {
             sha256::shani_available() ? Backend::shani : Backend::portable);
   EXPECT_EQ(sha256::resolved(Backend::portable), Backend::portable);
   std::printf("SHA extensions %s\n", sha256::shani_available() ? "present: tested both backends"
-                                                                : "absent: tested the portable backend");
+                                                               : "absent: tested the portable backend");
 }
 
 }  // namespace

@@ -236,10 +236,13 @@ class LanczosEigensolver {
       // basis[size] satisfy the same Lanczos relation A V_s = V_s H_s + beta_s v_{s+1} e_s^T as a full
       // basis, so the residual estimates are as good, and a cycle stops as soon as the wanted pairs meet
       // the tolerance instead of filling the basis first (a host eigensolve of at most m x m per product,
-      // negligible next to the operator). Skipped right after a breakdown (beta_s = 0): a residual of 0 then
-      // only says that the Krylov space is invariant, not that it holds the extremal pairs.
+      // negligible next to the operator; past kEveryProductUpTo basis vectors, whose O(size^3) eigensolve
+      // could rival a cheap operator, every kCheckStride-th product). Skipped right after a breakdown
+      // (beta_s = 0): a residual of 0 then only says that the Krylov space is invariant, not that it holds
+      // the extremal pairs.
       const int size = state_.size;
-      if (size < m && size > wanted_) {
+      const bool check = size <= kEveryProductUpTo || size % kCheckStride == 0;
+      if (size < m && size > wanted_ && check) {
         const double beta = H(size, size - 1);
         if (beta > 0.0) {
           const RitzSelection ritz = select_ritz(leading_block(size), size, beta, options_);
@@ -284,6 +287,8 @@ class LanczosEigensolver {
     w_ = space_.create("lanczos_w");
     tmp_ = space_.create("lanczos_tmp");
   }
+
+  static constexpr int kEveryProductUpTo = 128, kCheckStride = 8;
 
   double& H(int i, int j) { return state_.projected[static_cast<std::size_t>(j) * state_.m + i]; }
 

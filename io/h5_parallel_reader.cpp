@@ -502,22 +502,25 @@ void H5RowReader::read_raw(const std::vector<std::uint64_t>& rows, std::uint64_t
                             std::to_string(column) + ", " + std::to_string(column + columns) +
                             ") lie outside " + name_ + " of shape " + list_text(shape_));
   }
-  // The union of runs of consecutive rows (HDF5 reads a selection in file order: rows must ascend).
-  for (std::size_t i = 0; i < rows.size();) {
-    std::size_t j = i + 1;
-    while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
-    const hsize_t start[2] = {rows[i], column}, count[2] = {j - i, columns};
-    check_status(H5Sselect_hyperslab(space_.get(), i == 0 ? H5S_SELECT_SET : H5S_SELECT_OR, start, nullptr,
-                                     count, nullptr),
-                 "H5Sselect_hyperslab", path_, name_);
-    i = j;
-  }
+  // One H5Dread per run of consecutive rows, each a single block: HDF5 maps a block onto the chunks of a
+  // chunked dataset directly, but walks an irregular selection (a union of runs) element by element,
+  // which made reading 1024 rows x 2048 columns take most of a second.
   const hsize_t mem_dims[2] = {rows.size(), columns};
   H5Handle mem_space(check_id(H5Screate_simple(2, mem_dims, nullptr), "H5Screate_simple", path_, name_),
                      H5Sclose);
-  check_status(
-      H5Dread(dataset_.get(), detail::native_type(type), mem_space.get(), space_.get(), H5P_DEFAULT, out),
-      "H5Dread", path_, name_);
+  const hid_t mem_type = detail::native_type(type);
+  for (std::size_t i = 0; i < rows.size();) {
+    std::size_t j = i + 1;
+    while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
+    const hsize_t start[2] = {rows[i], column}, mem_start[2] = {i, 0}, count[2] = {j - i, columns};
+    check_status(H5Sselect_hyperslab(space_.get(), H5S_SELECT_SET, start, nullptr, count, nullptr),
+                 "H5Sselect_hyperslab", path_, name_);
+    check_status(H5Sselect_hyperslab(mem_space.get(), H5S_SELECT_SET, mem_start, nullptr, count, nullptr),
+                 "H5Sselect_hyperslab", path_, name_);
+    check_status(H5Dread(dataset_.get(), mem_type, mem_space.get(), space_.get(), H5P_DEFAULT, out),
+                 "H5Dread", path_, name_);
+    i = j;
+  }
 }
 
 }  // namespace skein::io

@@ -238,19 +238,23 @@ class DenseFeatureBlock {
                                   std::to_string(columns()) + " columns, " + std::to_string(b) + " rows)");
   }
 
-  static Matrix sized(Matrix& buffer, std::int64_t rows, std::int64_t columns, const char* label) {
-    if (static_cast<std::int64_t>(buffer.extent(0)) != rows ||
-        static_cast<std::int64_t>(buffer.extent(1)) != columns)
-      buffer = Matrix(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string(label)),
-                      static_cast<std::size_t>(rows), static_cast<std::size_t>(columns));
-    return buffer;
+  // A rows x columns LayoutRight View over `storage`, grown (never shrunk) to hold it: buffers are reused
+  // across chunks and slabs of different shapes, since fresh memory costs a page fault per page on first
+  // touch (on the VM measured, more than reading the same bytes from the page cache).
+  static Matrix shaped(Kokkos::View<Scalar*>& storage, std::int64_t offset, std::int64_t rows,
+                       std::int64_t columns, const char* label) {
+    const auto need = static_cast<std::size_t>(offset + rows * columns);
+    if (storage.extent(0) < need)
+      storage =
+          Kokkos::View<Scalar*>(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string(label)), need);
+    return Matrix(storage.data() + offset, static_cast<std::size_t>(rows), static_cast<std::size_t>(columns));
   }
 
   // A streamed block's raw values of the sorted distinct block rows `sorted` and columns [c0, c1) (the
   // source's read, copied to the block's memory space).
   Matrix read_raw(const std::vector<std::int64_t>& sorted, std::int64_t c0, std::int64_t c1) const {
     const auto count = static_cast<std::int64_t>(sorted.size());
-    Matrix raw = sized(raw_, count, c1 - c0, "DenseFeatureBlock::raw");
+    Matrix raw = shaped(raw_, 0, count, c1 - c0, "DenseFeatureBlock::raw");
     auto host = Kokkos::create_mirror_view(Kokkos::HostSpace(), raw);
     source_->read(sorted, c0, c1, host);
     Kokkos::deep_copy(raw, host);
@@ -272,7 +276,7 @@ class DenseFeatureBlock {
       if (!source_) {
         for (std::int64_t c0 = 0; c0 < columns(); c0 += column_slab) {
           const std::int64_t c1 = std::min(columns(), c0 + column_slab);
-          Matrix slab = sized(buffer_, m, c1 - c0, "DenseFeatureBlock::slab");
+          Matrix slab = shaped(buffer_, 0, m, c1 - c0, "DenseFeatureBlock::slab");
           Kokkos::parallel_for("skein::DenseFeatureBlock::gather",
                                Kokkos::MDRangePolicy<exec, Kokkos::Rank<2>>({0, 0}, {m, c1 - c0}),
                                detail::GatherStandardized<Scalar, ConstMatrix, Matrix>{
@@ -303,18 +307,22 @@ class DenseFeatureBlock {
       Kokkos::deep_copy(position, host_position);
       cached_rows_.clear();
       cached_slabs_.clear();
+      if (cacheable) shaped(cache_, 0, m, columns(), "DenseFeatureBlock::cache");  // room for all slabs
+      // All columns in one read when they fit (fewer, longer reads), else slab by slab.
+      const bool whole =
+          static_cast<std::int64_t>(sorted.size()) * columns() * static_cast<std::int64_t>(sizeof(Scalar)) <=
+          cache_bytes;
+      const Matrix all_columns = whole ? read_raw(sorted, 0, columns()) : Matrix();
       std::size_t s = 0;
       for (std::int64_t c0 = 0; c0 < columns(); c0 += column_slab, ++s) {
         const std::int64_t c1 = std::min(columns(), c0 + column_slab);
-        const Matrix raw = read_raw(sorted, c0, c1);
-        Matrix slab = cacheable ? Matrix(Kokkos::view_alloc(Kokkos::WithoutInitializing,
-                                                            std::string("DenseFeatureBlock::cached_slab")),
-                                         static_cast<std::size_t>(m), static_cast<std::size_t>(c1 - c0))
-                                : sized(buffer_, m, c1 - c0, "DenseFeatureBlock::slab");
+        const Matrix raw = whole ? all_columns : read_raw(sorted, c0, c1);
+        Matrix slab = cacheable ? shaped(cache_, m * c0, m, c1 - c0, "DenseFeatureBlock::cache")
+                                : shaped(buffer_, 0, m, c1 - c0, "DenseFeatureBlock::slab");
         Kokkos::parallel_for("skein::DenseFeatureBlock::gather",
                              Kokkos::MDRangePolicy<exec, Kokkos::Rank<2>>({0, 0}, {m, c1 - c0}),
                              detail::GatherStandardized<Scalar, Matrix, Matrix>{
-                                 raw, Rows(position), 0, 0, c0, means_, inverse_scales_, slab});
+                                 raw, Rows(position), 0, whole ? c0 : 0, c0, means_, inverse_scales_, slab});
         Kokkos::fence();
         if (cacheable) cached_slabs_.push_back(slab);
         body(r0, r1, c0, c1, slab);
@@ -344,8 +352,9 @@ class DenseFeatureBlock {
     for (std::int64_t r0 = 0; r0 < count; r0 += row_slab) {
       const std::int64_t r1 = std::min(count, r0 + row_slab);
       const std::vector<std::int64_t> chunk(sorted_rows.begin() + r0, sorted_rows.begin() + r1);
-      for (std::int64_t c0 = 0; c0 < columns(); c0 += column_slab) {
-        const std::int64_t c1 = std::min(columns(), c0 + column_slab);
+      const bool whole = (r1 - r0) * columns() * static_cast<std::int64_t>(sizeof(Scalar)) <= cache_bytes;
+      for (std::int64_t c0 = 0; c0 < columns(); c0 = whole ? columns() : c0 + column_slab) {
+        const std::int64_t c1 = whole ? columns() : std::min(columns(), c0 + column_slab);
         const Matrix raw = read_raw(chunk, c0, c1);
         const std::int64_t slab_tiles =
             (c1 - c0 + detail::ColumnSums<Matrix>::tile - 1) / detail::ColumnSums<Matrix>::tile;
@@ -400,7 +409,7 @@ class DenseFeatureBlock {
   std::int64_t first_column_;
   Kokkos::View<double*> means_;
   Kokkos::View<double*> inverse_scales_;
-  mutable Matrix buffer_, raw_;
+  mutable Kokkos::View<Scalar*> buffer_, raw_, cache_;  // storage of the slab, raw and cached Views
   mutable std::vector<std::int64_t> cached_rows_;
   mutable std::vector<Matrix> cached_slabs_;
 };

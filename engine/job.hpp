@@ -28,6 +28,9 @@ class Job {
   // possibly on a different number of ranks, and must leave it as if it had run the saved steps.
   virtual void save_state(StateWriter& state) const = 0;
   virtual void restore_state(StateReader& state) = 0;
+  // True right after a step that ends a natural unit (an epoch) worth a checkpoint of its own, besides the
+  // runner's cadence. Must be the same on every rank.
+  virtual bool checkpoint_due() const { return false; }
   // The seed recorded in checkpoints (0 for jobs without randomness).
   virtual std::uint64_t seed() const { return 0; }
 };

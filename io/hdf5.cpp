@@ -499,8 +499,14 @@ void H5Writer::set_attribute(const std::string& object_path, const std::string& 
   set_scalar_attribute(object_path, name, detail::ScalarType::f64, &value);
 }
 
+void H5Writer::set_attribute(const std::string& object_path, const std::string& name,
+                             const std::vector<std::int64_t>& values) {
+  if (values.empty()) throw engine::InternalError("H5Writer::set_attribute: empty list for " + name);
+  set_scalar_attribute(object_path, name, detail::ScalarType::i64, values.data(), values.size());
+}
+
 void H5Writer::set_scalar_attribute(const std::string& object_path, const std::string& name,
-                                    detail::ScalarType type, const void* value) {
+                                    detail::ScalarType type, const void* value, std::size_t list_size) {
   const std::string object = normalize(object_path);
   comm_.agree([&] {
     detail::QuietErrors quiet;
@@ -512,8 +518,11 @@ void H5Writer::set_scalar_attribute(const std::string& object_path, const std::s
     check_status(found < 0 ? -1 : 0, "H5Aexists", path_, object + "@" + name);
     if (found > 0) check_status(H5Adelete(obj.get(), name.c_str()), "H5Adelete", path_, object + "@" + name);
     const hid_t h5type = detail::native_type(type);
-    H5Handle space(check_id(H5Screate(H5S_SCALAR), "H5Screate", path_, object), H5Sclose);
-    metadata_bytes_ += 256 + name.size();
+    const hsize_t dims[1] = {static_cast<hsize_t>(list_size)};
+    H5Handle space(check_id(list_size == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, dims, nullptr),
+                            "H5Screate", path_, object),
+                   H5Sclose);
+    metadata_bytes_ += 256 + name.size() + 8 * list_size;
     H5Handle attr(check_id(H5Acreate2(obj.get(), name.c_str(), h5type, space.get(), H5P_DEFAULT, H5P_DEFAULT),
                            "H5Acreate2", path_, object + "@" + name),
                   H5Aclose);

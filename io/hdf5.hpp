@@ -124,6 +124,7 @@ class H5Writer {
   H5Writer& operator=(const H5Writer&) = delete;
 
   const std::string& path() const { return path_; }
+  const comm::Communicator& comm() const { return comm_; }
 
   // Creates the group and any missing parents; an existing group is fine.
   void create_group(const std::string& group);
@@ -200,6 +201,10 @@ class H5Writer {
     }
   }
 
+  // A 1-D int64 attribute (a grid's extents); H5ParallelReader::int_list_attribute reads it back.
+  void set_attribute(const std::string& object_path, const std::string& name,
+                     const std::vector<std::int64_t>& values);
+
   // Collective close (then rank 0 writes pending string datasets); idempotent.
   void close();
   // Rank 0 makes sure the file's blocks up to its current end of allocation exist on disk (IoError if not).
@@ -212,7 +217,7 @@ class H5Writer {
                 const std::vector<std::uint64_t>& global_shape, const std::vector<std::uint64_t>& offset,
                 const std::vector<std::uint64_t>& extent, const void* data);
   void set_scalar_attribute(const std::string& object_path, const std::string& name, detail::ScalarType type,
-                            const void* value);
+                            const void* value, std::size_t list_size = 0);
   bool exists(const std::string& object_path) const;
   void ensure_group(const std::string& group);
   detail::H5Handle create_dataset(const std::string& dataset, hid_t file_type,

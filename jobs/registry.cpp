@@ -1,6 +1,7 @@
 #include "jobs/registry.hpp"
 
 #include "jobs/cca_synth/cca_synth_job.hpp"
+#include "jobs/dcdm_train/dcdm_train_job.hpp"
 #include "jobs/dsir/dsir_job.hpp"
 #include "jobs/cca/cca_job.hpp"
 #include "jobs/hessian/hessian_job.hpp"
@@ -15,6 +16,7 @@ const std::vector<JobEntry>& all_jobs() {
       {hessian::job_spec(), [](const JobEnv& env) { return hessian::make_job(env); }},
       {cca::job_spec(), [](const JobEnv& env) { return cca::make_job(env); }},
       {cca_synth::job_spec(), [](const JobEnv& env) { return cca_synth::make_job(env); }},
+      {dcdm_train::job_spec(), [](const JobEnv& env) { return dcdm_train::make_job(env); }},
   };
   return jobs;
 }

@@ -213,7 +213,8 @@ void run_job(engine::Job& job, const JobEnv& env, const std::vector<engine::Conf
     ++step;
     ++steps_since_checkpoint;
     if (done) break;
-    if (step < next_agreement) continue;
+    const bool job_wants_checkpoint = job.checkpoint_due();
+    if (step < next_agreement && !job_wants_checkpoint) continue;
 
     const auto now = Clock::now();
     const double since = std::chrono::duration<double>(now - last_checkpoint).count();
@@ -222,13 +223,15 @@ void run_job(engine::Job& job, const JobEnv& env, const std::vector<engine::Conf
         static_cast<double>(std::max<std::int64_t>(1, step - interval_first_step));
     // [stop signal, periodic checkpoint due, slowest step, seconds since the signal, since the last
     // checkpoint]
-    double flags[5] = {static_cast<double>(engine::received_stop_signal()),
-                       (options.checkpoint_every_seconds > 0 && since >= options.checkpoint_every_seconds) ||
-                               (options.checkpoint_every_steps > 0 &&
-                                steps_since_checkpoint >= options.checkpoint_every_steps)
-                           ? 1.0
-                           : 0.0,
-                       seconds_per_step, engine::seconds_since_stop_signal(), since};
+    double flags[5] = {
+        static_cast<double>(engine::received_stop_signal()),
+        job_wants_checkpoint ||
+                (options.checkpoint_every_seconds > 0 && since >= options.checkpoint_every_seconds) ||
+                (options.checkpoint_every_steps > 0 &&
+                 steps_since_checkpoint >= options.checkpoint_every_steps)
+            ? 1.0
+            : 0.0,
+        seconds_per_step, engine::seconds_since_stop_signal(), since};
     comm.allreduce_inplace(flags, 5, comm::Op::max);
     const int signal_number = static_cast<int>(flags[0]);
     std::int64_t interval =

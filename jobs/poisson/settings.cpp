@@ -34,8 +34,10 @@ std::string trim(const std::string& text) {
   return text.substr(begin, end - begin + 1);
 }
 
-// "x,y,z,r;x,y,z,r" in cell units.
-std::vector<Sphere> parse_obstacles(const std::string& text, const std::array<std::int64_t, 3>& grid) {
+}  // namespace
+
+std::vector<Sphere> parse_obstacles(const std::string& text, const std::array<std::int64_t, 3>& grid,
+                                    const std::string& job) {
   std::vector<Sphere> spheres;
   std::istringstream list(text);
   std::string item;
@@ -44,7 +46,7 @@ std::vector<Sphere> parse_obstacles(const std::string& text, const std::array<st
     item = trim(item);
     if (item.empty()) continue;
     ++index;
-    const std::string what = key_name("obstacles") + ", sphere " + std::to_string(index) + " '" + item + "'";
+    const std::string what = "config key '" + job + ".obstacles'" + ", sphere " + std::to_string(index) + " '" + item + "'";
     std::vector<double> values;
     std::istringstream fields(item);
     std::string field;
@@ -65,7 +67,6 @@ std::vector<Sphere> parse_obstacles(const std::string& text, const std::array<st
   return spheres;
 }
 
-}  // namespace
 
 std::string to_string(ProblemKind problem) {
   switch (problem) {

@@ -41,6 +41,10 @@ struct Settings {
 engine::JobSpec job_spec();
 // Throws UsageError naming the key for any bad value. Never communicates.
 Settings parse_settings(const engine::Config& config);
+// "x,y,z,r;x,y,z,r" in cell units (the `obstacles` key; shared with dcdm-train, whose errors name `job`'s
+// key). UsageError naming the sphere and what is wrong.
+std::vector<Sphere> parse_obstacles(const std::string& text, const std::array<std::int64_t, 3>& grid,
+                                    const std::string& job = "poisson");
 // The smoke problem's spheres when `obstacles` is left at "default": the same shapes at every resolution.
 std::vector<Sphere> default_obstacles(const std::array<std::int64_t, 3>& grid);
 

@@ -1,5 +1,6 @@
 // Halo exchange: every ghost with a neighbour gets the right global value (faces, then edges and corners),
-// boundary ghosts stay untouched; widths 1 and 2; double, float and uint8; uneven grids and fixed dims.
+// boundary ghosts stay untouched; widths 1 and 2; double, float and uint8; uneven grids and fixed dims;
+// channels-last (4-D) fields.
 // skein-test-ranks: 1 2 3 4
 #include "comm/halo.hpp"
 
@@ -144,7 +145,55 @@ void check_all_cases() {
   }
 }
 
+// Channels-last field: channel c of each cell carries the 3-D test pattern shifted by 1000 c, so the
+// per-channel check below also catches channels swapped or shifted within a cell.
+template <class T>
+void check_channels(const CartDecomposition& d, int width, bool corners, int channels) {
+  SCOPED_TRACE(::testing::Message() << "channels " << channels << " width " << width << " corners "
+                                    << corners);
+  const int rank = d.comm().rank();
+  HaloExchange<T> halo(d, width, corners, channels);
+  auto field = skein::comm::make_field<T>(d, width, channels, "channels");
+  for (int c = 0; c < channels; ++c) {
+    auto plane = skein::comm::make_field<T>(d, width, "plane");
+    fill(plane, d.owned(), width, 1000 * c, rank);
+    Kokkos::deep_copy(Kokkos::subview(field, Kokkos::ALL, Kokkos::ALL, Kokkos::ALL, c), plane);
+  }
+  halo.exchange(field);
+  long filled_total = 0;
+  for (int c = 0; c < channels; ++c) {
+    auto plane = skein::comm::make_field<T>(d, width, "plane");
+    Kokkos::deep_copy(plane, Kokkos::subview(field, Kokkos::ALL, Kokkos::ALL, Kokkos::ALL, c));
+    const auto [wrong, filled] = check(plane, d, width, corners, 1000 * c);
+    EXPECT_EQ(wrong, 0) << "channel " << c;
+    filled_total += filled;
+  }
+  if (d.comm().size() > 1) EXPECT_GT(d.comm().allreduce(filled_total, Op::sum), 0);
+}
+
 }  // namespace
+
+TEST(HaloExchange, ChannelsLastFields) {
+  const Communicator world(MPI_COMM_WORLD);
+  for (const auto& [extent, dims] : cases(world.size())) {
+    const CartDecomposition d(world, extent, dims);
+    SCOPED_TRACE(::testing::Message() << "grid " << extent[0] << "x" << extent[1] << "x" << extent[2]);
+    check_channels<float>(d, 1, true, 16);
+    check_channels<double>(d, 1, false, 3);
+    check_channels<double>(d, 2, true, 1);
+  }
+}
+
+TEST(HaloExchange, ChannelCountMustMatch) {
+  const Communicator world(MPI_COMM_WORLD);
+  const CartDecomposition d(world, {8, 8, 8});
+  HaloExchange<float> halo(d, 1, true, 4);
+  auto three = skein::comm::make_field<float>(d, 1, 3, "three channels");
+  EXPECT_THROW(halo.exchange(three), skein::engine::InternalError);
+  auto scalar = skein::comm::make_field<float>(d, 1, "scalar");
+  EXPECT_THROW(halo.exchange(scalar), skein::engine::InternalError);
+  EXPECT_THROW(HaloExchange<float>(d, 1, true, 0), skein::engine::InternalError);
+}
 
 TEST(HaloExchange, FacesAndCornersDouble) {
   check_all_cases<double>();

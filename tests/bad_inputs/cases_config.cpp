@@ -120,6 +120,14 @@ std::vector<Case> config_cases() {
        2,
        {"config key 'hessian.operator': 'fisher' is not one of"}},
       {"config",
+       "dcdm_train_problem_file",
+       // dcdm-train reads no input file; its problem comes from the config alone.
+       [](Workspace&) {
+         return std::vector<std::string>{"dcdm-train", "--dcdm-train.grid=8", "--dcdm-train.problem=file"};
+       },
+       2,
+       {"config key 'dcdm-train.problem': 'file' is not one of"}},
+      {"config",
        "components_above_features",
        [](Workspace& ws) { return with(cca_good(ws), "--cca.components=5"); },
        65,

@@ -5,6 +5,7 @@
 #include "tests/e2e/cli_runner.hpp"
 
 #include <cmath>
+#include <filesystem>
 
 namespace skein::bad_inputs {
 
@@ -118,6 +119,28 @@ std::vector<Case> poisson_cases() {
        },
        65,
        {"{in}/problem.h5: /rhs"}},
+      {"poisson",
+       "dcdm_model_not_hdf5",
+       [](Workspace& ws) {
+         test::write_file(ws.in + "/model.h5", "not a model\n");
+         return with(with(poisson_good(ws), "--poisson.solver=dcdm"),
+                     "--poisson.model=" + ws.in + "/model.h5");
+       },
+       65,
+       {"{in}/model.h5 is not an HDF5 file"}},
+      {"poisson",
+       "dcdm_model_is_a_hessian_model",
+       // A model file of another job: /model is there, its attributes are not.
+       [](Workspace& ws) {
+         auto args = poisson_good(ws);
+         Workspace other = ws;
+         other.in = ws.in + "/hessian";
+         std::filesystem::create_directories(other.in);
+         hessian_good(other);
+         return with(with(args, "--poisson.solver=dcdm"), "--poisson.model=" + other.in + "/model.h5");
+       },
+       65,
+       {"model file {in}/hessian/model.h5: /model has no attribute 'kind'"}},
       {"poisson",
        "rhs_inf_since_checkpoint",
        [](Workspace& ws) { return poisson_good(ws); },

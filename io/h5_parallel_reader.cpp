@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 
 namespace skein::io {
 
@@ -117,6 +119,84 @@ void require_convertible(const OpenDataset& open, detail::ScalarType type, const
   if (open.element.kind == Kind::floating && !is_floating(type)) {
     throw engine::DataError(path + ": " + name +
                             " holds floating-point values; it cannot be read into an integer array");
+  }
+}
+
+bool is_signed_type(detail::ScalarType type) {
+  using T = detail::ScalarType;
+  return type == T::i8 || type == T::i16 || type == T::i32 || type == T::i64;
+}
+
+// Whether HDF5's conversion of the file's integers to `type` can clamp a value (int16 -1 to uint8 0, int32
+// 258 to uint8 255) instead of failing: then the reader checks every value itself.
+bool integers_may_clamp(const ElementType& file, detail::ScalarType type) {
+  if (file.kind != ElementType::Kind::integer || is_floating(type)) return false;
+  const std::size_t size = detail::type_size(type);
+  if (is_signed_type(type)) return file.is_signed ? file.size > size : file.size >= size;
+  return file.is_signed || file.size > size;
+}
+
+const char* type_name(detail::ScalarType type) {
+  static const char* names[] = {"int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"};
+  return names[static_cast<int>(type)];
+}
+
+template <class T, class Wide>
+bool fits(Wide value) {
+  if constexpr (std::is_signed_v<Wide>) {
+    if (value < 0)
+      return std::is_signed_v<T> && value >= static_cast<std::int64_t>(std::numeric_limits<T>::min());
+  }
+  return static_cast<std::uint64_t>(value) <= static_cast<std::uint64_t>(std::numeric_limits<T>::max());
+}
+
+// Copies integers read as 64-bit into `buffer` as T, or names the first one T cannot hold (in the dataset's
+// global coordinates).
+template <class T, class Wide>
+void narrow_into(const std::vector<Wide>& wide, void* buffer, detail::ScalarType type,
+                 const std::string& path, const std::string& name, const std::vector<std::uint64_t>& offset,
+                 const std::vector<std::uint64_t>& extent) {
+  T* out = static_cast<T*>(buffer);
+  for (std::size_t i = 0; i < wide.size(); ++i) {
+    if (!fits<T>(wide[i])) {
+      std::vector<std::uint64_t> at(offset.size());
+      std::uint64_t rest = i;
+      for (std::size_t d = offset.size(); d-- > 0;) {
+        at[d] = offset[d] + rest % extent[d];
+        rest /= extent[d];
+      }
+      throw engine::DataError(path + ": " + name + " holds " + std::to_string(wide[i]) + " at " +
+                              list_text(at) + ", outside the range of the " + type_name(type) +
+                              " values it is read as");
+    }
+    out[i] = static_cast<T>(wide[i]);
+  }
+}
+
+template <class Wide>
+void narrow(const std::vector<Wide>& wide, void* buffer, detail::ScalarType type, const std::string& path,
+            const std::string& name, const std::vector<std::uint64_t>& offset,
+            const std::vector<std::uint64_t>& extent) {
+  using T = detail::ScalarType;
+  switch (type) {
+    case T::i8:
+      return narrow_into<std::int8_t>(wide, buffer, type, path, name, offset, extent);
+    case T::u8:
+      return narrow_into<std::uint8_t>(wide, buffer, type, path, name, offset, extent);
+    case T::i16:
+      return narrow_into<std::int16_t>(wide, buffer, type, path, name, offset, extent);
+    case T::u16:
+      return narrow_into<std::uint16_t>(wide, buffer, type, path, name, offset, extent);
+    case T::i32:
+      return narrow_into<std::int32_t>(wide, buffer, type, path, name, offset, extent);
+    case T::u32:
+      return narrow_into<std::uint32_t>(wide, buffer, type, path, name, offset, extent);
+    case T::i64:
+      return narrow_into<std::int64_t>(wide, buffer, type, path, name, offset, extent);
+    case T::u64:
+      return narrow_into<std::uint64_t>(wide, buffer, type, path, name, offset, extent);
+    default:
+      throw engine::InternalError("narrow: not an integer type");
   }
 }
 
@@ -255,10 +335,29 @@ void H5ParallelReader::read_raw(const std::string& dataset, detail::ScalarType t
   });
   // Every rank makes the same number of collective H5Dread calls, some of them empty.
   const std::uint64_t rounds = comm_.allreduce(local_rounds, comm::Op::max);
+  // Integers that HDF5 could clamp are read as 64-bit and checked (narrowed into `buffer` below).
+  const bool check_range = integers_may_clamp(open.element, type);
+  const detail::ScalarType read_type = !check_range             ? type
+                                       : open.element.is_signed ? detail::ScalarType::i64
+                                                                : detail::ScalarType::u64;
+  std::vector<std::int64_t> wide_signed;
+  std::vector<std::uint64_t> wide_unsigned;
+  void* read_buffer = buffer;
+  if (check_range) {
+    std::uint64_t elements = 1;
+    for (const auto e : extent) elements *= e;
+    if (read_type == detail::ScalarType::i64) {
+      wide_signed.resize(elements);
+      read_buffer = wide_signed.data();
+    } else {
+      wide_unsigned.resize(elements);
+      read_buffer = wide_unsigned.data();
+    }
+  }
   comm_.agree([&] {
     detail::QuietErrors quiet;
     const int rank = static_cast<int>(offset.size());
-    const hid_t mem_type = detail::native_type(type);
+    const hid_t mem_type = detail::native_type(read_type);
     bool reported = false;
     for (std::uint64_t round = 0; round < rounds; ++round) {
       const std::uint64_t begin = round * rows_per_round;
@@ -281,7 +380,7 @@ void H5ParallelReader::read_raw(const std::string& dataset, detail::ScalarType t
         check_status(H5Sselect_hyperslab(open.space.get(), H5S_SELECT_SET, start.data(), nullptr,
                                          count.data(), nullptr),
                      "H5Sselect_hyperslab", path_, name);
-        target = static_cast<char*>(buffer) + begin * row_count * detail::type_size(type);
+        target = static_cast<char*>(read_buffer) + begin * row_count * detail::type_size(read_type);
       }
       check_status(
           H5Dread(open.dataset.get(), mem_type, mem_space.get(), open.space.get(), dxpl_.get(), target),
@@ -293,6 +392,13 @@ void H5ParallelReader::read_raw(const std::string& dataset, detail::ScalarType t
         engine::Log::rank_log().debug("HDF5 read of {} in {} was not collective (cause 0x{:x})", name, path_,
                                       global_cause);
         reported = true;
+      }
+    }
+    if (check_range) {
+      if (read_type == detail::ScalarType::i64) {
+        narrow(wide_signed, buffer, type, path_, name, offset, extent);
+      } else {
+        narrow(wide_unsigned, buffer, type, path_, name, offset, extent);
       }
     }
   });

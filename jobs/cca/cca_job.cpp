@@ -232,12 +232,15 @@ void CcaJob<Scalar, BlockX>::read_views() {
   q_ = static_cast<std::int64_t>(y_shape[1]);
   const std::vector<std::string> y_ids = hdf5_sample_ids(comm_, settings_.y);
   y_names_ = hdf5_names(comm_, settings_.y.path, "/feature_names");
-  match_ = match_samples(x_ids, x_samples, x_name, y_ids, static_cast<std::int64_t>(y_shape[0]), y_name);
-  if (settings_.components > std::min(p_, q_)) {
-    throw engine::DataError(
-        fmt::format("cca: components = {} is more than min(p, q) = min({}, {}) ({} and {})",
-                    settings_.components, p_, q_, x_name, y_name));
-  }
+  // Every rank finds the same mistake here: agreed, it is printed once and no rank ends through MPI_Abort.
+  comm_.agree([&] {
+    match_ = match_samples(x_ids, x_samples, x_name, y_ids, static_cast<std::int64_t>(y_shape[0]), y_name);
+    if (settings_.components > std::min(p_, q_)) {
+      throw engine::DataError(
+          fmt::format("cca: components = {} is more than min(p, q) = min({}, {}) ({} and {})",
+                      settings_.components, p_, q_, x_name, y_name));
+    }
+  });
   split_samples();
 
   const comm::IndexRange x_columns =

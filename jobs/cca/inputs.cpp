@@ -37,14 +37,16 @@ std::vector<std::uint64_t> hdf5_view_shape(const comm::Communicator& comm, const
   io::H5ParallelReader file(comm, source.path);
   const auto shape = file.shape(source.dataset);
   file.close();
-  if (shape.size() != 2) {
-    throw DataError(source.path + ": " + source.dataset + " has " + std::to_string(shape.size()) +
-                    " dimensions; a view is 2-D (samples x features)");
-  }
-  if (shape[0] < 2 || shape[1] == 0) {
-    throw DataError(source.path + ": " + source.dataset + " is " + std::to_string(shape[0]) + " x " +
-                    std::to_string(shape[1]) + "; a view needs at least 2 samples and 1 feature");
-  }
+  comm.agree([&] {
+    if (shape.size() != 2) {
+      throw DataError(source.path + ": " + source.dataset + " has " + std::to_string(shape.size()) +
+                      " dimensions; a view is 2-D (samples x features)");
+    }
+    if (shape[0] < 2 || shape[1] == 0) {
+      throw DataError(source.path + ": " + source.dataset + " is " + std::to_string(shape[0]) + " x " +
+                      std::to_string(shape[1]) + "; a view needs at least 2 samples and 1 feature");
+    }
+  });
   return shape;
 }
 

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <exception>
 #include <stdexcept>
 
 namespace skein::hessian {
@@ -99,6 +100,21 @@ void read_model_from(const io::H5ParallelReader& file, std::vector<int>& sizes, 
   }
 }
 
+// Runs `read`, whose checks see the same metadata on every rank and so fail on every rank at the same
+// point, and agrees on such a failure: printed once, and every rank ends normally instead of through
+// MPI_Abort. (Errors of the collective reader are agreed already.)
+template <class F>
+void agreed_on_every_rank(const comm::Communicator& comm, F&& read) {
+  try {
+    read();
+  } catch (const engine::Error& e) {
+    if (e.agreed()) throw;
+    const std::exception_ptr error = std::current_exception();
+    comm.agree([&] { std::rethrow_exception(error); });
+    throw;
+  }
+}
+
 }  // namespace
 
 ModelFile read_model(const comm::Communicator& comm, const std::string& path) {
@@ -106,7 +122,7 @@ ModelFile read_model(const comm::Communicator& comm, const std::string& path) {
   std::string activation, loss;
   std::vector<double> parameters;
   io::H5ParallelReader file(comm, path);
-  read_model_from(file, sizes, activation, loss, parameters);
+  agreed_on_every_rank(comm, [&] { read_model_from(file, sizes, activation, loss, parameters); });
   file.close();
   ModelFile model;
   model.shape.layer_sizes = sizes;
@@ -123,31 +139,35 @@ DataShard read_data(const comm::Communicator& comm, const std::string& path,
   shard.classification = shape.loss == solvers::nn::Loss::cross_entropy;
   shard.outputs = outputs;
   io::H5ParallelReader file(comm, path);
-  // Shapes: the same on every rank, so each check throws on every rank.
+  // Shapes: the same on every rank, so each check throws on every rank (agreed: printed once).
   const auto x_shape = file.shape("/X");
-  if (x_shape.size() != 2) {
-    throw DataError(path + ": /X is " + shape_text(x_shape) + "; it must be 2-D (samples x features)");
-  }
-  if (x_shape[0] == 0) throw DataError(path + ": /X has no rows");
-  if (x_shape[1] != static_cast<std::uint64_t>(inputs)) {
-    throw DataError(path + ": /X has " + std::to_string(x_shape[1]) +
-                    " features per row but the model's first " + "layer takes " + std::to_string(inputs));
-  }
   const auto y_shape = file.shape("/y");
-  if (y_shape.empty() || y_shape[0] != x_shape[0]) {
-    throw DataError(path + ": /y has " + (y_shape.empty() ? std::string("no") : std::to_string(y_shape[0])) +
-                    " rows but /X has " + std::to_string(x_shape[0]));
-  }
-  if (y_shape.size() > 2) throw DataError(path + ": /y is " + shape_text(y_shape) + "; expected 1-D or 2-D");
-  const std::uint64_t columns = y_shape.size() == 1 ? 1 : y_shape[1];
-  if (shard.classification && columns != 1) {
-    throw DataError(path + ": /y is " + shape_text(y_shape) +
-                    "; the cross_entropy loss takes one integer label per row");
-  }
-  if (!shard.classification && columns != static_cast<std::uint64_t>(outputs)) {
-    throw DataError(path + ": /y has " + std::to_string(columns) + " targets per row but the model has " +
-                    std::to_string(outputs) + " outputs (loss mse)");
-  }
+  const std::uint64_t columns = y_shape.size() == 2 ? y_shape[1] : 1;
+  comm.agree([&] {
+    if (x_shape.size() != 2) {
+      throw DataError(path + ": /X is " + shape_text(x_shape) + "; it must be 2-D (samples x features)");
+    }
+    if (x_shape[0] == 0) throw DataError(path + ": /X has no rows");
+    if (x_shape[1] != static_cast<std::uint64_t>(inputs)) {
+      throw DataError(path + ": /X has " + std::to_string(x_shape[1]) +
+                      " features per row but the model's first " + "layer takes " + std::to_string(inputs));
+    }
+    if (y_shape.empty() || y_shape[0] != x_shape[0]) {
+      throw DataError(path + ": /y has " +
+                      (y_shape.empty() ? std::string("no") : std::to_string(y_shape[0])) +
+                      " rows but /X has " + std::to_string(x_shape[0]));
+    }
+    if (y_shape.size() > 2)
+      throw DataError(path + ": /y is " + shape_text(y_shape) + "; expected 1-D or 2-D");
+    if (shard.classification && columns != 1) {
+      throw DataError(path + ": /y is " + shape_text(y_shape) +
+                      "; the cross_entropy loss takes one integer label per row");
+    }
+    if (!shard.classification && columns != static_cast<std::uint64_t>(outputs)) {
+      throw DataError(path + ": /y has " + std::to_string(columns) + " targets per row but the model has " +
+                      std::to_string(outputs) + " outputs (loss mse)");
+    }
+  });
   shard.samples = static_cast<std::int64_t>(x_shape[0]);
   shard.features = static_cast<std::int64_t>(x_shape[1]);
   const comm::IndexRange range = comm::BlockPartition(x_shape[0], comm.size()).range(comm.rank());

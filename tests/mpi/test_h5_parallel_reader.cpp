@@ -3,6 +3,7 @@
 // every rank with the file and dataset named. The file is written by rank 0 with the serial HDF5 C API.
 // skein-test-ranks: 1 2 3
 #include "comm/block_partition.hpp"
+#include "engine/error.hpp"
 #include "io/h5_parallel_reader.hpp"
 
 #include <gtest/gtest.h>
@@ -248,11 +249,30 @@ TEST_F(H5ParallelReaderTest, ReplicatedReadsGiveEveryRankTheWholeDataset) {
   for (std::uint64_t i = 0; i < kI; ++i)
     for (std::uint64_t j = 0; j < kJ; ++j)
       for (std::uint64_t k = 0; k < kK; ++k) ASSERT_EQ(c(i, j, k), cube_at(i, j, k));
-  Kokkos::View<std::uint8_t**> small;
-  reader.read_replicated("/small", small);
-  const auto s = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), small);
+  // int32 values that uint8 cannot hold (-8, 100000) are refused with the first one named, on every rank,
+  // not clamped by HDF5's conversion; the reader goes on working.
+  Kokkos::View<std::uint8_t**> narrow;
+  try {
+    reader.read_replicated("/small", narrow);
+    ADD_FAILURE() << "int32 -8 was read as uint8";
+  } catch (const skein::engine::DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("/small holds -8 at [0, 1], outside the range of the uint8"),
+              std::string::npos)
+        << e.what();
+  }
+  Kokkos::View<std::int16_t**> small;
+  try {
+    reader.read_replicated("/small", small);
+    ADD_FAILURE() << "int32 100000 was read as int16";
+  } catch (const skein::engine::DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("/small holds 100000 at [1, 1]"), std::string::npos) << e.what();
+  }
+  Kokkos::View<std::int64_t**> wide;
+  reader.read_replicated("/small", wide);
+  const auto s = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), wide);
   EXPECT_EQ(s(0, 0), 7);
-  EXPECT_EQ(s(1, 0), 9);
+  EXPECT_EQ(s(0, 1), -8);
+  EXPECT_EQ(s(1, 1), 100000);
   EXPECT_EQ(reader.read_replicated<double>("/learning_rate"), std::vector<double>{0.125});
   EXPECT_EQ(reader.read_replicated<std::int32_t>("/y").size(), kRows);
   reader.close();

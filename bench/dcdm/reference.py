@@ -227,11 +227,21 @@ def train(args):
                         max_iters=args.max_iters)
             print(f"epoch {epoch + 1}: loss {total / data.shape[0]:.4f}; DCDM {len(hist) - 1} iterations "
                   f"(rel res {hist[-1]:.2e})", flush=True)
-    if args.save:
+    if args.save:  # a model file poisson solver=dcdm reads (jobs/dcdm_model.hpp's layout)
         with h5py.File(args.save, "w") as f:
+            m = f.create_group("model")
+            m.attrs["kind"] = "dcdm-cnn"
+            m.attrs["format_version"] = np.int64(1)
+            m.attrs["channels"] = np.int64(args.channels)
+            for name, value in zip(["fine_pairs_before", "coarse_pairs", "fine_pairs_after"], args.pairs):
+                m.attrs[name] = np.int64(value)
+            m.attrs["trained_grid"] = np.array(shape, dtype=np.int64)
+            m.attrs["parameter_count"] = np.int64(sum(p.numel() for p in net.parameters()))
             for l, conv in enumerate(net.convs):
-                f[f"conv{l:02d}/weight"] = conv.weight.detach().numpy()
-                f[f"conv{l:02d}/bias"] = conv.bias.detach().numpy()
+                m[f"conv{l:02d}/weight"] = conv.weight.detach().numpy()
+                m[f"conv{l:02d}/bias"] = conv.bias.detach().numpy()
+            m["output/weight"] = net.output.weight.detach().numpy()
+            m["output/bias"] = net.output.bias.detach().numpy()
 
 
 def main():

@@ -5,9 +5,11 @@
 #include "engine/log.hpp"
 #include "io/atomic_output.hpp"
 #include "io/hdf5.hpp"
+#include "jobs/poisson/dcdm_direction.hpp"
 #include "jobs/poisson/problem.hpp"
 #include "jobs/run_attributes.hpp"
 #include "solvers/cg.hpp"
+#include "solvers/dcdm.hpp"
 #include "solvers/multigrid.hpp"
 #include "solvers/poisson_operator.hpp"
 #include "solvers/poisson_space.hpp"
@@ -17,6 +19,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <string>
 #include <utility>
@@ -41,41 +44,144 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// CgSolver is a template over its preconditioner; the job picks one at run time and then only needs these
-// calls, so a small host-side interface hides which (one virtual call per iteration, outside any kernel).
+// What the job needs to know of a solver's state, whichever solver it is.
+struct KrylovStatus {
+  int iteration = 0;
+  bool done = false;
+  bool converged = false;
+  bool breakdown = false;
+};
+// Checkpoint access to whole fields as global [nx][ny][nz] blocks (any decomposition reads its own back).
+using BlockWriter = std::function<void(const std::string& key, const PoissonField& field)>;
+using BlockReader = std::function<void(const std::string& key, const PoissonField& field)>;
+
+// CgSolver is a template over its preconditioner and DcdmSolver another class; the job picks one at run
+// time and then only needs these calls, so a small host-side interface hides which (one virtual call per
+// iteration, outside any kernel).
 class Krylov {
  public:
   virtual ~Krylov() = default;
   virtual bool start(const PoissonField& b, const PoissonField& x) = 0;
   virtual bool step() = 0;
-  virtual void resume(const PoissonField& b, const PoissonField& x, const PoissonField& r,
-                      const PoissonField& p, const solvers::CgScalars& scalars,
-                      std::vector<double> history) = 0;
-  virtual const solvers::CgScalars& scalars() const = 0;
+  virtual KrylovStatus status() const = 0;
   virtual double relative_residual() const = 0;
-  virtual const PoissonField& r() const = 0;
-  virtual const PoissonField& p() const = 0;
   virtual const std::vector<double>& history() const = 0;
+  // The solver's state under "poisson.*" keys (x included), and back; restore() then resumes the solve.
+  virtual void save(engine::StateWriter& state, const BlockWriter& write) const = 0;
+  virtual void restore(engine::StateReader& state, const BlockReader& read, const PoissonField& b,
+                       const PoissonField& x) = 0;
+  // Seconds spent computing search directions by a network (DCDM's inference); 0 for the others.
+  virtual double direction_seconds() const { return 0.0; }
 };
 
 template <class Solver>
-class KrylovOf final : public Krylov {
+class CgKrylov final : public Krylov {
  public:
   template <class... Args>
-  explicit KrylovOf(Args&&... args) : solver_(std::forward<Args>(args)...) {}
+  explicit CgKrylov(const Operator& op, Args&&... args) : op_(op), solver_(std::forward<Args>(args)...) {}
   bool start(const PoissonField& b, const PoissonField& x) override { return solver_.start(b, x); }
   bool step() override { return solver_.step(); }
-  void resume(const PoissonField& b, const PoissonField& x, const PoissonField& r, const PoissonField& p,
-              const solvers::CgScalars& scalars, std::vector<double> history) override {
-    solver_.resume(b, x, r, p, scalars, std::move(history));
+  KrylovStatus status() const override {
+    const auto& s = solver_.scalars();
+    return {s.iteration, s.done, s.converged, s.breakdown};
   }
-  const solvers::CgScalars& scalars() const override { return solver_.scalars(); }
   double relative_residual() const override { return solver_.relative_residual(); }
-  const PoissonField& r() const override { return solver_.r(); }
-  const PoissonField& p() const override { return solver_.p(); }
   const std::vector<double>& history() const override { return solver_.history(); }
+  void save(engine::StateWriter& state, const BlockWriter& write) const override {
+    const auto& s = solver_.scalars();
+    state.scalar("poisson.iteration", static_cast<std::int64_t>(s.iteration));
+    state.scalar("poisson.rz", s.rz);
+    state.scalar("poisson.rr", s.rr);
+    state.scalar("poisson.b_norm", s.b_norm);
+    state.scalar("poisson.done", static_cast<std::int64_t>(s.done));
+    state.scalar("poisson.converged", static_cast<std::int64_t>(s.converged));
+    state.scalar("poisson.breakdown", static_cast<std::int64_t>(s.breakdown));
+    state.replicated("poisson.residual_history", solver_.history());
+    write("poisson.x", solver_.x());
+    write("poisson.r", solver_.r());
+    write("poisson.p", solver_.p());
+  }
+  void restore(engine::StateReader& state, const BlockReader& read, const PoissonField& b,
+               const PoissonField& x) override {
+    solvers::CgScalars s;
+    s.iteration = static_cast<int>(state.int64_scalar("poisson.iteration"));
+    s.rz = state.double_scalar("poisson.rz");
+    s.rr = state.double_scalar("poisson.rr");
+    s.b_norm = state.double_scalar("poisson.b_norm");
+    s.done = state.int64_scalar("poisson.done") != 0;
+    s.converged = state.int64_scalar("poisson.converged") != 0;
+    s.breakdown = state.int64_scalar("poisson.breakdown") != 0;
+    const PoissonField r = op_.make_vector("poisson::restored_r"), p = op_.make_vector("poisson::restored_p");
+    read("poisson.x", x);
+    read("poisson.r", r);
+    read("poisson.p", p);
+    solver_.resume(b, x, r, p, s, state.replicated_double("poisson.residual_history"));
+  }
 
  private:
+  const Operator& op_;
+  Solver solver_;
+};
+
+class DcdmKrylov final : public Krylov {
+ public:
+  using Solver = solvers::DcdmSolver<Space, Operator>;
+  DcdmKrylov(const Space& space, const Operator& op, Solver::Direction direction, solvers::StoppingRule rule,
+             int previous_directions)
+      : op_(op),
+        solver_(space, op, std::move(direction), rule, solvers::dcdm_projector(op), previous_directions) {}
+  bool start(const PoissonField& b, const PoissonField& x) override { return solver_.start(b, x); }
+  bool step() override { return solver_.step(); }
+  KrylovStatus status() const override {
+    const auto& s = solver_.scalars();
+    return {s.iteration, s.done, s.converged, s.breakdown};
+  }
+  double relative_residual() const override { return solver_.relative_residual(); }
+  const std::vector<double>& history() const override { return solver_.history(); }
+  double direction_seconds() const override { return solver_.scalars().direction_seconds; }
+  void save(engine::StateWriter& state, const BlockWriter& write) const override {
+    const auto& s = solver_.scalars();
+    state.scalar("poisson.iteration", static_cast<std::int64_t>(s.iteration));
+    state.scalar("poisson.rr", s.rr);
+    state.scalar("poisson.b_norm", s.b_norm);
+    state.scalar("poisson.done", static_cast<std::int64_t>(s.done));
+    state.scalar("poisson.converged", static_cast<std::int64_t>(s.converged));
+    state.scalar("poisson.breakdown", static_cast<std::int64_t>(s.breakdown));
+    state.scalar("poisson.direction_seconds", s.direction_seconds);
+    state.scalar("poisson.kept_directions", static_cast<std::int64_t>(s.p_a_p.size()));
+    // An empty replicated array may not round-trip: pad with one unused entry.
+    std::vector<double> p_a_p = s.p_a_p;
+    p_a_p.push_back(0.0);
+    state.replicated("poisson.p_a_p", p_a_p);
+    state.replicated("poisson.residual_history", solver_.history());
+    write("poisson.x", solver_.x());
+    const auto directions = solver_.directions();
+    for (std::size_t j = 0; j < directions.size(); ++j) write("poisson.p" + std::to_string(j), directions[j]);
+  }
+  void restore(engine::StateReader& state, const BlockReader& read, const PoissonField& b,
+               const PoissonField& x) override {
+    solvers::DcdmScalars s;
+    s.iteration = static_cast<int>(state.int64_scalar("poisson.iteration"));
+    s.rr = state.double_scalar("poisson.rr");
+    s.b_norm = state.double_scalar("poisson.b_norm");
+    s.done = state.int64_scalar("poisson.done") != 0;
+    s.converged = state.int64_scalar("poisson.converged") != 0;
+    s.breakdown = state.int64_scalar("poisson.breakdown") != 0;
+    s.direction_seconds = state.double_scalar("poisson.direction_seconds");
+    const auto kept = static_cast<std::size_t>(state.int64_scalar("poisson.kept_directions"));
+    s.p_a_p = state.replicated_double("poisson.p_a_p");
+    s.p_a_p.resize(kept);
+    read("poisson.x", x);
+    std::vector<PoissonField> directions;
+    for (std::size_t j = 0; j < kept; ++j) {
+      directions.push_back(op_.make_vector("poisson::restored_p"));
+      read("poisson.p" + std::to_string(j), directions.back());
+    }
+    solver_.resume(b, x, directions, s, state.replicated_double("poisson.residual_history"));
+  }
+
+ private:
+  const Operator& op_;
   Solver solver_;
 };
 
@@ -138,6 +244,7 @@ class PoissonJob final : public engine::Job {
   std::unique_ptr<Space> space_;
   std::unique_ptr<Jacobi> jacobi_;
   std::unique_ptr<Multigrid> multigrid_;
+  DcdmDirectionSource dcdm_direction_;  // solver=dcdm
   std::unique_ptr<Krylov> krylov_;
 
   double setup_seconds_ = 0;  // operator and preconditioner, the slowest rank's
@@ -205,26 +312,34 @@ void PoissonJob::build_solver() {
   std::string detail;
   switch (settings_.solver) {
     case SolverKind::cg:
-      krylov_ =
-          std::make_unique<KrylovOf<solvers::CgSolver<Space, Operator>>>(*space_, *op_, rule, projector);
+      krylov_ = std::make_unique<CgKrylov<solvers::CgSolver<Space, Operator>>>(*op_, *space_, *op_, rule,
+                                                                               projector);
       break;
     case SolverKind::pcg_jacobi: {
       const PoissonField diagonal = op_->make_vector("poisson::diagonal");
       op_->diagonal(diagonal);
       jacobi_ = std::make_unique<Jacobi>(*space_, diagonal);
-      krylov_ = std::make_unique<KrylovOf<solvers::CgSolver<Space, Operator, Jacobi>>>(
-          *space_, *op_, *jacobi_, rule, projector);
+      krylov_ = std::make_unique<CgKrylov<solvers::CgSolver<Space, Operator, Jacobi>>>(
+          *op_, *space_, *op_, *jacobi_, rule, projector);
       break;
     }
     case SolverKind::mgpcg: {
       multigrid_ = std::make_unique<Multigrid>(*op_, settings_.multigrid);
-      krylov_ = std::make_unique<KrylovOf<solvers::CgSolver<Space, Operator, Multigrid>>>(
-          *space_, *op_, *multigrid_, rule, projector);
+      krylov_ = std::make_unique<CgKrylov<solvers::CgSolver<Space, Operator, Multigrid>>>(
+          *op_, *space_, *op_, *multigrid_, rule, projector);
       const auto coarse = multigrid_->level_extent(multigrid_->levels() - 1);
       detail = ", " + std::to_string(multigrid_->levels()) + " levels (coarsest " + grid_text(coarse) +
                "), " + solvers::to_string(settings_.multigrid.smoother) + " " +
                std::to_string(settings_.multigrid.pre_smooth) + "+" +
                std::to_string(settings_.multigrid.post_smooth);
+      break;
+    }
+    case SolverKind::dcdm: {
+      dcdm_direction_ = make_dcdm_direction(*decomposition_, settings_, *op_);
+      krylov_ = std::make_unique<DcdmKrylov>(*space_, *op_, dcdm_direction_.direction, rule,
+                                             settings_.dcdm_previous);
+      detail = ", directions from " + dcdm_direction_.description + ", A-orthogonalised against the last " +
+               std::to_string(settings_.dcdm_previous);
       break;
     }
   }
@@ -268,7 +383,7 @@ void PoissonJob::restart_progress() {
 }
 
 bool PoissonJob::step() {
-  if (krylov_->scalars().done) return true;
+  if (krylov_->status().done) return true;
   const auto begin = Clock::now();
   const bool done = krylov_->step();
   solve_seconds_ += seconds_since(begin);
@@ -291,15 +406,22 @@ void PoissonJob::report(bool last) {
     eta = engine::human_duration(std::log10(residual / settings_.tol) / (decades / elapsed));
   }
   if (!last) {
-    engine::Log::user().info("poisson: {} iteration {}, relative residual {:.3e} (tol {:g}), ETA {}",
-                             settings_.solver_name, krylov_->scalars().iteration, residual, settings_.tol,
-                             eta);
+    const int iteration = krylov_->status().iteration;
+    const std::string inference =
+        settings_.solver == SolverKind::dcdm && iteration > 0
+            ? fmt::format(", directions {:.3f} s/iteration", krylov_->direction_seconds() / iteration)
+            : "";
+    engine::Log::user().info("poisson: {} iteration {}, relative residual {:.3e} (tol {:g}){}, ETA {}",
+                             settings_.solver_name, iteration, residual, settings_.tol, inference, eta);
   }
 }
 
 void PoissonJob::finalize() {
-  const auto& s = krylov_->scalars();
+  const KrylovStatus s = krylov_->status();
   const double solve_seconds = comm_.allreduce(solve_seconds_, comm::Op::max);
+  const bool dcdm = settings_.solver == SolverKind::dcdm;
+  const double direction_seconds = comm_.allreduce(krylov_->direction_seconds(), comm::Op::max);
+  const double direction_per_iteration = s.iteration > 0 ? direction_seconds / s.iteration : 0.0;
   // The true residual of the returned x, as hypre's figures are (the recurrence's drifts slightly).
   const PoissonField r = op_->make_vector("poisson::true_residual");
   op_->residual(b_, x_, r);
@@ -334,6 +456,14 @@ void PoissonJob::finalize() {
     h5.set_attribute("/", "solve_seconds", solve_seconds);
     h5.set_attribute("/", "fluid_cells", op_->fluid_cells());
     if (multigrid_) h5.set_attribute("/", "mg_levels", static_cast<std::int64_t>(multigrid_->levels()));
+    if (dcdm) {
+      h5.set_attribute("/", "dcdm_direction", settings_.dcdm_direction_name);
+      if (!settings_.model.empty()) h5.set_attribute("/", "model", settings_.model);
+      h5.set_attribute("/", "dcdm_previous", static_cast<std::int64_t>(settings_.dcdm_previous));
+      // Part of solve_seconds: the time in the direction (the network's inference), fenced, slowest rank.
+      h5.set_attribute("/", "direction_seconds", direction_seconds);
+      h5.set_attribute("/", "direction_seconds_per_iteration", direction_per_iteration);
+    }
     if (op_->singular()) h5.set_attribute("/", "rhs_null_fraction", null_fraction_);
     if (manufactured) h5.set_attribute("/", "max_error", max_error);
     h5.close();
@@ -342,8 +472,11 @@ void PoissonJob::finalize() {
 
   auto& log = engine::Log::user();
   const std::string figures =
-      fmt::format("{} iterations, relative residual {:.3e}, setup {:.3f} s, solve {:.3f} s{}", s.iteration,
+      fmt::format("{} iterations, relative residual {:.3e}, setup {:.3f} s, solve {:.3f} s{}{}", s.iteration,
                   relative_residual, setup_seconds_, solve_seconds,
+                  dcdm ? fmt::format(" (directions {:.3f} s, {:.4f} s/iteration)", direction_seconds,
+                                     direction_per_iteration)
+                       : "",
                   manufactured ? fmt::format(", max error {:.3e}", max_error) : "");
   if (s.converged) {
     log.info("poisson: {} converged: {}", settings_.solver_name, figures);
@@ -360,40 +493,22 @@ void PoissonJob::finalize() {
 }
 
 void PoissonJob::save_state(engine::StateWriter& state) const {
-  const auto& s = krylov_->scalars();
-  state.scalar("poisson.iteration", static_cast<std::int64_t>(s.iteration));
-  state.scalar("poisson.rz", s.rz);
-  state.scalar("poisson.rr", s.rr);
-  state.scalar("poisson.b_norm", s.b_norm);
-  state.scalar("poisson.done", static_cast<std::int64_t>(s.done));
-  state.scalar("poisson.converged", static_cast<std::int64_t>(s.converged));
-  state.scalar("poisson.breakdown", static_cast<std::int64_t>(s.breakdown));
   state.scalar("poisson.solve_seconds", comm_.allreduce(solve_seconds_, comm::Op::max));
-  state.replicated("poisson.residual_history", krylov_->history());
-  // The Krylov vectors as global [nx][ny][nz] arrays: any decomposition reads its own block back.
-  state.block("poisson.x", shape_, offset_, extent_, owned_block(x_, owned_).data());
-  state.block("poisson.r", shape_, offset_, extent_, owned_block(krylov_->r(), owned_).data());
-  state.block("poisson.p", shape_, offset_, extent_, owned_block(krylov_->p(), owned_).data());
+  krylov_->save(state, [&](const std::string& key, const PoissonField& field) {
+    state.block(key, shape_, offset_, extent_, owned_block(field, owned_).data());
+  });
 }
 
 void PoissonJob::restore_state(engine::StateReader& state) {
-  solvers::CgScalars s;
-  s.iteration = static_cast<int>(state.int64_scalar("poisson.iteration"));
-  s.rz = state.double_scalar("poisson.rz");
-  s.rr = state.double_scalar("poisson.rr");
-  s.b_norm = state.double_scalar("poisson.b_norm");
-  s.done = state.int64_scalar("poisson.done") != 0;
-  s.converged = state.int64_scalar("poisson.converged") != 0;
-  s.breakdown = state.int64_scalar("poisson.breakdown") != 0;
   solve_seconds_ = state.double_scalar("poisson.solve_seconds");
-  std::vector<double> history = state.replicated_double("poisson.residual_history");
-  const PoissonField r = op_->make_vector("poisson::restored_r"), p = op_->make_vector("poisson::restored_p");
-  set_owned_block(x_, owned_, state.block_double("poisson.x", offset_, extent_));
-  set_owned_block(r, owned_, state.block_double("poisson.r", offset_, extent_));
-  set_owned_block(p, owned_, state.block_double("poisson.p", offset_, extent_));
-  krylov_->resume(b_, x_, r, p, s, std::move(history));
-  engine::Log::user().info("poisson: resumed at iteration {}, relative residual {:.3e}", s.iteration,
-                           krylov_->relative_residual());
+  krylov_->restore(
+      state,
+      [&](const std::string& key, const PoissonField& field) {
+        set_owned_block(field, owned_, state.block_double(key, offset_, extent_));
+      },
+      b_, x_);
+  engine::Log::user().info("poisson: resumed at iteration {}, relative residual {:.3e}",
+                           krylov_->status().iteration, krylov_->relative_residual());
   restart_progress();
 }
 

@@ -97,7 +97,7 @@ engine::JobSpec job_spec() {
   return {
       "poisson",
       "3-D Poisson solve on a domain-decomposed cell grid (fluid / solid walls / air): CG, Jacobi-PCG or "
-      "multigrid-PCG",
+      "multigrid-PCG or DCDM (a trained CNN's search directions)",
       {
           {"grid", "", "cells per axis: nx,ny,nz (or one number for a cube)", true},
           {"problem", "manufactured",
@@ -110,7 +110,16 @@ engine::JobSpec job_spec() {
           {"obstacles", "default",
            "problem=smoke: solid spheres 'x,y,z,r;x,y,z,r' in cell units, 'none', or 'default' (two "
            "spheres scaled to the grid)"},
-          {"solver", "mgpcg", "cg | pcg-jacobi | mgpcg (CG preconditioned by one multigrid V-cycle)"},
+          {"solver", "mgpcg",
+           "cg | pcg-jacobi | mgpcg (CG preconditioned by one multigrid V-cycle) | dcdm (Kaneda et al. 2023: "
+           "directions from the CNN of `model`, A-orthogonalised against the last dcdm_previous)"},
+          {"model", "",
+           "solver=dcdm: the model file, an HDF5 file with /model (dcdm-train's dcdm-train.h5); a model "
+           "trained on one grid runs on any other"},
+          {"dcdm_direction", "model",
+           "solver=dcdm's directions: model (the network), or for ablations vcycle (one multigrid V-cycle) "
+           "or identity (the residual: DCDM is then CG)"},
+          {"dcdm_previous", "2", "solver=dcdm: previous directions each new one is A-orthogonalised against"},
           {"tol", "1e-8", "stop when ||b - A x|| / ||b|| <= tol"},
           {"max_iters", "10000", "give up after this many iterations (the output is still written)"},
           {"mg_levels", "0",
@@ -153,10 +162,37 @@ Settings parse_settings(const engine::Config& config) {
   } else if (obstacles != "none") {
     s.obstacles = parse_obstacles(obstacles, s.grid);
   }
-  s.solver_name = config.get_choice("solver", {"cg", "pcg-jacobi", "mgpcg"});
+  s.solver_name = config.get_choice("solver", {"cg", "pcg-jacobi", "mgpcg", "dcdm"});
   s.solver = s.solver_name == "cg"           ? SolverKind::cg
              : s.solver_name == "pcg-jacobi" ? SolverKind::pcg_jacobi
+             : s.solver_name == "dcdm"       ? SolverKind::dcdm
                                              : SolverKind::mgpcg;
+  s.model = trim(config.get("model"));
+  s.dcdm_direction_name = config.get_choice("dcdm_direction", {"model", "vcycle", "identity"});
+  s.dcdm_direction = s.dcdm_direction_name == "vcycle"     ? DcdmDirection::vcycle
+                     : s.dcdm_direction_name == "identity" ? DcdmDirection::identity
+                                                           : DcdmDirection::model;
+  s.dcdm_previous = static_cast<int>(config.get_int("dcdm_previous", 0, 100));
+  if (s.solver == SolverKind::dcdm) {
+    if (s.dcdm_direction == DcdmDirection::model && s.model.empty()) {
+      throw UsageError(key_name("model") +
+                       " is required with solver=dcdm: give the model file that dcdm-train wrote "
+                       "(OUT/dcdm-train.h5)");
+    }
+    if (s.dcdm_direction != DcdmDirection::model && !s.model.empty()) {
+      throw UsageError(key_name("model") + " is only read with dcdm_direction=model (dcdm_direction is " +
+                       s.dcdm_direction_name + ")");
+    }
+  } else {
+    if (!s.model.empty()) {
+      throw UsageError(key_name("model") + " is only read with solver=dcdm (solver is " + s.solver_name +
+                       ")");
+    }
+    if (s.dcdm_direction != DcdmDirection::model) {
+      throw UsageError(key_name("dcdm_direction") + " is only read with solver=dcdm (solver is " +
+                       s.solver_name + ")");
+    }
+  }
   s.tol = config.get_double("tol");
   if (!(s.tol > 0 && s.tol < 1))
     throw UsageError(key_name("tol") + ": " + config.get("tol") + " is not in (0, 1)");

@@ -13,8 +13,10 @@
 namespace skein::poisson {
 
 enum class ProblemKind { manufactured, smoke, file };
-// dcdm joins this list with the DCDM issue.
-enum class SolverKind { cg, pcg_jacobi, mgpcg };
+enum class SolverKind { cg, pcg_jacobi, mgpcg, dcdm };
+// Where solver=dcdm takes its search directions from: the network of `model` (the method), or for
+// ablations one multigrid V-cycle (DCDM as a truncated flexible MG-PCG) or the residual itself (= CG).
+enum class DcdmDirection { model, vcycle, identity };
 // What to do with the part of an all-Neumann right-hand side that no solution can match.
 enum class RhsPolicy { project, error };
 
@@ -33,6 +35,10 @@ struct Settings {
   double tol = 1e-8;
   int max_iters = 10000;
   solvers::MultigridOptions multigrid;
+  std::string model;  // solver=dcdm: the model file (dcdm-train's output)
+  DcdmDirection dcdm_direction = DcdmDirection::model;
+  std::string dcdm_direction_name = "model";
+  int dcdm_previous = 2;  // directions each new one is A-orthogonalised against
   std::uint64_t seed = 0;
   RhsPolicy rhs_policy = RhsPolicy::project;
   double progress_seconds = 5.0;

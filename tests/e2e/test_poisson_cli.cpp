@@ -116,7 +116,8 @@ TEST(PoissonCli, ListedWithItsKeys) {
   for (const char* key :
        {"poisson.grid", "poisson.problem", "poisson.file", "poisson.obstacles", "poisson.solver",
         "poisson.tol", "poisson.max_iters", "poisson.mg_levels", "poisson.smoother", "poisson.pre_smooth",
-        "poisson.post_smooth", "poisson.seed", "poisson.rhs_policy"}) {
+        "poisson.post_smooth", "poisson.seed", "poisson.rhs_policy", "poisson.model",
+        "poisson.dcdm_direction", "poisson.dcdm_previous"}) {
     EXPECT_NE(help.output.find(key), std::string::npos) << key << "\n" << help.output;
   }
 }
@@ -334,6 +335,13 @@ TEST(PoissonInputs, BadSettingsAreUsageErrors) {
       {"unknown solver", {grid_of(16), "solver=gmres"}, "poisson.solver"},
       {"bad tol", {grid_of(16), "tol=0"}, "poisson.tol"},
       {"covered grid", {grid_of(8), "problem=smoke", "obstacles=4,4,4,20"}, "no fluid cell"},
+      {"dcdm without a model", {grid_of(8), "solver=dcdm"}, "poisson.model' is required with solver=dcdm"},
+      {"model without dcdm", {grid_of(8), "solver=cg", "model=m.h5"}, "only read with solver=dcdm"},
+      {"model with an ablation direction",
+       {grid_of(8), "solver=dcdm", "dcdm_direction=vcycle", "model=m.h5"},
+       "only read with dcdm_direction=model"},
+      {"direction without dcdm", {grid_of(8), "dcdm_direction=identity"}, "poisson.dcdm_direction"},
+      {"unknown direction", {grid_of(8), "solver=dcdm", "dcdm_direction=jacobi"}, "poisson.dcdm_direction"},
   };
   for (const auto& c : cases) {
     const auto r = run_poisson(2, c.keys, "usage");
@@ -346,9 +354,9 @@ namespace {
 
 // Runs the smoke problem with `solver`, stops it on purpose after a checkpoint, resumes it on another rank
 // count.
-void check_resume(const std::string& solver) {
-  const std::vector<std::string> keys = {"grid=24,18,16", "problem=smoke", solver, "mg_levels=2",
-                                         "tol=1e-10"};
+void check_resume(const std::string& solver, const std::vector<std::string>& more = {}) {
+  std::vector<std::string> keys = {"grid=24,18,16", "problem=smoke", solver, "mg_levels=2", "tol=1e-10"};
+  keys.insert(keys.end(), more.begin(), more.end());
   const auto straight = run_poisson(1, keys, "straight");
   ASSERT_EQ(straight.run.exit_code, 0) << straight.run.output;
   const auto iterations = int_attribute(straight.h5, "iterations");
@@ -387,5 +395,42 @@ void check_resume(const std::string& solver) {
 TEST(PoissonCheckpoint, ResumesOnAnotherRankCount) {
   for (const char* solver : {"cg", "mgpcg"}) {
     check_resume(std::string("solver=") + solver);
+  }
+  // DCDM keeps x and its last two directions; the V-cycle direction needs no model file.
+  check_resume("solver=dcdm", {"dcdm_direction=vcycle"});
+}
+
+// solver=dcdm with the directions that need no trained model: the identity is CG (the same iterations
+// within one, the same solution), a V-cycle converges in a few iterations; the output records the time in
+// the directions.
+TEST(PoissonDcdm, AblationDirectionsReachTheTolerance) {
+  for (const char* problem : {"smoke", "manufactured"}) {
+    const std::vector<std::string> base = {"grid=16,14,12", std::string("problem=") + problem};
+    auto keys = [&](std::vector<std::string> more) {
+      more.insert(more.begin(), base.begin(), base.end());
+      return more;
+    };
+    const auto cg = run_poisson(1, keys({"solver=cg"}), "dcdm-cg");
+    const auto identity = run_poisson(2, keys({"solver=dcdm", "dcdm_direction=identity"}), "dcdm-identity");
+    const auto vcycle = run_poisson(3, keys({"solver=dcdm", "dcdm_direction=vcycle"}), "dcdm-vcycle");
+    for (const auto* r : {&cg, &identity, &vcycle}) {
+      ASSERT_EQ(r->run.exit_code, 0) << r->run.output;
+      EXPECT_EQ(int_attribute(r->h5, "converged"), 1) << problem;
+      EXPECT_LE(double_attribute(r->h5, "relative_residual"), 1.01e-8) << problem;
+    }
+    const auto cg_iterations = int_attribute(cg.h5, "iterations");
+    EXPECT_NEAR(int_attribute(identity.h5, "iterations"), cg_iterations, 1) << problem;
+    EXPECT_LE(4 * int_attribute(vcycle.h5, "iterations"), cg_iterations) << problem;
+    EXPECT_EQ(skein::io::read_string_attribute(vcycle.h5, "/", "solver"), "dcdm");
+    EXPECT_EQ(skein::io::read_string_attribute(vcycle.h5, "/", "dcdm_direction"), "vcycle");
+    EXPECT_GT(double_attribute(vcycle.h5, "direction_seconds"), 0.0);
+    EXPECT_LE(double_attribute(vcycle.h5, "direction_seconds"), double_attribute(vcycle.h5, "solve_seconds"));
+    const auto history = skein::io::read_dataset<double>(vcycle.h5, "/history/residual");
+    EXPECT_EQ(static_cast<std::int64_t>(history.size()), int_attribute(vcycle.h5, "iterations") + 1);
+    const auto reference = skein::io::read_dataset<double>(cg.h5, "/solution");
+    EXPECT_LE(max_abs_difference(reference, skein::io::read_dataset<double>(identity.h5, "/solution")),
+              1e-5 * max_abs(reference));
+    EXPECT_LE(max_abs_difference(reference, skein::io::read_dataset<double>(vcycle.h5, "/solution")),
+              1e-5 * max_abs(reference));
   }
 }

@@ -1,6 +1,8 @@
 // Speed of the DCDM network on one rank: the 16->16 3x3x3 convolution alone (GMAC/s) and one sample's
 // inference and training forward + backward at the grids given (CPU seconds per sample).
 //   OMP_NUM_THREADS=1 build/bin/skein_bench_cnn [grid ...]      (default: 32 64)
+// On the dev VM (AMD EPYC Zen 4, one core, float, CPU time): conv 41.5 GMAC/s at 64^3 (a 512-bit FMA
+// loop peaks at 57); 32^3 inference 39 GMAC/s, forward + backward 0.165 s per sample.
 #include "comm/view_collectives.hpp"
 #include "engine/context.hpp"
 #include "engine/random.hpp"

@@ -141,6 +141,39 @@ class H5ParallelReader {
   detail::H5Handle dxpl_;  // collective transfers
 };
 
+// One rank's own reads of row sets of a 2-D dataset: for data streamed from the file each time it is used
+// (the page cache holds it, not the process). The file is opened serially by this rank (no MPI-IO), so ranks
+// read different rows at different times and no call is collective; errors (engine::DataError naming the
+// file and dataset) concern this rank only: the caller agrees on them. HDF5 shares one open file per process,
+// so open it while no H5ParallelReader has the same file open, and close it before opening one.
+class H5RowReader {
+ public:
+  // Opens `dataset` (a 2-D numeric dataset) of `path` read-only.
+  H5RowReader(const std::string& path, const std::string& dataset);
+  H5RowReader(const H5RowReader&) = delete;
+  H5RowReader& operator=(const H5RowReader&) = delete;
+
+  const std::string& path() const { return path_; }
+  const std::string& dataset() const { return name_; }
+  // Rows and columns.
+  const std::vector<std::uint64_t>& shape() const { return shape_; }
+  // out (rows.size() x columns, row-major) = the rows `rows` (ascending, distinct) of columns [column,
+  // column + columns), converted to T (float or double). Consecutive rows are read as one block.
+  template <class T>
+  void read(const std::vector<std::uint64_t>& rows, std::uint64_t column, std::uint64_t columns,
+            T* out) const {
+    read_raw(rows, column, columns, detail::scalar_type_of<T>(), out);
+  }
+
+ private:
+  void read_raw(const std::vector<std::uint64_t>& rows, std::uint64_t column, std::uint64_t columns,
+                detail::ScalarType type, void* out) const;
+
+  std::string path_, name_;
+  std::vector<std::uint64_t> shape_;
+  detail::H5Handle file_, dataset_, space_;
+};
+
 template <class View, std::enable_if_t<Kokkos::is_view<View>::value, int>>
 void H5ParallelReader::read_block(const std::string& dataset, const std::vector<std::uint64_t>& offset,
                                   const View& view) const {

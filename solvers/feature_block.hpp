@@ -11,8 +11,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace skein::solvers {
 
@@ -54,62 +56,94 @@ namespace skein::solvers {
 // How a block standardises its columns.
 enum class Standardize { center, scale };
 
+// Where a DenseFeatureBlock that does not hold its values gets them (e.g. rows streamed from a file each
+// time they are needed, so that the page cache, not the process, holds the data). Implementations live
+// outside solvers/ (file I/O); the block calls them on the host, outside kernels. They must not
+// communicate: ranks call them different numbers of times.
+template <class Scalar>
+class FeatureSource {
+ public:
+  using HostMatrix = Kokkos::View<Scalar**, Kokkos::LayoutRight, Kokkos::HostSpace>;
+  virtual ~FeatureSource() = default;
+  // n (the block's rows) and this rank's column count.
+  virtual std::int64_t rows() const = 0;
+  virtual std::int64_t columns() const = 0;
+  // out (rows.size() x (c1 - c0)) = the raw (unstandardised) values of block rows `rows` (ascending,
+  // distinct) and local columns [c0, c1). Must not throw for I/O or data errors: record them for the
+  // caller to agree on, and leave finite values (zeros) in out.
+  virtual void read(const std::vector<std::int64_t>& rows, std::int64_t c0, std::int64_t c1,
+                    HostMatrix out) const = 0;
+};
+
 namespace detail {
 
-// Column means and 1/scale over all n rows, in double (two passes: mean, then spread).
+// sums(j) += sum over rows i of f(values(row_i, j)) for columns [c0, c0 + columns), f(v) = v (squares =
+// false) or (v - means(j))^2; each column's terms are added in row order (so any split of the rows into
+// consecutive chunks gives the same sums). Work items are tiles of `tile` columns, so that a LayoutRight
+// View is read along its rows (the per-column loop of one work item at a time was strided by the row
+// length: a cache and TLB miss per value).
 template <class Values>
-struct ColumnStatistics {
+struct ColumnSums {
+  static constexpr std::int64_t tile = 64;
   Values values;
-  Kokkos::View<double*> means;
-  Kokkos::View<double*> inverse_scales;
-  Kokkos::View<const std::int64_t*> rows;  // the statistics rows; empty: rows 0..n-1
-  std::int64_t n;
-  bool scale;
-  KOKKOS_INLINE_FUNCTION std::int64_t row(std::int64_t i) const { return rows.extent(0) > 0 ? rows(i) : i; }
-  KOKKOS_INLINE_FUNCTION void operator()(const std::int64_t j) const {
-    double sum = 0.0;
-    for (std::int64_t i = 0; i < n; ++i) sum += static_cast<double>(values(row(i), j));
-    const double mean = n > 0 ? sum / static_cast<double>(n) : 0.0;
-    means(j) = mean;
-    double inverse = 1.0;
-    if (scale) {
-      double squares = 0.0;
-      for (std::int64_t i = 0; i < n; ++i) {
-        const double d = static_cast<double>(values(row(i), j)) - mean;
-        squares += d * d;
+  Kokkos::View<const std::int64_t*> rows;  // empty: rows row0 .. row0 + count - 1
+  std::int64_t row0, count, value_column0, stat_column0, columns;
+  bool squares;
+  Kokkos::View<double*> sums;
+  Kokkos::View<const double*> means;
+  KOKKOS_INLINE_FUNCTION void operator()(const std::int64_t t) const {
+    const std::int64_t j0 = t * tile;
+    const std::int64_t j1 = j0 + tile < columns ? j0 + tile : columns;
+    double acc[tile];
+    for (std::int64_t j = j0; j < j1; ++j) acc[j - j0] = sums(stat_column0 + j);
+    for (std::int64_t i = 0; i < count; ++i) {
+      const std::int64_t row = rows.extent(0) > 0 ? rows(row0 + i) : row0 + i;
+      for (std::int64_t j = j0; j < j1; ++j) {
+        const double v = static_cast<double>(values(row, value_column0 + j));
+        if (squares) {
+          const double d = v - means(stat_column0 + j);
+          acc[j - j0] += d * d;
+        } else {
+          acc[j - j0] += v;
+        }
       }
-      const double sd = n > 0 ? engine::portable_sqrt(squares / static_cast<double>(n)) : 0.0;
-      inverse = sd > 0.0 ? 1.0 / sd : 1.0;
     }
-    inverse_scales(j) = inverse;
+    for (std::int64_t j = j0; j < j1; ++j) sums(stat_column0 + j) = acc[j - j0];
   }
 };
 
-// out(i, j) = standardised X(row_i, column0 + j), row_i = rows(i) or, with no rows View, row0 + i.
+// out(i, j) = standardised values(row_i, value_column0 + j) with the statistics of local column
+// stat_column0 + j; row_i = rows(row0 + i), or row0 + i with an empty rows View.
 template <class Scalar, class Values, class Out>
 struct GatherStandardized {
   Values values;
   Kokkos::View<const std::int64_t*> rows;
-  bool contiguous;
   std::int64_t row0;
-  std::int64_t column0;
+  std::int64_t value_column0, stat_column0;
   Kokkos::View<const double*> means;
   Kokkos::View<const double*> inverse_scales;
   Out out;
   KOKKOS_INLINE_FUNCTION void operator()(const std::int64_t i, const std::int64_t j) const {
-    const std::int64_t row = contiguous ? row0 + i : rows(i);
-    const std::int64_t c = column0 + j;
-    out(i, j) = static_cast<Scalar>((static_cast<double>(values(row, c)) - means(c)) * inverse_scales(c));
+    const std::int64_t row = rows.extent(0) > 0 ? rows(row0 + i) : row0 + i;
+    const std::int64_t c = stat_column0 + j;
+    out(i, j) = static_cast<Scalar>((static_cast<double>(values(row, value_column0 + j)) - means(c)) *
+                                    inverse_scales(c));
   }
 };
 
 }  // namespace detail
 
-// This rank's columns of X held as an n x p_local View of raw values (copies of the View share its data:
-// the caller keeps it alive). The standardisation statistics are computed once, at construction, over all
-// n rows or the given statistics rows (like GenotypeFeatureBlock's statistics_rows). Products gather the
-// needed rows of a slab of columns into a small buffer and call BLAS, so the extra memory is b x column_slab
-// whatever p_local is.
+// This rank's columns of X, either held as an n x p_local View of raw values (copies of the View share its
+// data: the caller keeps it alive) or read on demand from a FeatureSource (streaming: the block then holds
+// only O(row_slab x column_slab) values, plus one minibatch when it is small). The standardisation
+// statistics are computed once, at construction, over all n rows or the given statistics rows (like
+// GenotypeFeatureBlock's statistics_rows), in ascending row order.
+//
+// Both kinds do the same arithmetic in the same order, so they give bit-identical results for the same
+// values: every product works on row chunks of at most row_slab rows (in the order given) and, within
+// each, on column slabs of at most column_slab columns, gathering the standardised chunk x slab into a
+// buffer and calling BLAS on it; row chunks accumulate in order. The extra memory is row_slab x
+// column_slab values whatever n and p_local are.
 template <class Scalar>
 class DenseFeatureBlock {
  public:
@@ -117,76 +151,82 @@ class DenseFeatureBlock {
   using Rows = Kokkos::View<const std::int64_t*>;
   using ConstMatrix = Kokkos::View<const Scalar**, Kokkos::LayoutRight>;
   using Matrix = Kokkos::View<Scalar**, Kokkos::LayoutRight>;
+  using Source = FeatureSource<Scalar>;
 
-  // Columns gathered per BLAS call (bounds the buffer at b x 2048 values).
+  // Columns gathered per BLAS call.
   static constexpr std::int64_t column_slab = 2048;
-  // Rows per slab in full_cross.
+  // Rows per chunk (products and statistics).
   static constexpr std::int64_t row_slab = 1024;
+  // A streamed block keeps the standardised rows of its last row chunk (a minibatch: multiply and then
+  // transpose_multiply on the same rows read them once) when they take at most this many bytes.
+  static constexpr std::int64_t cache_bytes = std::int64_t{256} << 20;
 
   // statistics_rows: the rows (distinct, in 0..n-1) whose values define each column's mean and scale, e.g.
   // the training rows when validation rows share the block; empty: all n rows.
   DenseFeatureBlock(ConstMatrix values, std::int64_t first_column, Standardize standardize,
                     Rows statistics_rows = Rows())
       : values_(values),
-        first_column_(first_column),
-        means_("DenseFeatureBlock::means", values.extent(1)),
-        inverse_scales_("DenseFeatureBlock::inverse_scales", values.extent(1)) {
-    if (first_column < 0) throw engine::InternalError("DenseFeatureBlock: negative first column");
-    const std::int64_t count = statistics_rows.extent(0) > 0
-                                   ? static_cast<std::int64_t>(statistics_rows.extent(0))
-                                   : static_cast<std::int64_t>(values.extent(0));
-    using exec = typename decltype(means_)::execution_space;
-    Kokkos::parallel_for(
-        "skein::DenseFeatureBlock::statistics",
-        Kokkos::RangePolicy<exec>(0, static_cast<std::int64_t>(values.extent(1))),
-        detail::ColumnStatistics<ConstMatrix>{values, means_, inverse_scales_, statistics_rows, count,
-                                              standardize == Standardize::scale});
-    Kokkos::fence();
+        rows_(static_cast<std::int64_t>(values.extent(0))),
+        columns_(static_cast<std::int64_t>(values.extent(1))),
+        first_column_(first_column) {
+    compute_statistics(standardize, statistics_rows);
   }
 
-  std::int64_t rows() const { return static_cast<std::int64_t>(values_.extent(0)); }
-  std::int64_t columns() const { return static_cast<std::int64_t>(values_.extent(1)); }
+  // Values from `source` (shared: the block keeps it alive), read again each time they are needed.
+  DenseFeatureBlock(std::shared_ptr<const Source> source, std::int64_t first_column, Standardize standardize,
+                    Rows statistics_rows = Rows())
+      : source_(std::move(source)),
+        rows_(source_ ? source_->rows() : 0),
+        columns_(source_ ? source_->columns() : 0),
+        first_column_(first_column) {
+    if (!source_) throw engine::InternalError("DenseFeatureBlock: no source");
+    compute_statistics(standardize, statistics_rows);
+  }
+
+  std::int64_t rows() const { return rows_; }
+  std::int64_t columns() const { return columns_; }
   std::int64_t first_column() const { return first_column_; }
-  // Per-column statistics over all n rows (this rank's columns).
+  bool streamed() const { return static_cast<bool>(source_); }
+  // Per-column statistics over the statistics rows (this rank's columns).
   Kokkos::View<const double*> means() const { return means_; }
   Kokkos::View<const double*> inverse_scales() const { return inverse_scales_; }
 
   void multiply(Rows rows, ConstMatrix U, Matrix Z) const {
     const std::int64_t b = static_cast<std::int64_t>(rows.extent(0));
     check_shapes("multiply", U.extent(0), Z.extent(0), b, U.extent(1), Z.extent(1));
-    for (std::int64_t c0 = 0; c0 < columns(); c0 += column_slab) {
-      const std::int64_t c1 = std::min(columns(), c0 + column_slab);
-      auto slab = gather(rows, false, 0, b, c0, c1);
-      auto u = Kokkos::subview(U, std::make_pair(c0, c1), Kokkos::ALL());
-      blas::gemm(blas::Op::none, blas::Op::none, Scalar(1), slab, u, Scalar(1), Z);
-    }
+    for_each_slab(
+        rows, false, b,
+        [&](std::int64_t r0, std::int64_t r1, std::int64_t c0, std::int64_t c1, const Matrix& slab) {
+          auto u = Kokkos::subview(U, std::make_pair(c0, c1), Kokkos::ALL());
+          auto z = Kokkos::subview(Z, std::make_pair(r0, r1), Kokkos::ALL());
+          blas::gemm(blas::Op::none, blas::Op::none, Scalar(1), slab, u, Scalar(1), z);
+        });
   }
 
   void transpose_multiply(Rows rows, ConstMatrix G, Matrix out) const {
     const std::int64_t b = static_cast<std::int64_t>(rows.extent(0));
     check_shapes("transpose_multiply", out.extent(0), G.extent(0), b, out.extent(1), G.extent(1));
-    for (std::int64_t c0 = 0; c0 < columns(); c0 += column_slab) {
-      const std::int64_t c1 = std::min(columns(), c0 + column_slab);
-      auto slab = gather(rows, false, 0, b, c0, c1);
-      auto o = Kokkos::subview(out, std::make_pair(c0, c1), Kokkos::ALL());
-      blas::gemm(blas::Op::transpose, blas::Op::none, Scalar(1), slab, G, Scalar(0), o);
-    }
+    Kokkos::deep_copy(out, Scalar(0));
+    for_each_slab(
+        rows, false, b,
+        [&](std::int64_t r0, std::int64_t r1, std::int64_t c0, std::int64_t c1, const Matrix& slab) {
+          auto g = Kokkos::subview(G, std::make_pair(r0, r1), Kokkos::ALL());
+          auto o = Kokkos::subview(out, std::make_pair(c0, c1), Kokkos::ALL());
+          blas::gemm(blas::Op::transpose, blas::Op::none, Scalar(1), slab, g, Scalar(1), o);
+        });
   }
 
   void full_cross(ConstMatrix Y, Matrix out) const {
     const std::int64_t n = rows();
     check_shapes("full_cross", out.extent(0), Y.extent(0), n, out.extent(1), Y.extent(1));
     Kokkos::deep_copy(out, Scalar(0));
-    for (std::int64_t c0 = 0; c0 < columns(); c0 += column_slab) {
-      const std::int64_t c1 = std::min(columns(), c0 + column_slab);
-      auto o = Kokkos::subview(out, std::make_pair(c0, c1), Kokkos::ALL());
-      for (std::int64_t r0 = 0; r0 < n; r0 += row_slab) {
-        const std::int64_t r1 = std::min(n, r0 + row_slab);
-        auto slab = gather(Rows(), true, r0, r1 - r0, c0, c1);
-        auto y = Kokkos::subview(Y, std::make_pair(r0, r1), Kokkos::ALL());
-        blas::gemm(blas::Op::transpose, blas::Op::none, Scalar(1), slab, y, Scalar(1), o);
-      }
-    }
+    for_each_slab(
+        Rows(), true, n,
+        [&](std::int64_t r0, std::int64_t r1, std::int64_t c0, std::int64_t c1, const Matrix& slab) {
+          auto y = Kokkos::subview(Y, std::make_pair(r0, r1), Kokkos::ALL());
+          auto o = Kokkos::subview(out, std::make_pair(c0, c1), Kokkos::ALL());
+          blas::gemm(blas::Op::transpose, blas::Op::none, Scalar(1), slab, y, Scalar(1), o);
+        });
   }
 
  private:
@@ -198,28 +238,180 @@ class DenseFeatureBlock {
                                   std::to_string(columns()) + " columns, " + std::to_string(b) + " rows)");
   }
 
-  // The standardised rows x columns [c0, c1) in the reused buffer (a b x (c1 - c0) LayoutRight View).
-  Matrix gather(Rows rows, bool contiguous, std::int64_t row0, std::int64_t count, std::int64_t c0,
-                std::int64_t c1) const {
-    const std::int64_t width = c1 - c0;
-    if (static_cast<std::int64_t>(buffer_.extent(0)) != count ||
-        static_cast<std::int64_t>(buffer_.extent(1)) != width)
-      buffer_ = Matrix(Kokkos::view_alloc(Kokkos::WithoutInitializing, "DenseFeatureBlock::slab"),
-                       static_cast<std::size_t>(count), static_cast<std::size_t>(width));
+  // A rows x columns LayoutRight View over `storage`, grown (never shrunk) to hold it: buffers are reused
+  // across chunks and slabs of different shapes, since fresh memory costs a page fault per page on first
+  // touch (on the VM measured, more than reading the same bytes from the page cache).
+  static Matrix shaped(Kokkos::View<Scalar*>& storage, std::int64_t offset, std::int64_t rows,
+                       std::int64_t columns, const char* label) {
+    const auto need = static_cast<std::size_t>(offset + rows * columns);
+    if (storage.extent(0) < need)
+      storage =
+          Kokkos::View<Scalar*>(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string(label)), need);
+    return Matrix(storage.data() + offset, static_cast<std::size_t>(rows), static_cast<std::size_t>(columns));
+  }
+
+  // A streamed block's raw values of the sorted distinct block rows `sorted` and columns [c0, c1) (the
+  // source's read, copied to the block's memory space).
+  Matrix read_raw(const std::vector<std::int64_t>& sorted, std::int64_t c0, std::int64_t c1) const {
+    const auto count = static_cast<std::int64_t>(sorted.size());
+    Matrix raw = shaped(raw_, 0, count, c1 - c0, "DenseFeatureBlock::raw");
+    auto host = Kokkos::create_mirror_view(Kokkos::HostSpace(), raw);
+    source_->read(sorted, c0, c1, host);
+    Kokkos::deep_copy(raw, host);
+    return raw;
+  }
+
+  // Calls body(r0, r1, c0, c1, slab) for each row chunk [r0, r1) of the `count` rows (rows(i), or i when
+  // all_rows) and, within it, each column slab [c0, c1), slab = the standardised chunk x slab values.
+  template <class Body>
+  void for_each_slab(Rows rows, bool all_rows, std::int64_t count, Body&& body) const {
     using exec = typename Matrix::execution_space;
-    Kokkos::parallel_for("skein::DenseFeatureBlock::gather",
-                         Kokkos::MDRangePolicy<exec, Kokkos::Rank<2>>({0, 0}, {count, width}),
-                         detail::GatherStandardized<Scalar, ConstMatrix, Matrix>{
-                             values_, rows, contiguous, row0, c0, means_, inverse_scales_, buffer_});
-    Kokkos::fence();
-    return buffer_;
+    std::vector<std::int64_t> host_rows;
+    if (source_ && !all_rows) {
+      auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), rows);
+      host_rows.assign(h.data(), h.data() + count);
+    }
+    for (std::int64_t r0 = 0; r0 < count; r0 += row_slab) {
+      const std::int64_t r1 = std::min(count, r0 + row_slab), m = r1 - r0;
+      if (!source_) {
+        for (std::int64_t c0 = 0; c0 < columns(); c0 += column_slab) {
+          const std::int64_t c1 = std::min(columns(), c0 + column_slab);
+          Matrix slab = shaped(buffer_, 0, m, c1 - c0, "DenseFeatureBlock::slab");
+          Kokkos::parallel_for("skein::DenseFeatureBlock::gather",
+                               Kokkos::MDRangePolicy<exec, Kokkos::Rank<2>>({0, 0}, {m, c1 - c0}),
+                               detail::GatherStandardized<Scalar, ConstMatrix, Matrix>{
+                                   values_, all_rows ? Rows() : rows, all_rows ? r0 : r0, c0, c0, means_,
+                                   inverse_scales_, slab});
+          Kokkos::fence();
+          body(r0, r1, c0, c1, slab);
+        }
+        continue;
+      }
+      // Streamed: the chunk's distinct rows in ascending order, and where each requested row is in them.
+      std::vector<std::int64_t> chunk(static_cast<std::size_t>(m));
+      for (std::int64_t i = 0; i < m; ++i) chunk[i] = all_rows ? r0 + i : host_rows[r0 + i];
+      const bool cacheable = m * columns() * static_cast<std::int64_t>(sizeof(Scalar)) <= cache_bytes;
+      if (cacheable && chunk == cached_rows_ && !cached_slabs_.empty()) {
+        std::size_t s = 0;
+        for (std::int64_t c0 = 0; c0 < columns(); c0 += column_slab, ++s)
+          body(r0, r1, c0, std::min(columns(), c0 + column_slab), cached_slabs_[s]);
+        continue;
+      }
+      std::vector<std::int64_t> sorted = chunk;
+      std::sort(sorted.begin(), sorted.end());
+      sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+      Kokkos::View<std::int64_t*> position("DenseFeatureBlock::position", static_cast<std::size_t>(m));
+      auto host_position = Kokkos::create_mirror_view(position);
+      for (std::int64_t i = 0; i < m; ++i)
+        host_position(i) = std::lower_bound(sorted.begin(), sorted.end(), chunk[i]) - sorted.begin();
+      Kokkos::deep_copy(position, host_position);
+      cached_rows_.clear();
+      cached_slabs_.clear();
+      if (cacheable) shaped(cache_, 0, m, columns(), "DenseFeatureBlock::cache");  // room for all slabs
+      // All columns in one read when they fit (fewer, longer reads), else slab by slab.
+      const bool whole =
+          static_cast<std::int64_t>(sorted.size()) * columns() * static_cast<std::int64_t>(sizeof(Scalar)) <=
+          cache_bytes;
+      const Matrix all_columns = whole ? read_raw(sorted, 0, columns()) : Matrix();
+      std::size_t s = 0;
+      for (std::int64_t c0 = 0; c0 < columns(); c0 += column_slab, ++s) {
+        const std::int64_t c1 = std::min(columns(), c0 + column_slab);
+        const Matrix raw = whole ? all_columns : read_raw(sorted, c0, c1);
+        Matrix slab = cacheable ? shaped(cache_, m * c0, m, c1 - c0, "DenseFeatureBlock::cache")
+                                : shaped(buffer_, 0, m, c1 - c0, "DenseFeatureBlock::slab");
+        Kokkos::parallel_for("skein::DenseFeatureBlock::gather",
+                             Kokkos::MDRangePolicy<exec, Kokkos::Rank<2>>({0, 0}, {m, c1 - c0}),
+                             detail::GatherStandardized<Scalar, Matrix, Matrix>{
+                                 raw, Rows(position), 0, whole ? c0 : 0, c0, means_, inverse_scales_, slab});
+        Kokkos::fence();
+        if (cacheable) cached_slabs_.push_back(slab);
+        body(r0, r1, c0, c1, slab);
+      }
+      if (cacheable) cached_rows_ = std::move(chunk);
+    }
+  }
+
+  // Sums (or squared deviations from the means) over the statistics rows, ascending, in row chunks.
+  void accumulate(const std::vector<std::int64_t>& sorted_rows, bool squares,
+                  Kokkos::View<double*> sums) const {
+    using exec = typename Matrix::execution_space;
+    const auto count = static_cast<std::int64_t>(sorted_rows.size());
+    Kokkos::View<std::int64_t*> rows("DenseFeatureBlock::statistics_rows", static_cast<std::size_t>(count));
+    auto host = Kokkos::create_mirror_view(rows);
+    for (std::int64_t i = 0; i < count; ++i) host(i) = sorted_rows[i];
+    Kokkos::deep_copy(rows, host);
+    const std::int64_t tiles =
+        (columns() + detail::ColumnSums<Matrix>::tile - 1) / detail::ColumnSums<Matrix>::tile;
+    if (!source_) {
+      Kokkos::parallel_for("skein::DenseFeatureBlock::statistics", Kokkos::RangePolicy<exec>(0, tiles),
+                           detail::ColumnSums<ConstMatrix>{values_, Rows(rows), 0, count, 0, 0, columns(),
+                                                           squares, sums, means_});
+      Kokkos::fence();
+      return;
+    }
+    for (std::int64_t r0 = 0; r0 < count; r0 += row_slab) {
+      const std::int64_t r1 = std::min(count, r0 + row_slab);
+      const std::vector<std::int64_t> chunk(sorted_rows.begin() + r0, sorted_rows.begin() + r1);
+      const bool whole = (r1 - r0) * columns() * static_cast<std::int64_t>(sizeof(Scalar)) <= cache_bytes;
+      for (std::int64_t c0 = 0; c0 < columns(); c0 = whole ? columns() : c0 + column_slab) {
+        const std::int64_t c1 = whole ? columns() : std::min(columns(), c0 + column_slab);
+        const Matrix raw = read_raw(chunk, c0, c1);
+        const std::int64_t slab_tiles =
+            (c1 - c0 + detail::ColumnSums<Matrix>::tile - 1) / detail::ColumnSums<Matrix>::tile;
+        Kokkos::parallel_for(
+            "skein::DenseFeatureBlock::statistics", Kokkos::RangePolicy<exec>(0, slab_tiles),
+            detail::ColumnSums<Matrix>{raw, Rows(), 0, r1 - r0, 0, c0, c1 - c0, squares, sums, means_});
+        Kokkos::fence();
+      }
+    }
+  }
+
+  void compute_statistics(Standardize standardize, Rows statistics_rows) {
+    if (first_column_ < 0) throw engine::InternalError("DenseFeatureBlock: negative first column");
+    means_ = Kokkos::View<double*>("DenseFeatureBlock::means", static_cast<std::size_t>(columns_));
+    inverse_scales_ =
+        Kokkos::View<double*>("DenseFeatureBlock::inverse_scales", static_cast<std::size_t>(columns_));
+    std::vector<std::int64_t> sorted;
+    if (statistics_rows.extent(0) > 0) {
+      auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), statistics_rows);
+      sorted.assign(h.data(), h.data() + h.extent(0));
+      std::sort(sorted.begin(), sorted.end());
+    } else {
+      sorted.resize(static_cast<std::size_t>(rows_));
+      for (std::int64_t i = 0; i < rows_; ++i) sorted[i] = i;
+    }
+    const auto n = static_cast<double>(sorted.size());
+    Kokkos::View<double*> sums("DenseFeatureBlock::sums", static_cast<std::size_t>(columns_));
+    accumulate(sorted, false, sums);
+    auto host_sums = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), sums);
+    auto host_means = Kokkos::create_mirror_view(means_);
+    auto host_inverse = Kokkos::create_mirror_view(inverse_scales_);
+    for (std::int64_t j = 0; j < columns_; ++j) {
+      host_means(j) = n > 0 ? host_sums(j) / n : 0.0;
+      host_inverse(j) = 1.0;
+    }
+    Kokkos::deep_copy(means_, host_means);
+    if (standardize == Standardize::scale) {
+      Kokkos::deep_copy(sums, 0.0);
+      accumulate(sorted, true, sums);
+      Kokkos::deep_copy(host_sums, sums);
+      for (std::int64_t j = 0; j < columns_; ++j) {
+        const double sd = n > 0 ? std::sqrt(host_sums(j) / n) : 0.0;
+        host_inverse(j) = sd > 0.0 ? 1.0 / sd : 1.0;
+      }
+    }
+    Kokkos::deep_copy(inverse_scales_, host_inverse);
   }
 
   ConstMatrix values_;
+  std::shared_ptr<const Source> source_;
+  std::int64_t rows_, columns_;
   std::int64_t first_column_;
   Kokkos::View<double*> means_;
   Kokkos::View<double*> inverse_scales_;
-  mutable Matrix buffer_;
+  mutable Kokkos::View<Scalar*> buffer_, raw_, cache_;  // storage of the slab, raw and cached Views
+  mutable std::vector<std::int64_t> cached_rows_;
+  mutable std::vector<Matrix> cached_slabs_;
 };
 
 }  // namespace skein::solvers

@@ -169,11 +169,14 @@ struct LanczosScalars {
 };
 
 // Thick-restart Lanczos (Wu and Simon 2000, TRLan; equivalent to implicitly restarted Lanczos) with full
-// CGS2 reorthogonalisation. Each cycle extends the basis to m vectors, takes Ritz pairs of the projected
+// reorthogonalisation (the known three-term or arrowhead part, then one classical Gram-Schmidt pass over
+// the basis). Each cycle extends the basis to m vectors, takes Ritz pairs of the projected
 // matrix V^T A V (dense LAPACK dsyev: after a restart it is "arrowhead + tridiagonal", not tridiagonal),
 // and, unless every wanted pair meets the tolerance, restarts from the wanted Ritz vectors and as many
 // neighbours again plus the last residual direction, which keeps the Lanczos relation exact
-// (A V = V H + beta_m v_{m+1} e_m^T). Memory: m + 1 basis vectors plus up to m - 2 during a restart.
+// (A V = V H + beta_m v_{m+1} e_m^T). The same test runs after every product on the basis built so far, so
+// a run stops at the first product where every wanted pair has converged, mid-cycle included.
+// Memory: m + 1 basis vectors plus up to m - 2 during a restart.
 // Step-wise: start(), step() until it returns true, result(); state() and basis() can be saved and
 // handed to restore() to resume exactly.
 template <class Space, class Operator>
@@ -229,18 +232,33 @@ class LanczosEigensolver {
     const int m = state_.m;
     if (state_.size < m) {
       extend();
+      // Mid-cycle test: the leading size x size block of the projected matrix and the coupling beta_s to
+      // basis[size] satisfy the same Lanczos relation A V_s = V_s H_s + beta_s v_{s+1} e_s^T as a full
+      // basis, so the residual estimates are as good, and a cycle stops as soon as the wanted pairs meet
+      // the tolerance instead of filling the basis first (a host eigensolve of at most m x m per product,
+      // negligible next to the operator; past kEveryProductUpTo basis vectors, whose O(size^3) eigensolve
+      // could rival a cheap operator, every kCheckStride-th product). Skipped right after a breakdown
+      // (beta_s = 0): a residual of 0 then only says that the Krylov space is invariant, not that it holds
+      // the extremal pairs.
+      const int size = state_.size;
+      const bool check = size <= kEveryProductUpTo || size % kCheckStride == 0;
+      if (size < m && size > wanted_ && check) {
+        const double beta = H(size, size - 1);
+        if (beta > 0.0) {
+          const RitzSelection ritz = select_ritz(leading_block(size), size, beta, options_);
+          note_residuals(ritz);
+          if (ritz.converged) {
+            finish(ritz, size);
+            return true;
+          }
+        }
+      }
       return false;
     }
     const RitzSelection ritz = select_ritz(state_.projected, m, state_.beta_m, options_);
-    worst_residual_ratio_ = 0.0;
-    for (const auto* wanted : {&ritz.top, &ritz.bottom}) {
-      for (const int index : *wanted) {
-        const double ratio = ritz.scale > 0.0 ? ritz.residuals[index] / ritz.scale : 0.0;
-        worst_residual_ratio_ = std::max(worst_residual_ratio_, ratio);
-      }
-    }
+    note_residuals(ritz);
     if (ritz.converged || state_.restarts >= options_.max_restarts || m == space_.global_size()) {
-      finish(ritz);
+      finish(ritz, m);
       return true;
     }
     thick_restart(ritz);
@@ -270,17 +288,63 @@ class LanczosEigensolver {
     tmp_ = space_.create("lanczos_tmp");
   }
 
+  static constexpr int kEveryProductUpTo = 128, kCheckStride = 8;
+
   double& H(int i, int j) { return state_.projected[static_cast<std::size_t>(j) * state_.m + i]; }
+
+  // The leading size x size block of the projected matrix, column-major.
+  std::vector<double> leading_block(int size) {
+    std::vector<double> block(static_cast<std::size_t>(size) * size);
+    for (int j = 0; j < size; ++j)
+      for (int i = 0; i < size; ++i) block[static_cast<std::size_t>(j) * size + i] = H(i, j);
+    return block;
+  }
+
+  void note_residuals(const RitzSelection& ritz) {
+    worst_residual_ratio_ = 0.0;
+    for (const auto* wanted : {&ritz.top, &ritz.bottom}) {
+      for (const int index : *wanted) {
+        const double ratio = ritz.scale > 0.0 ? ritz.residuals[index] / ritz.scale : 0.0;
+        worst_residual_ratio_ = std::max(worst_residual_ratio_, ratio);
+      }
+    }
+  }
 
   // basis[j] -> A basis[j], orthogonalised against basis[0..j]; fills H(j, j) and the coupling to j + 1.
   void extend() {
     const int j = state_.size, m = state_.m;
     op_.apply(basis_[j], w_);
     ++state_.applications;
-    detail::cgs2(space_, basis_, static_cast<std::size_t>(j) + 1, w_, tmp_, h_);
-    H(j, j) = h_[j];  // the other entries of column j are known: beta_{j-1}, or the arrowhead after a restart
+    // The components of A v_j along v_0 .. v_{j-1} are known: column j of H holds them (beta_{j-1}, or the
+    // arrowhead after a restart; zero elsewhere). The first pass removes those and alpha_j = v_j^T w; one
+    // classical Gram-Schmidt pass over the whole basis then removes what rounding left, as the second pass
+    // of CGS2 would. Two full passes cost twice the vector traffic for the same orthogonality.
+    known_.clear();
+    known_coeffs_.clear();
+    for (int k = 0; k < j; ++k) {
+      if (H(k, j) == 0.0) continue;
+      known_.push_back(&basis_[k]);
+      known_coeffs_.push_back(H(k, j));
+    }
+    if (known_.size() == 1) {
+      space_.axpby(-known_coeffs_[0], *known_[0], 1.0, w_);
+    } else if (!known_.empty()) {
+      space_.combine(known_.size(), known_.data(), known_coeffs_.data(), tmp_);
+      space_.axpby(-1.0, tmp_, 1.0, w_);
+    }
+    const double alpha = dot(space_, basis_[j], w_);
+    space_.axpby(-alpha, basis_[j], 1.0, w_);
+    {
+      std::vector<const Vector*> xs(static_cast<std::size_t>(j) + 1), ys(xs.size(), &w_);
+      for (int k = 0; k <= j; ++k) xs[k] = &basis_[k];
+      h_.resize(xs.size());
+      space_.dots(xs.size(), xs.data(), ys.data(), h_.data());
+      space_.combine(xs.size(), xs.data(), h_.data(), tmp_);
+      space_.axpby(-1.0, tmp_, 1.0, w_);
+    }
+    H(j, j) = alpha + h_[j];
     double beta = norm2(space_, w_);
-    state_.scale = std::max({state_.scale, std::abs(h_[j]), beta});
+    state_.scale = std::max({state_.scale, std::abs(H(j, j)), beta});
     if (beta <= detail::kBreakdown * state_.scale && j + 1 >= space_.global_size()) {
       beta = 0.0;  // the basis spans the whole space; basis[j + 1] is never used
       space_.fill(basis_[j + 1], 0.0);
@@ -327,8 +391,9 @@ class LanczosEigensolver {
     ++state_.restarts;
   }
 
-  void finish(const RitzSelection& ritz) {
-    const int m = state_.m;
+  // The result from the Ritz pairs of basis[0, size).
+  void finish(const RitzSelection& ritz, int size) {
+    const int m = size;
     result_ = LanczosResult<Vector>{};
     result_.converged = ritz.converged;
     result_.restarts = state_.restarts;
@@ -359,7 +424,8 @@ class LanczosEigensolver {
   LanczosScalars state_;
   std::vector<Vector> basis_, spare_;
   Vector w_, tmp_;
-  std::vector<double> h_;
+  std::vector<double> h_, known_coeffs_;
+  std::vector<const Vector*> known_;
   LanczosResult<Vector> result_;
   double worst_residual_ratio_ = std::numeric_limits<double>::infinity();
 };

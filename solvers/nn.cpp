@@ -241,15 +241,35 @@ void with_activation(Activation activation, F&& f) {
   }
 }
 
+// Runs f(k, j) for every entry of a rows x width row-major block (k = i * width + j, j the column): one
+// team per row, its columns as vector lanes (contiguous on a GPU, one vectorised loop on a CPU). A flat
+// loop over k needs j = k % width, an integer division per entry that cost more than the arithmetic of
+// the bias kernels (3 % of a float32 HVP).
+template <class F>
+struct PerRow {
+  using Policy = Kokkos::TeamPolicy<Kokkos::DefaultExecutionSpace>;
+  F f;
+  int width;
+  KOKKOS_INLINE_FUNCTION void operator()(const typename Policy::member_type& team) const {
+    const std::int64_t row = static_cast<std::int64_t>(team.league_rank()) * width;
+    Kokkos::parallel_for(Kokkos::TeamVectorRange(team, width), [&](const int j) { f(row + j, j); });
+  }
+};
+
+template <class F>
+void for_each_entry(const char* label, std::int64_t rows, int width, const F& f) {
+  using Policy = typename PerRow<F>::Policy;
+  Kokkos::parallel_for(label, Policy(static_cast<int>(rows), Kokkos::AUTO), PerRow<F>{f, width});
+}
+
 // z += b (per column); a = sigma(z) for hidden layers (a empty for the output layer).
 template <Activation A, class Scalar>
 struct AddBiasActivate {
   Flat<Scalar> z, a;
   ConstFlat<Scalar> b;
-  std::int64_t width;
   bool hidden;
-  KOKKOS_INLINE_FUNCTION void operator()(const std::int64_t k) const {
-    const Scalar zk = z(k) + b(k % width);
+  KOKKOS_INLINE_FUNCTION void operator()(const std::int64_t k, const int j) const {
+    const Scalar zk = z(k) + b(j);
     z(k) = zk;
     if (hidden) a(k) = Act<A>::value(zk);
   }
@@ -260,10 +280,9 @@ template <Activation A, class Scalar>
 struct RForward {
   Flat<Scalar> rz, ra;
   ConstFlat<Scalar> c, z, a;
-  std::int64_t width;
   bool hidden;
-  KOKKOS_INLINE_FUNCTION void operator()(const std::int64_t k) const {
-    const Scalar rzk = rz(k) + c(k % width);
+  KOKKOS_INLINE_FUNCTION void operator()(const std::int64_t k, const int j) const {
+    const Scalar rzk = rz(k) + c(j);
     rz(k) = rzk;
     if (hidden) ra(k) = Act<A>::first(z(k), a(k)) * rzk;
   }
@@ -618,12 +637,11 @@ void Mlp<Scalar>::forward(const vector_type& params, const Scalar* x_rows, std::
     blas::gemm(Op::none, Op::transpose, Scalar(1), input, weights(params, l), Scalar(0),
                Mat<Scalar>(z_[l].data(), rows, width));
     with_activation(shape_.activation, [&](auto activation) {
-      Kokkos::parallel_for(
-          "skein::nn::forward", Range(0, rows * width),
-          AddBiasActivate<decltype(activation)::value, Scalar>{
-              Flat<Scalar>(z_[l].data(), rows * width),
-              hidden ? Flat<Scalar>(a_[l + 1].data(), rows * width) : Flat<Scalar>(),
-              ConstFlat<Scalar>(params.data() + shape_.bias_offset(l), width), width, hidden});
+      for_each_entry("skein::nn::forward", rows, width,
+                     AddBiasActivate<decltype(activation)::value, Scalar>{
+                         Flat<Scalar>(z_[l].data(), rows * width),
+                         hidden ? Flat<Scalar>(a_[l + 1].data(), rows * width) : Flat<Scalar>(),
+                         ConstFlat<Scalar>(params.data() + shape_.bias_offset(l), width), hidden});
     });
   }
 }
@@ -704,15 +722,14 @@ void Mlp<Scalar>::r_forward(const vector_type& params, const vector_type& v, con
       blas::gemm(Op::none, Op::transpose, Scalar(1), ConstMat<Scalar>(ra_[l].data(), rows, d[l]),
                  weights(params, l), Scalar(1), rz);
     with_activation(shape_.activation, [&](auto activation) {
-      Kokkos::parallel_for(
-          "skein::nn::r_forward", Range(0, rows * width),
+      for_each_entry(
+          "skein::nn::r_forward", rows, width,
           RForward<decltype(activation)::value, Scalar>{
               Flat<Scalar>(rz_[l].data(), rows * width),
               hidden ? Flat<Scalar>(ra_[l + 1].data(), rows * width) : Flat<Scalar>(),
               ConstFlat<Scalar>(v.data() + shape_.bias_offset(l), width),
               ConstFlat<Scalar>(z_[l].data(), rows * width),
-              hidden ? ConstFlat<Scalar>(a_[l + 1].data(), rows * width) : ConstFlat<Scalar>(), width,
-              hidden});
+              hidden ? ConstFlat<Scalar>(a_[l + 1].data(), rows * width) : ConstFlat<Scalar>(), hidden});
     });
   }
 }

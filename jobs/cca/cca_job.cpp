@@ -113,6 +113,10 @@ class CcaJob final : public engine::Job {
   void shuffle_epoch();
   void evaluate();
   void report(bool force);
+  // A DataError on every rank when a streamed view's read failed on any rank (no-op without streams).
+  void check_streams() const {
+    if (!sources_.empty()) check_sources(comm_, sources_);
+  }
   // Whole batches; the last one of an epoch also takes the remainder (fewer than batch_size rows), so no
   // minibatch is too small for the two halves the loss needs.
   std::int64_t steps_per_epoch() const {
@@ -132,7 +136,9 @@ class CcaJob final : public engine::Job {
   std::optional<io::PlinkGenotypes> genotypes_;  // x from PLINK: the packed records the block reads
   std::vector<std::string> x_names_, y_names_;
   std::int64_t p_ = 0, q_ = 0;
-  Matrix x_values_, y_values_;  // HDF5 views' columns (the dense blocks refer to them)
+  Matrix x_values_, y_values_;  // HDF5 views' columns held in memory (the dense blocks refer to them)
+  bool stream_x_ = false, stream_y_ = false;
+  std::vector<std::shared_ptr<const Hdf5ColumnSource<Scalar>>> sources_;  // streamed views
   std::unique_ptr<BlockX> x_;
   std::unique_ptr<BlockY> y_;
   std::vector<std::int64_t> train_, validation_;  // matched-sample indices (rows of both blocks)
@@ -190,6 +196,7 @@ void CcaJob<Scalar, BlockX>::load() {
       std::min<std::int64_t>(settings_.batch_size, static_cast<std::int64_t>(order_.size()));
   ey_->initialize(
       Rows(Kokkos::subview(rows_view(order_, "cca::order"), std::make_pair(std::int64_t{0}, first))));
+  check_streams();
   progress_start_ = last_report_ = Clock::now();
   engine::Log::user().info(
       "cca: {} by GEP-EY, k = {}, {} with learning rate {:g}{}{}, batch {}, {} epochs of {} steps",
@@ -238,7 +245,20 @@ void CcaJob<Scalar, BlockX>::read_views() {
   const comm::IndexRange y_columns =
       comm::BlockPartition(static_cast<std::uint64_t>(q_), comm_.size()).range(comm_.rank());
   const auto standardize = settings_.scale ? solvers::Standardize::scale : solvers::Standardize::center;
-  if constexpr (std::is_same_v<BlockX, solvers::GenotypeFeatureBlock<Scalar>>) {
+  // Which HDF5 views stream (the same choice on every rank: the widest rank's block decides).
+  const auto streamed = [&](std::size_t rows, comm::IndexRange columns) {
+    if (settings_.storage != Storage::automatic) return settings_.storage == Storage::stream;
+    const double widest = static_cast<double>(comm_.allreduce(columns.size(), comm::Op::max));
+    return static_cast<double>(rows) * widest * sizeof(Scalar) >
+           static_cast<double>(settings_.memory_budget_mb) * 1048576.0;
+  };
+  constexpr bool plink_x = std::is_same_v<BlockX, solvers::GenotypeFeatureBlock<Scalar>>;
+  stream_x_ = !plink_x && streamed(match_.x_rows.size(), x_columns);
+  stream_y_ = streamed(match_.y_rows.size(), y_columns);
+  // Collective reads first: a streamed view's file is opened serially per rank, and HDF5 shares one open
+  // file per process (x and y may be datasets of the same file).
+  if (!stream_y_) y_values_ = read_view_columns<Scalar>(comm_, settings_.y, match_.y_rows, y_columns);
+  if constexpr (plink_x) {
     solvers::GenotypeBlockOptions options;
     options.scaling = standardize;
     Kokkos::View<std::int64_t*, Kokkos::HostSpace> samples("cca::row_samples", match_.x_rows.size());
@@ -249,14 +269,40 @@ void CcaJob<Scalar, BlockX>::read_views() {
     options.statistics_rows = statistics;
     x_ = std::make_unique<BlockX>(genotypes_->packed, static_cast<std::int64_t>(genotypes_->samples),
                                   static_cast<std::int64_t>(x_columns.begin), options);
-  } else {
+  } else if (!stream_x_) {
     x_values_ = read_view_columns<Scalar>(comm_, settings_.x, match_.x_rows, x_columns);
     x_ = std::make_unique<BlockX>(x_values_, static_cast<std::int64_t>(x_columns.begin), standardize,
                                   Rows(train_rows_));
   }
-  y_values_ = read_view_columns<Scalar>(comm_, settings_.y, match_.y_rows, y_columns);
-  y_ = std::make_unique<BlockY>(y_values_, static_cast<std::int64_t>(y_columns.begin), standardize,
-                                Rows(train_rows_));
+  const auto open_source = [&](const ViewSource& view, const std::vector<std::int64_t>& rows,
+                               comm::IndexRange columns) {
+    std::shared_ptr<const Hdf5ColumnSource<Scalar>> source;
+    comm_.agree([&] { source = std::make_shared<const Hdf5ColumnSource<Scalar>>(view, rows, columns); });
+    sources_.push_back(source);
+    return source;
+  };
+  if constexpr (!plink_x) {
+    if (stream_x_) {
+      x_ = std::make_unique<BlockX>(open_source(settings_.x, match_.x_rows, x_columns),
+                                    static_cast<std::int64_t>(x_columns.begin), standardize,
+                                    Rows(train_rows_));
+    }
+  }
+  if (stream_y_) {
+    y_ = std::make_unique<BlockY>(open_source(settings_.y, match_.y_rows, y_columns),
+                                  static_cast<std::int64_t>(y_columns.begin), standardize, Rows(train_rows_));
+  } else {
+    y_ = std::make_unique<BlockY>(y_values_, static_cast<std::int64_t>(y_columns.begin), standardize,
+                                  Rows(train_rows_));
+  }
+  check_streams();
+  if (stream_x_ || stream_y_) {
+    engine::Log::user().info("cca: streaming {} from the file at each use (storage = {})",
+                             stream_x_ && stream_y_ ? "x and y"
+                             : stream_x_            ? "x"
+                                                    : "y",
+                             settings_.storage == Storage::stream ? "stream" : "auto");
+  }
 }
 
 // Each matched sample is held out when random_bits(seed, VALI, its index) falls below val_fraction of the
@@ -292,6 +338,7 @@ void CcaJob<Scalar, BlockX>::solve_reference() {
   exact_train_ = scores(exact_->weights_x, exact_->weights_y, train_rows_).eigenvalues;
   if (!validation_.empty())
     exact_validation_ = scores(exact_->weights_x, exact_->weights_y, validation_rows_).eigenvalues;
+  check_streams();
   engine::Log::user().info(
       "cca: exact {} in {:.2f} s: {} {}", to_string(settings_.method), exact_seconds_,
       settings_.method == Method::pls ? "training singular values" : "training correlations",
@@ -322,6 +369,7 @@ bool CcaJob<Scalar, BlockX>::step() {
   Kokkos::deep_copy(batch_rows_, host);
   const auto batch = Kokkos::subview(batch_rows_, std::make_pair(std::int64_t{0}, count));
   const solvers::cca::EyStep s = ey_->step(Rows(batch));
+  check_streams();
   objectives_.push_back(s.objective);
   ++epoch_step_;
   solve_seconds_ += seconds_since(begin);
@@ -363,6 +411,7 @@ void CcaJob<Scalar, BlockX>::evaluate() {
     e.validation_tcc = validation.total_correlation();
     if (!exact_validation_.empty()) e.validation_pcc = validation.total_eigenvalue() / sum(exact_validation_);
   }
+  check_streams();
   const std::int64_t per_epoch = static_cast<std::int64_t>(train_.size());
   e.samples_seen = epoch_ * per_epoch +
                    (epoch_step_ >= steps_per_epoch() ? per_epoch : epoch_step_ * settings_.batch_size);
@@ -401,6 +450,7 @@ void CcaJob<Scalar, BlockX>::finalize() {
   const auto train = scores(ux, uy, train_rows_);
   std::optional<solvers::cca::SubspaceScores> validation;
   if (!validation_.empty()) validation = scores(ux, uy, validation_rows_);
+  check_streams();
   const double solve_seconds = comm_.allreduce(solve_seconds_, comm::Op::max);
 
   io::OutputSet outputs(comm_, env_.out_dir);
@@ -480,6 +530,11 @@ void CcaJob<Scalar, BlockX>::finalize() {
       }
     }
     h5.set_attribute("/", "load_seconds", load_seconds_);
+    h5.set_attribute("/", "storage_x",
+                     std::string(settings_.x.plink ? "plink"
+                                 : stream_x_       ? "stream"
+                                                   : "memory"));
+    h5.set_attribute("/", "storage_y", std::string(stream_y_ ? "stream" : "memory"));
     h5.set_attribute("/", "solve_seconds", exact ? exact_seconds_ : solve_seconds);
     h5.close();
   }

@@ -5,10 +5,12 @@
 #include "comm/block_partition.hpp"
 #include "comm/communicator.hpp"
 #include "jobs/cca/settings.hpp"
+#include "solvers/feature_block.hpp"
 
 #include <Kokkos_Core.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -42,6 +44,42 @@ Kokkos::View<Scalar**, Kokkos::LayoutRight> read_view_columns(const comm::Commun
                                                               const ViewSource& source,
                                                               const std::vector<std::int64_t>& rows,
                                                               comm::IndexRange columns);
+
+// This rank's columns `columns` of an HDF5 view, streamed: each read goes to the file (through
+// io::H5RowReader, this rank alone), block row i being file row rows[i]. Errors (an unreadable file, NaN or
+// Inf, naming the file row and column) are recorded, not thrown, and the read leaves zeros: call
+// check_sources() on every rank at the points where ranks agree. Construct it after every collective
+// reader of the same file is closed (HDF5 shares one open file per process).
+template <class Scalar>
+class Hdf5ColumnSource final : public solvers::FeatureSource<Scalar> {
+ public:
+  using HostMatrix = typename solvers::FeatureSource<Scalar>::HostMatrix;
+  // Throws (locally) when the file cannot be opened: construct it inside comm.agree.
+  Hdf5ColumnSource(const ViewSource& source, std::vector<std::int64_t> rows, comm::IndexRange columns);
+  ~Hdf5ColumnSource() override;
+  std::int64_t rows() const override { return static_cast<std::int64_t>(rows_.size()); }
+  std::int64_t columns() const override { return static_cast<std::int64_t>(columns_.size()); }
+  void read(const std::vector<std::int64_t>& rows, std::int64_t c0, std::int64_t c1,
+            HostMatrix out) const override;
+  // The first error a read met ("" when none).
+  const std::string& error() const { return error_; }
+
+ private:
+  struct Reader;
+  std::unique_ptr<Reader> reader_;
+  std::string name_;                // "file:/dataset" for messages
+  std::vector<std::int64_t> rows_;  // block row -> file row
+  comm::IndexRange columns_;
+  mutable std::string error_;
+  mutable std::vector<std::uint64_t> file_rows_;
+  mutable std::vector<std::int64_t> order_;
+  mutable std::vector<Scalar> sorted_values_;
+};
+
+// A DataError on every rank when any rank's source met an error (the first one's message).
+template <class Scalar>
+void check_sources(const comm::Communicator& comm,
+                   const std::vector<std::shared_ptr<const Hdf5ColumnSource<Scalar>>>& sources);
 
 // The file's 1-D string dataset `name` next to the view (e.g. /feature_names), empty when absent.
 std::vector<std::string> hdf5_names(const comm::Communicator& comm, const std::string& path,

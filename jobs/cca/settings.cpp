@@ -77,6 +77,11 @@ engine::JobSpec job_spec() {
           {"reference", "none",
            "ey: none | exact (solve exactly first, then report the proportion of correlation captured, PCC)"},
           {"eval_every", "0", "ey: steps between validation scores in /history (0: once per epoch)"},
+          {"storage", "auto",
+           "HDF5 views: memory (read once) | stream (read rows from the file at each use: the page cache "
+           "holds the data, a rank O(10 MB); the same results) | auto (stream a view whose block on a rank "
+           "exceeds memory_budget_mb)"},
+          {"memory_budget_mb", "4096", "storage=auto: MiB per rank and view above which a view is streamed"},
           {"progress_seconds", "5", "seconds between progress lines", false, false},
       },
       {"cca.h5"}};
@@ -119,6 +124,11 @@ Settings parse_settings(const engine::Config& config) {
     throw UsageError(key_name("y") + ": '" + s.y.text +
                      "' is a PLINK prefix; y must be an HDF5 dataset FILE.h5:/DATASET (genotypes go in x)");
   }
+  const std::string storage = config.get_choice("storage", {"auto", "memory", "stream"});
+  s.storage = storage == "memory"   ? Storage::memory
+              : storage == "stream" ? Storage::stream
+                                    : Storage::automatic;
+  s.memory_budget_mb = config.get_int("memory_budget_mb", 0, INT64_MAX);
   s.progress_seconds = config.get_double("progress_seconds");
   if (!(s.progress_seconds >= 0)) {
     throw UsageError(key_name("progress_seconds") + ": " + config.get("progress_seconds") + " is negative");

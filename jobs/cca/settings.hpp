@@ -12,6 +12,10 @@ namespace skein::cca {
 enum class Method { pls, ridge, cca };
 enum class SolverKind { ey, exact };
 enum class OptimizerKind { sgd, adam };
+// Where an HDF5 view's values live: in memory (read once), or streamed from the file each time they are
+// used (the page cache holds them; a rank holds O(1024 x 2048) values); auto streams a view whose block
+// on a rank would exceed memory_budget_mb.
+enum class Storage { automatic, memory, stream };
 
 // Where a view's data comes from: a PLINK fileset (prefix of .bed/.bim/.fam) or an HDF5 dataset.
 struct ViewSource {
@@ -40,6 +44,8 @@ struct Settings {
   bool reference = false;  // reference=exact: solve exactly first and report the PCC of the EY run
   std::int64_t eval_every = 0;  // steps between validation scores (0: once per epoch)
   double progress_seconds = 5.0;
+  Storage storage = Storage::automatic;
+  std::int64_t memory_budget_mb = 4096;  // storage=auto: per rank and view
 };
 
 engine::JobSpec job_spec();

@@ -99,9 +99,32 @@ struct CachedPiece {
   Tally tally;                      // the piece's document counts (read, scored, skipped, invalid UTF-8)
   std::vector<std::uint64_t> ids;   // documents in order
   std::vector<std::uint64_t> ends;  // document i's n-grams are buckets[ends[i-1], ends[i])
-  std::vector<std::uint32_t> buckets;
+  // The buckets: 2 bytes each when num_buckets <= 65536 (the usual case: half the memory and page faults),
+  // else 4. One of the two is used.
+  std::vector<std::uint16_t> narrow;
+  std::vector<std::uint32_t> wide;
 
-  std::uint64_t bytes() const { return 16 * ids.size() + 4 * buckets.size(); }
+  // Reserves room for the n-grams of `piece_bytes` of input (about one per 3 bytes of English JSONL), so
+  // that the buffer is not copied as it grows; pages are touched only as they are filled.
+  void start(bool use_narrow, std::uint64_t piece_bytes) {
+    const auto expected = static_cast<std::size_t>(piece_bytes / 2);
+    if (use_narrow) {
+      narrow.reserve(expected);
+    } else {
+      wide.reserve(expected);
+    }
+  }
+  void append(std::uint64_t id, const std::vector<std::uint32_t>& buckets, bool use_narrow) {
+    ids.push_back(id);
+    if (use_narrow) {
+      for (const std::uint32_t b : buckets) narrow.push_back(static_cast<std::uint16_t>(b));  // no zero-fill
+      ends.push_back(narrow.size());
+    } else {
+      wide.insert(wide.end(), buckets.begin(), buckets.end());
+      ends.push_back(wide.size());
+    }
+  }
+  std::uint64_t bytes() const { return 16 * ids.size() + 2 * narrow.size() + 4 * wide.size(); }
 };
 
 // The passes over the data, in order. Each is a sequence of steps; a step is one piece per rank.
@@ -171,7 +194,11 @@ class DsirJob final : public engine::Job {
       } else {
         caching_ = pass_ == Pass::fit_raw && settings_.raw_fit >= 1.0 &&
                    cache_bytes_ < settings_.feature_cache_bytes;
-        if (caching_) caching_piece_ = CachedPiece{};
+        if (caching_) {
+          caching_piece_ = CachedPiece{};
+          const io::ByteRange range = pieces.range(piece);
+          caching_piece_.start(narrow_cache(), range.end - range.begin);
+        }
         const Tally before = tally_;
         io::JsonlShard shard(files, {pieces.range(piece)});
         while (shard.next_chunk(io::JsonlShard::default_block_bytes,
@@ -285,9 +312,7 @@ class DsirJob final : public engine::Job {
         if (settings_.raw_fit >= 1.0 && num_tokens_of(buckets.size()) >= settings_.min_tokens)
           ++tally_.eligible;
         if (caching_) {
-          caching_piece_.ids.push_back(id);
-          caching_piece_.buckets.insert(caching_piece_.buckets.end(), buckets.begin(), buckets.end());
-          caching_piece_.ends.push_back(caching_piece_.buckets.size());
+          caching_piece_.append(id, buckets, narrow_cache());
           if (cache_bytes_ + caching_piece_.bytes() > settings_.feature_cache_bytes) {
             caching_ = false;  // over budget: this piece will be read again
             caching_piece_ = CachedPiece{};
@@ -309,7 +334,10 @@ class DsirJob final : public engine::Job {
     return (static_cast<std::int64_t>(ngram_count) + n * (n - 1) / 2) / n;
   }
 
-  void score(std::uint64_t id, const std::uint32_t* buckets, std::size_t count) {
+  bool narrow_cache() const { return settings_.num_buckets <= 65536; }
+
+  template <class Bucket>
+  void score(std::uint64_t id, const Bucket* buckets, std::size_t count) {
     double log_weight = 0;
     for (std::size_t i = 0; i < count; ++i) log_weight += log_ratio_[buckets[i]];
     const std::int64_t num_tokens = num_tokens_of(count);
@@ -330,7 +358,11 @@ class DsirJob final : public engine::Job {
     tally_ = Tally::from_vector(totals);
     std::uint64_t begin = 0;
     for (std::size_t i = 0; i < piece.ids.size(); ++i) {
-      score(piece.ids[i], piece.buckets.data() + begin, piece.ends[i] - begin);
+      if (narrow_cache()) {
+        score(piece.ids[i], piece.narrow.data() + begin, piece.ends[i] - begin);
+      } else {
+        score(piece.ids[i], piece.wide.data() + begin, piece.ends[i] - begin);
+      }
       begin = piece.ends[i];
     }
   }
@@ -514,6 +546,7 @@ std::vector<comm::Candidate> restore_candidates(engine::StateReader& state, cons
 
 void DsirJob::save_state(engine::StateWriter& state) const {
   state.scalar("pass", static_cast<std::int64_t>(pass_));
+  state.scalar("bucket_version", static_cast<std::int64_t>(bucket_version(settings_.hash)));
   // Pieces of the current pass already read, by any rank (collect restarts from its beginning).
   std::vector<std::uint64_t> done = done_before_;
   if (pass_ != Pass::collect) {
@@ -561,6 +594,22 @@ void DsirJob::save_state(engine::StateWriter& state) const {
 
 void DsirJob::restore_state(engine::StateReader& state) {
   const auto pass = static_cast<Pass>(state.int64_scalar("pass"));
+  // Counts from another bucket definition must not be mixed with this one's. Checkpoints from before the
+  // version was saved hold version 1 (the only one sha256 has).
+  std::int64_t saved_version = 1;
+  try {
+    saved_version = state.int64_scalar("bucket_version");
+  } catch (const std::exception&) {  // agreed: every rank takes this branch
+  }
+  comm_.agree([&] {
+    if (saved_version != bucket_version(settings_.hash)) {
+      throw UsageError(
+          "cannot resume: the checkpoint counted dsir.hash = " + std::string(to_string(settings_.hash)) +
+          " buckets of version " + std::to_string(saved_version) + ", this skein computes version " +
+          std::to_string(bucket_version(settings_.hash)) +
+          "; run again without --resume, or into a new --out");
+    }
+  });
   const auto done = state.replicated_uint64("done_pieces");
   // Partial sums go to rank 0 only, so that the end-of-pass reduction counts them once.
   const bool keeper = comm_.rank() == 0;
@@ -666,6 +715,11 @@ void DsirJob::finalize() {
     h5.set_attribute("/model", "description",
                      "log(p + 1e-8) per hash bucket; log weight = sum over a document's "
                      "n-grams of target_log_prob - raw_log_prob");
+    // What defines the buckets: a model is only meaningful with the same hash, version, ngrams and size.
+    h5.set_attribute("/model", "hash", std::string(to_string(settings_.hash)));
+    h5.set_attribute("/model", "bucket_version", static_cast<std::int64_t>(bucket_version(settings_.hash)));
+    h5.set_attribute("/model", "ngrams", static_cast<std::int64_t>(settings_.ngrams));
+    h5.set_attribute("/model", "num_buckets", static_cast<std::int64_t>(settings_.num_buckets));
     h5.write_distributed("/selected/file_index", file_index);
     h5.write_distributed("/selected/byte_offset", byte_offset);
     h5.write_distributed("/selected/log_weight", log_weight);

@@ -6,16 +6,7 @@
 #include <stdexcept>
 #include <string>
 
-// OpenSSL 3 deprecates the SHA256_* functions in favour of EVP, but EVP's provider dispatch costs about twice
-// the hash itself on the short strings hashed here (measured: 72 ns vs 154 ns per token). Use them while the
-// library has them.
-#define OPENSSL_SUPPRESS_DEPRECATED
-#include <openssl/evp.h>
-#include <openssl/opensslconf.h>
-#include <openssl/sha.h>
-#if defined(OPENSSL_NO_DEPRECATED_3_0)
-#define SKEIN_DSIR_SHA256_EVP 1
-#endif
+#include "jobs/dsir/sha256.hpp"
 
 // xxHash in header-only mode: no call through the shared library per (short) n-gram; same results.
 #define XXH_INLINE_ALL
@@ -51,53 +42,31 @@ class Modulus {
   int shift2_ = 0;
 };
 
-class Sha256 {
+// The digest's state words (its big-endian 256-bit integer, most significant limb first) mod d, as
+// sum_i words[i] * (2^(32 (7 - i)) mod d) reduced once: eight independent multiplies instead of a chain of
+// eight dependent reductions.
+class DigestModulus {
  public:
-#ifdef SKEIN_DSIR_SHA256_EVP
-  Sha256() : ctx_(EVP_MD_CTX_new()) {
-    if (!ctx_) throw std::bad_alloc();
+  explicit DigestModulus(std::uint32_t d) : mod_(d) {
+    std::uint64_t power = 1 % d;  // 2^(32 j) mod d for j = 0 .. 7
+    for (int j = 7; j >= 0; --j) {
+      limb_weight_[j] = power;
+      power = mod_(power << 32);
+    }
+    two64_ = mod_(std::uint64_t{mod_(std::uint64_t{1} << 32)} << 32);  // 2^64 mod d
   }
-  ~Sha256() {
-    EVP_MD_CTX_free(ctx_);
-  }
-  void init() {
-    EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr);
-  }
-  void update(std::string_view s) {
-    EVP_DigestUpdate(ctx_, s.data(), s.size());
-  }
-  void final(unsigned char* digest) {
-    EVP_DigestFinal_ex(ctx_, digest, nullptr);
+  std::uint32_t operator()(const std::uint32_t words[8]) const {
+    u128 sum = 0;  // < 8 * 2^64
+    for (int i = 0; i < 8; ++i) sum += u128{std::uint64_t{words[i]} * limb_weight_[i]};
+    const auto high = static_cast<std::uint64_t>(sum >> 64), low = static_cast<std::uint64_t>(sum);
+    return mod_(std::uint64_t{mod_(low)} + high * two64_);  // high * two64_ < 8 * 2^32
   }
 
  private:
-  EVP_MD_CTX* ctx_;
-#else
-  void init() {
-    SHA256_Init(&ctx_);
-  }
-  void update(std::string_view s) {
-    SHA256_Update(&ctx_, s.data(), s.size());
-  }
-  void final(unsigned char* digest) {
-    SHA256_Final(digest, &ctx_);
-  }
-
- private:
-  SHA256_CTX ctx_;
-#endif
+  Modulus mod_;
+  std::uint64_t limb_weight_[8];
+  std::uint64_t two64_;
 };
-
-// The digest as a big-endian 256-bit integer, mod d: Horner's rule over 32-bit limbs.
-std::uint32_t digest_mod(const unsigned char* digest, const Modulus& mod) {
-  std::uint64_t r = 0;
-  for (int i = 0; i < 32; i += 4) {
-    const std::uint32_t limb = (std::uint32_t{digest[i]} << 24) | (std::uint32_t{digest[i + 1]} << 16) |
-                               (std::uint32_t{digest[i + 2]} << 8) | std::uint32_t{digest[i + 3]};
-    r = mod((r << 32) | limb);
-  }
-  return static_cast<std::uint32_t>(r);
-}
 
 // True when b starts right after a and one ' ', so that a + ' ' + b can be read in place. The byte in between
 // is read only when it lies between a's last byte and b's first, both of which are readable.
@@ -108,130 +77,72 @@ inline bool one_space_apart(std::string_view a, std::string_view b) {
          b.data()[-1] == ' ';
 }
 
-constexpr std::uint32_t kNoId = ~std::uint32_t{0};
-constexpr std::size_t kMaxMemoTokenBytes = 48;
-constexpr std::uint32_t kMaxTokens = 1u << 19;  // ids fit 19 bits
-constexpr std::uint32_t kMaxPairs = 1u << 20;
+// XXH3_64bits of `count` 64-bit token hashes laid out as 8 little-endian bytes each: the xxh3 n-gram hash.
+inline std::uint64_t hash_of_hashes(const std::uint64_t* h, std::size_t count) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  return XXH3_64bits(h, 8 * count);
+#else
+  std::string le(8 * count, '\0');
+  for (std::size_t i = 0; i < count; ++i)
+    for (int b = 0; b < 8; ++b) le[8 * i + b] = static_cast<char>(h[i] >> (8 * b));
+  return XXH3_64bits(le.data(), le.size());
+#endif
+}
+// The same with the count known at compile time, so that XXH3's length dispatch folds away.
+template <std::size_t Count>
+inline std::uint64_t hash_of_hashes(const std::uint64_t* h) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  return XXH3_64bits(h, 8 * Count);
+#else
+  return hash_of_hashes(h, Count);
+#endif
+}
 
-// Open-addressing memo of token -> (id, bucket) with linear probing, keyed by the token's XXH3; the token
-// bytes live in one arena. About 24 bytes a slot, at most half full.
-class TokenMemo {
- public:
-  TokenMemo() { slots_.resize(1u << 12); }
-
-  void prefetch(std::uint64_t h) const { __builtin_prefetch(&slots_[slot_of(h)]); }
-
-  // The token's id and bucket, computing the bucket with `hash` on a miss. Tokens that do not fit get kNoId.
-  template <class HashFn>
-  std::uint32_t find_or_insert(std::string_view tok, std::uint64_t h, std::uint32_t& bucket, HashFn&& hash) {
-    if (tok.size() > kMaxMemoTokenBytes) {
-      bucket = hash(tok);
-      return kNoId;
-    }
-    h |= 1;  // 0 marks an empty slot
-    const std::size_t mask = slots_.size() - 1;
-    for (std::size_t i = slot_of(h);; i = (i + 1) & mask) {
-      Slot& s = slots_[i];
-      if (s.hash == h && s.len == tok.size() &&
-          std::memcmp(arena_.data() + s.offset, tok.data(), tok.size()) == 0) {
-        bucket = s.bucket;
-        return s.id;
-      }
-      if (s.hash == 0) {
-        bucket = hash(tok);
-        if (count_ >= kMaxTokens) return kNoId;
-        s = Slot{h, static_cast<std::uint32_t>(arena_.size()), static_cast<std::uint32_t>(tok.size()), bucket,
-                 count_};
-        arena_.append(tok);
-        const std::uint32_t id = count_++;
-        if (2 * std::size_t{count_} > slots_.size()) grow();
-        return id;
-      }
-    }
-  }
-
- private:
-  struct Slot {
-    std::uint64_t hash = 0;
-    std::uint32_t offset = 0;
-    std::uint32_t len = 0;
-    std::uint32_t bucket = 0;
-    std::uint32_t id = 0;
-  };
-
-  std::size_t slot_of(std::uint64_t h) const {
-    return static_cast<std::size_t>(h >> 20) & (slots_.size() - 1);
-  }
-
-  void grow() {
-    std::vector<Slot> old(slots_.size() * 2);
-    old.swap(slots_);
-    const std::size_t mask = slots_.size() - 1;
-    for (const Slot& s : old) {
-      if (s.hash == 0) continue;
-      std::size_t i = slot_of(s.hash);
-      while (slots_[i].hash != 0) i = (i + 1) & mask;
-      slots_[i] = s;
-    }
-  }
-
-  std::vector<Slot> slots_;
-  std::string arena_;
-  std::uint32_t count_ = 0;
+// An n-gram of up to 55 bytes as the single SHA-256 block it is hashed in: its bytes, 0x80, zeros, and its
+// length in bits. The first 56 bytes determine the n-gram (the last non-zero byte among them is the 0x80),
+// so they are also its exact key in NgramCache.
+struct alignas(64) OneBlock {
+  unsigned char bytes[64];
 };
+constexpr std::size_t kMaxOneBlockBytes = 55;
+constexpr std::size_t kKeyBytes = 56;
 
-// Open-addressing memo of (token id, token id) -> bucket, one 64-bit word a slot: 1 (occupied), the 38-bit id
-// pair, the 24-bit bucket. At most half full: 16 MiB for kMaxPairs.
-class PairMemo {
+// Direct-mapped cache of n-gram -> sha256 bucket: one 64-byte slot per entry (the key's 56 bytes, the
+// bucket), indexed by XXH3 of the key; a miss computes the bucket and replaces the slot. Replacing, not
+// filling up, keeps the cache on the corpus' current vocabulary; small enough to stay in the CPU caches (a
+// probe that goes to memory costs about as much as a SHA-256 with the SHA extensions).
+class NgramCache {
  public:
-  static constexpr std::uint32_t kMaxBucket = (1u << 24) - 1;
+#ifndef SKEIN_DSIR_CACHE_BITS
+#define SKEIN_DSIR_CACHE_BITS 16
+#endif
+  static constexpr std::size_t kSlots = std::size_t{1} << SKEIN_DSIR_CACHE_BITS;  // 4 MiB
 
-  PairMemo() { slots_.resize(1u << 12); }
+  NgramCache() : slots_(new Slot[kSlots]()) {}
 
-  static std::uint64_t key(std::uint32_t a, std::uint32_t b) {
-    return ((std::uint64_t{a} << 19) | b) & kKeyMask;  // exact for ids < 2^19
+  static std::size_t slot_of(const OneBlock& block) {
+    return static_cast<std::size_t>(XXH3_64bits(block.bytes, kKeyBytes)) & (kSlots - 1);
+  }
+  void prefetch(std::size_t slot) const {
+    __builtin_prefetch(&slots_[slot]);
   }
 
-  void prefetch(std::uint64_t key) const { __builtin_prefetch(&slots_[slot_of(key)]); }
-
+  // The bucket of `block`'s n-gram, computing it with `hash` on a miss.
   template <class HashFn>
-  std::uint32_t find_or_insert(std::uint64_t key, HashFn&& hash) {
-    const std::size_t mask = slots_.size() - 1;
-    for (std::size_t i = slot_of(key);; i = (i + 1) & mask) {
-      const std::uint64_t s = slots_[i];
-      if (((s >> 24) & kKeyMask) == key && s != 0) return static_cast<std::uint32_t>(s & kMaxBucket);
-      if (s == 0) {
-        const std::uint32_t bucket = hash();
-        if (count_ >= kMaxPairs) return bucket;
-        slots_[i] = kOccupied | (key << 24) | bucket;
-        if (2 * std::size_t{++count_} > slots_.size()) grow();
-        return bucket;
-      }
-    }
+  std::uint32_t find_or_insert(const OneBlock& block, std::size_t slot, HashFn&& hash) {
+    Slot& s = slots_[slot];
+    if (std::memcmp(s.key, block.bytes, kKeyBytes) == 0) return s.bucket;  // an empty slot has no 0x80
+    s.bucket = hash(block);
+    std::memcpy(s.key, block.bytes, kKeyBytes);
+    return s.bucket;
   }
 
  private:
-  static constexpr std::uint64_t kKeyMask = (std::uint64_t{1} << 38) - 1;
-  static constexpr std::uint64_t kOccupied = std::uint64_t{1} << 63;
-
-  std::size_t slot_of(std::uint64_t key) const {
-    return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> 40) & (slots_.size() - 1);
-  }
-
-  void grow() {
-    std::vector<std::uint64_t> old(slots_.size() * 2);
-    old.swap(slots_);
-    const std::size_t mask = slots_.size() - 1;
-    for (const std::uint64_t s : old) {
-      if (s == 0) continue;
-      std::size_t i = slot_of((s >> 24) & kKeyMask);
-      while (slots_[i] != 0) i = (i + 1) & mask;
-      slots_[i] = s;
-    }
-  }
-
-  std::vector<std::uint64_t> slots_;
-  std::uint32_t count_ = 0;
+  struct alignas(64) Slot {
+    unsigned char key[kKeyBytes];
+    std::uint32_t bucket;
+  };
+  std::unique_ptr<Slot[]> slots_;
 };
 
 }  // namespace
@@ -242,22 +153,28 @@ HashKind parse_hash_kind(std::string_view name) {
   throw std::invalid_argument("unknown hash '" + std::string(name) + "' (expected xxh3 or sha256)");
 }
 
+int bucket_version(HashKind kind) {
+  return kind == HashKind::xxh3 ? 2 : 1;
+}
+
 const char* to_string(HashKind kind) {
   return kind == HashKind::xxh3 ? "xxh3" : "sha256";
 }
 
 struct NgramHasher::Impl {
-  Impl(HashKind k, int n, std::uint32_t b) : kind(k), ngrams(n), num_buckets(b), mod(b) {}
+  Impl(HashKind k, int n, std::uint32_t b) : kind(k), ngrams(n), num_buckets(b), digest_mod(b) {}
 
-  std::uint32_t xxh3(std::string_view s) const { return mod(XXH3_64bits(s.data(), s.size())); }
+  // xxh3 buckets are floor(h * num_buckets / 2^64) (Lemire's multiply-shift range reduction): one multiply
+  // where h % num_buckets takes a chain of three.
+  std::uint32_t range(std::uint64_t h) const {
+    return static_cast<std::uint32_t>((u128{h} * num_buckets) >> 64);
+  }
+  std::uint32_t xxh3(std::string_view s) const { return range(XXH3_64bits(s.data(), s.size())); }
 
   std::uint32_t sha256(std::string_view s) const {
-    Sha256 sha;
-    sha.init();
-    sha.update(s);
-    unsigned char digest[32];
-    sha.final(digest);
-    return digest_mod(digest, mod);
+    std::uint32_t words[8];
+    sha256::digest_words(s, words);
+    return digest_mod(words);
   }
 
   std::uint32_t bucket(std::string_view s) const { return kind == HashKind::xxh3 ? xxh3(s) : sha256(s); }
@@ -293,63 +210,98 @@ struct NgramHasher::Impl {
   HashKind kind;
   int ngrams;
   std::uint32_t num_buckets;
-  Modulus mod;
+  DigestModulus digest_mod;
   std::unique_ptr<char[]> scratch;
   std::size_t scratch_cap = 0;
   std::vector<std::uint64_t> hashes;
-  std::vector<std::uint32_t> ids;
-  std::unique_ptr<TokenMemo> token_memo;
-  std::unique_ptr<PairMemo> pair_memo;
+  std::unique_ptr<NgramCache> cache;
 };
 
-// With xxh3 every n-gram is hashed directly: a memo probe would cost as much as the hash.
+// xxh3 (bucket version 2): each token is hashed once; an n-gram's bucket hashes its tokens' 64-bit hashes
+// (8 little-endian bytes each) instead of its text, so a bigram costs one XXH3 of 16 bytes, with no join and
+// no length-dependent branches.
 void NgramHasher::Impl::buckets_xxh3(const std::vector<std::string_view>& tokens, std::uint32_t* out) {
   const std::size_t n = tokens.size();
-  for (std::size_t i = 0; i < n; ++i) *out++ = xxh3(tokens[i]);
-  if (ngrams >= 2) {
-    for (std::size_t i = 0; i + 1 < n; ++i) {
-      const std::string_view a = tokens[i], b = tokens[i + 1];
-      *out++ = one_space_apart(a, b) ? xxh3({a.data(), a.size() + 1 + b.size()}) : xxh3(join(tokens, i, 2));
-    }
+  hashes.resize(n + 1);
+  std::uint64_t* const h = hashes.data();
+  for (std::size_t i = 0; i < n; ++i) {
+    h[i] = XXH3_64bits(tokens[i].data(), tokens[i].size());
+    out[i] = range(h[i]);
   }
-  for (std::size_t k = 3; k <= static_cast<std::size_t>(ngrams) && k <= n; ++k) {
-    for (std::size_t i = 0; i + k <= n; ++i) *out++ = xxh3(join(tokens, i, k));
+  out += n;
+  for (std::size_t k = 2; k <= static_cast<std::size_t>(ngrams) && k <= n; ++k) {
+    if (k == 2) {
+      for (std::size_t i = 0; i + 1 < n; ++i) *out++ = range(hash_of_hashes<2>(h + i));
+    } else {
+      for (std::size_t i = 0; i + k <= n; ++i) *out++ = range(hash_of_hashes(h + i, k));
+    }
   }
 }
 
-// Unigrams and bigrams go through the memo in two sweeps, each prefetching the table slot of the entry a few
-// positions ahead: the tables outgrow the caches, and a miss to memory costs about as much as a SHA-256.
+// Every n-gram, in output order, goes through three stages a few positions apart: written into its padded
+// SHA-256 block, then (once those byte stores have left the store buffer: reading them back at once as
+// 8-byte words stalls store forwarding) hashed to its cache slot, whose line is prefetched, then looked
+// up. N-grams longer than one block (rare) are hashed directly.
 void NgramHasher::Impl::buckets_sha256(const std::vector<std::string_view>& tokens, std::uint32_t* out) {
-  constexpr std::size_t kAhead = 16;
+  constexpr std::size_t kFillAhead = 16;  // the ring's size, a power of two
+  constexpr std::size_t kLocateAhead = 8;
+  if (!cache) cache = std::make_unique<NgramCache>();
   const std::size_t n = tokens.size();
-  if (!token_memo) {
-    token_memo = std::make_unique<TokenMemo>();
-    if (num_buckets <= PairMemo::kMaxBucket + 1) pair_memo = std::make_unique<PairMemo>();
-  }
-  auto sha = [this](std::string_view s) { return sha256(s); };
+  const std::size_t max_k = std::min(static_cast<std::size_t>(ngrams), n);
 
-  hashes.resize(n);
-  for (std::size_t i = 0; i < n; ++i) hashes[i] = XXH3_64bits(tokens[i].data(), tokens[i].size());
-  ids.resize(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    if (i + kAhead < n) token_memo->prefetch(hashes[i + kAhead]);
-    ids[i] = token_memo->find_or_insert(tokens[i], hashes[i], out[i], sha);
-  }
-  out += n;
-  if (ngrams >= 2 && n >= 2) {
-    for (std::size_t i = 0; i + 1 < n; ++i) {
-      auto direct = [&] { return sha256(join(tokens, i, 2)); };
-      if (pair_memo && ids[i] != kNoId && ids[i + 1] != kNoId) {
-        if (i + 1 + kAhead < n) pair_memo->prefetch(PairMemo::key(ids[i + kAhead], ids[i + 1 + kAhead]));
-        out[i] = pair_memo->find_or_insert(PairMemo::key(ids[i], ids[i + 1]), direct);
-      } else {
-        out[i] = direct();
-      }
+  struct Stage {
+    OneBlock block;
+    std::size_t slot;
+    std::size_t k, i;  // tokens[i, i + k)
+    bool fits;         // at most kMaxOneBlockBytes
+  };
+  Stage ring[kFillAhead];
+  std::size_t fill_k = 1, fill_i = 0;  // the next n-gram to fill
+  auto fill = [&](Stage& a) {
+    a.k = fill_k;
+    a.i = fill_i;
+    if (++fill_i + fill_k > n) {
+      ++fill_k;
+      fill_i = 0;
     }
-    out += n - 1;
-  }
-  for (std::size_t k = 3; k <= static_cast<std::size_t>(ngrams) && k <= n; ++k) {
-    for (std::size_t i = 0; i + k <= n; ++i) *out++ = sha256(join(tokens, i, k));
+    std::size_t size = a.k - 1;
+    for (std::size_t j = 0; j < a.k; ++j) size += tokens[a.i + j].size();
+    a.fits = size <= kMaxOneBlockBytes;
+    if (!a.fits) return;
+    unsigned char* b = a.block.bytes;
+    std::memset(b, 0, 64);
+    std::size_t o = 0;
+    for (std::size_t j = 0; j < a.k; ++j) {
+      if (j > 0) b[o++] = ' ';
+      const std::string_view t = tokens[a.i + j];
+      if (!t.empty()) std::memcpy(b + o, t.data(), t.size());
+      o += t.size();
+    }
+    b[o] = 0x80;
+    const std::uint64_t bits = std::uint64_t{o} * 8;
+    b[62] = static_cast<unsigned char>(bits >> 8);
+    b[63] = static_cast<unsigned char>(bits);
+  };
+  auto locate = [&](Stage& a) {
+    if (!a.fits) return;
+    a.slot = NgramCache::slot_of(a.block);
+    cache->prefetch(a.slot);
+  };
+  auto hash_block = [this](const OneBlock& block) {
+    std::uint32_t words[8];
+    sha256::digest_padded_block(block.bytes, words);
+    return digest_mod(words);
+  };
+
+  std::size_t total = 0;
+  for (std::size_t k = 1; k <= max_k; ++k) total += n - k + 1;
+  for (std::size_t j = 0; j < std::min(total, kFillAhead); ++j) fill(ring[j]);
+  for (std::size_t j = 0; j < std::min(total, kLocateAhead); ++j) locate(ring[j]);
+  for (std::size_t j = 0; j < total; ++j) {
+    if (j + kLocateAhead < total) locate(ring[(j + kLocateAhead) & (kFillAhead - 1)]);
+    Stage& a = ring[j & (kFillAhead - 1)];
+    out[j] = a.fits ? cache->find_or_insert(a.block, a.slot, hash_block) : sha256(join(tokens, a.i, a.k));
+    if (j + kFillAhead < total) fill(a);
   }
 }
 

@@ -8,22 +8,27 @@
 namespace skein::dsir {
 
 // Which hash maps an n-gram to its bucket. sha256 is the reference's (data-selection 1.0.3 `hash_buckets`);
-// xxh3 is much faster and gives different buckets.
+// xxh3 is skein's own, much faster, and gives different buckets.
 enum class HashKind { xxh3, sha256 };
+
+// The version of a hash kind's bucket definition, saved with models and checkpoints so that counts from
+// different definitions are never mixed. sha256: 1 (the reference's, fixed). xxh3: 2 (version 1, in skein up
+// to commit 41e4752, was XXH3 of each n-gram's space-joined text % num_buckets; 2 hashes each token once,
+// then an n-gram's token hashes, and reduces by multiply-shift).
+int bucket_version(HashKind kind);
 
 // "xxh3" or "sha256"; throws std::invalid_argument on anything else.
 HashKind parse_hash_kind(std::string_view name);
 const char* to_string(HashKind kind);
 
-// Maps n-grams to hash buckets as the reference does.
+// Maps n-grams to hash buckets: with sha256 exactly as the reference does, with xxh3 by skein's definition.
 //
-// With sha256, buckets() memoizes: it interns tokens of up to 48 bytes (token -> id, bucket) and, when
-// num_buckets <= 2^24, remembers the bucket of each bigram of interned tokens by id pair, so a repeated
-// n-gram costs a hash-table probe instead of a SHA-256. The memo is bounded (2^19 tokens, 2^20 bigrams: about
-// 70 MiB at most); past that, new n-grams are hashed directly. With xxh3 there is no memo, as a probe would
-// cost as much as the hash.
+// With sha256, buckets() keeps a cache of n-gram -> bucket (64 Ki entries of up to 55 bytes, 4 MiB, replaced
+// on conflict) so that a repeated n-gram costs a probe instead of a SHA-256; the SHA-256 itself is one block
+// compressed with the CPU's SHA extensions when present (sha256.hpp). With xxh3 there is no cache: each
+// token is hashed once and each n-gram costs one XXH3 of its tokens' hashes.
 //
-// Not thread-safe for buckets() (it keeps scratch space and the memo); bucket() is const and thread-safe.
+// Not thread-safe for buckets() (it keeps scratch space and the cache); bucket() is const and thread-safe.
 class NgramHasher {
  public:
   NgramHasher(HashKind kind, int ngrams, std::uint32_t num_buckets);
@@ -34,13 +39,17 @@ class NgramHasher {
   NgramHasher& operator=(const NgramHasher&) = delete;
 
   // Bucket of one string: sha256 = SHA-256 of the UTF-8 bytes read as a big-endian 256-bit integer mod
-  // num_buckets (reference: hash_buckets('alice')==6720, hash_buckets('alice went')==114 at 10000);
-  // xxh3 = XXH3_64bits(bytes) % num_buckets.
+  // num_buckets (reference: hash_buckets('alice')==6720, hash_buckets('alice went')==114 at 10000), for any
+  // n-gram joined by spaces; xxh3 = reduce(XXH3_64bits(bytes)), a unigram's bucket, where
+  // reduce(h) = floor(h * num_buckets / 2^64).
   std::uint32_t bucket(std::string_view s) const;
 
-  // Appends one bucket per n-gram in the reference's order: every unigram, then every space-joined
-  // bigram, ... up to `ngrams` (nltk.ngrams, no padding). 'Alice went to the store' lowercased -> 9.
-  // N-grams whose tokens lie one ' ' apart in memory (as Tokenizer leaves them) are hashed in place.
+  // Appends one bucket per n-gram in the reference's order: every unigram, then every bigram, ... up to
+  // `ngrams` (nltk.ngrams, no padding). 'Alice went to the store' lowercased -> 9.
+  // sha256: bucket() of the space-joined n-gram; n-grams whose tokens lie one ' ' apart in memory (as
+  // Tokenizer leaves them) are hashed in place.
+  // xxh3 (version 2): with h(t) = XXH3_64bits(t's bytes), a unigram's bucket is reduce(h(t)) and an
+  // n-gram's, n >= 2, is reduce(XXH3_64bits(h(t1) .. h(tn) as 8 little-endian bytes each)).
   void buckets(const std::vector<std::string_view>& tokens, std::vector<std::uint32_t>& out);
 
   HashKind kind() const;

@@ -842,6 +842,7 @@ void HessianJob<Scalar>::finalize() {
                                  ? comm_.allreduce(operator_->seconds(), comm::Op::max) /
                                        static_cast<double>(operator_->applications())
                                  : 0.0;
+  const double hvp_median_seconds = comm_.allreduce(operator_->median_seconds(), comm::Op::max);
   io::OutputSet outputs(comm_, env_.out_dir);
   const std::string path = outputs.add("hessian.h5");
   {
@@ -861,6 +862,7 @@ void HessianJob<Scalar>::finalize() {
     h5.set_attribute("/", "precision", to_string(settings_.precision));
     h5.set_attribute("/", "gradient_seconds", gradient_seconds_);
     h5.set_attribute("/", "hvp_seconds", hvp_seconds);
+    h5.set_attribute("/", "hvp_median_seconds", hvp_median_seconds);
     h5.set_attribute("/", "hvp_count", operator_->applications());
     h5.set_attribute("/", "train_epochs", static_cast<std::int64_t>(settings_.train_epochs));
     h5.set_attribute("/", "analyses", static_cast<std::int64_t>(finished_.size()));

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <vector>
 
 namespace skein::hessian {
 
@@ -92,8 +93,20 @@ class CurvatureOperator {
     const auto begin = std::chrono::steady_clock::now();
     loss_->curvature_product(kind_, params_, v, out);
     Kokkos::fence();
-    seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+    seconds_ += seconds;
     ++applications_;
+    if (each_.size() < kKeptTimes) each_.push_back(seconds);
+  }
+
+  // Median seconds of one application in this process (0 before any): the cost of a repeated product, the
+  // forward and backward pass reused (seconds() / applications() also carries the first product's passes,
+  // as PyHessian's per-product figure on its kept graph does not).
+  double median_seconds() const {
+    if (each_.empty()) return 0.0;
+    std::vector<double> sorted = each_;
+    std::nth_element(sorted.begin(), sorted.begin() + sorted.size() / 2, sorted.end());
+    return sorted[sorted.size() / 2];
   }
 
   std::int64_t applications() const { return applications_; }
@@ -110,6 +123,8 @@ class CurvatureOperator {
   OperatorKind kind_;
   mutable std::int64_t applications_ = 0;
   mutable double seconds_ = 0.0;
+  static constexpr std::size_t kKeptTimes = 100000;
+  mutable std::vector<double> each_;  // seconds of each application (since start or the last restore)
 };
 
 }  // namespace skein::hessian

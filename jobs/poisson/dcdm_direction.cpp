@@ -1,23 +1,16 @@
 #include "jobs/poisson/dcdm_direction.hpp"
 
 #include "engine/error.hpp"
+#include "jobs/dcdm_model.hpp"
+#include "solvers/cnn3d.hpp"
 #include "solvers/multigrid.hpp"
 
 #include <Kokkos_Core.hpp>
-
-// The network (solvers/cnn3d) and the model file (jobs/dcdm_model) come from the DCDM issue's part A. Until
-// both are in the tree, dcdm_direction=model is a clear usage error and the ablation directions still run.
-#if __has_include("solvers/cnn3d.hpp") && __has_include("jobs/dcdm_model.hpp")
-#define SKEIN_POISSON_DCDM_NETWORK 1
-#include "jobs/dcdm_model.hpp"
-#include "solvers/cnn3d.hpp"
-#endif
 
 namespace skein::poisson {
 
 namespace {
 
-#ifdef SKEIN_POISSON_DCDM_NETWORK
 std::string grid_text(const std::array<std::int64_t, 3>& g) {
   return std::to_string(g[0]) + "x" + std::to_string(g[1]) + "x" + std::to_string(g[2]);
 }
@@ -53,7 +46,6 @@ DcdmDirectionSource network_direction(const comm::CartDecomposition& decompositi
   out.resources = network;
   return out;
 }
-#endif
 
 }  // namespace
 
@@ -62,14 +54,7 @@ DcdmDirectionSource make_dcdm_direction(const comm::CartDecomposition& decomposi
   DcdmDirectionSource out;
   switch (settings.dcdm_direction) {
     case DcdmDirection::model:
-#ifdef SKEIN_POISSON_DCDM_NETWORK
       return network_direction(decomposition, settings);
-#else
-      (void)decomposition;
-      throw engine::UsageError(
-          "poisson: solver=dcdm with a model needs the DCDM network (solvers/cnn3d), which this build of "
-          "skein lacks; dcdm_direction=vcycle or identity run without it");
-#endif
     case DcdmDirection::vcycle: {
       auto multigrid = std::make_shared<solvers::MultigridPreconditioner>(op, settings.multigrid);
       out.direction = [multigrid](const solvers::PoissonField& r, const solvers::PoissonField& q) {

@@ -7,6 +7,7 @@
 #include "tests/e2e/cli_runner.hpp"
 
 #include <gtest/gtest.h>
+#include <hdf5.h>
 
 #include <signal.h>
 
@@ -402,6 +403,38 @@ TEST_F(Checkpoint, ResumeWithoutAnyCheckpointStartsFromTheBeginning) {
   expect_same_outputs(out, reference_);
 }
 
+// Counts of different bucket definitions are never mixed: a checkpoint whose dsir bucket_version is not this
+// skein's (as in one written before xxh3's version 2, which held none and so reads as version 1) is refused
+// with exit 2 and a message naming both versions; the counts are not resumed.
+TEST_F(Checkpoint, ResumeRefusesCountsOfAnotherBucketVersion) {
+  const std::string out = scratch("bucket-version");
+  const BackgroundResult failed = run_to_end(1, job_args(out, kEveryStep), {{"SKEIN_FAULT", "throw:0:3"}});
+  ASSERT_NE(failed.exit_code, 0) << failed.output;
+  const std::string checkpoint = out + "/checkpoint.h5";
+  ASSERT_TRUE(file_exists(checkpoint)) << failed.output;
+  EXPECT_EQ(skein::io::read_int64_attribute(checkpoint, "/state", "bucket_version"), 2);  // xxh3, the default
+  {  // replaced, not rewritten: HDF5 1.10 cannot H5Awrite this file's attributes in place
+    const hid_t file = H5Fopen(checkpoint.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(file, 0);
+    EXPECT_GE(H5Adelete_by_name(file, "/state", "bucket_version", H5P_DEFAULT), 0);
+    const hid_t scalar = H5Screate(H5S_SCALAR);
+    const hid_t attribute =
+        H5Acreate_by_name(file, "/state", "bucket_version", H5T_STD_I64LE, scalar, H5P_DEFAULT, H5P_DEFAULT,
+                          H5P_DEFAULT);
+    ASSERT_GE(attribute, 0);
+    const std::int64_t version_one = 1;
+    EXPECT_GE(H5Awrite(attribute, H5T_NATIVE_INT64, &version_one), 0);
+    H5Aclose(attribute);
+    H5Sclose(scalar);
+    H5Fclose(file);
+  }
+  const BackgroundResult resumed = run_to_end(2, job_args(out, kResume));
+  EXPECT_EQ(resumed.exit_code, 2) << resumed.output;
+  EXPECT_NE(resumed.output.find("buckets of version 1, this skein computes version 2"), std::string::npos)
+      << resumed.output;
+  EXPECT_EQ(dir_entries(out).count("dsir.h5"), 0u);
+}
+
 // SIGUSR1 to mpirun (which forwards it to the ranks): exit 75, one message, a complete checkpoint that
 // `skein inspect` describes, no outputs; the checkpoint of 3 ranks resumes at 2 and at 1 identically.
 TEST_F(Checkpoint, SigusrToMpirunCheckpointsAndResumesOnFewerRanks) {
@@ -435,8 +468,8 @@ TEST_F(Checkpoint, SigusrToMpirunCheckpointsAndResumesOnFewerRanks) {
   EXPECT_TRUE(std::regex_search(inspect.output, headline)) << inspect.output;
   EXPECT_LT(inspect.output.find("checkpoint: step"), inspect.output.find("config:")) << "not near the top";
   for (const char* expected :
-       {"  state: pass = ", "/state/done_pieces  uint64  [", "/state/raw_counts  uint64  [",
-        "/state/target_counts  uint64  [", "group attributes:\n  /state\n    pass  "}) {
+       {"  state: bucket_version = 2, pass = ", "/state/done_pieces  uint64  [", "/state/raw_counts  uint64  [",
+        "/state/target_counts  uint64  [", "group attributes:\n  /state\n    bucket_version  2\n    pass  "}) {
     EXPECT_NE(inspect.output.find(expected), std::string::npos) << expected << " not in:\n" << inspect.output;
   }
 

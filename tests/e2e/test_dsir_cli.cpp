@@ -88,6 +88,8 @@ void check_parity(const ParityCase& c, int ranks) {
   const std::string h5 = out + "/dsir.h5";
   const auto weights = skein::io::read_dataset<double>(h5, "/raw/log_weight");
   const auto tokens = skein::io::read_dataset<std::int64_t>(h5, "/raw/num_tokens");
+  EXPECT_EQ(skein::io::read_string_attribute(h5, "/model", "hash"), "sha256");
+  EXPECT_EQ(skein::io::read_double_attribute(h5, "/model", "bucket_version"), 1);
   ASSERT_EQ(weights.size(), golden.size());
   for (std::size_t i = 0; i < golden.size(); ++i) {
     EXPECT_NEAR(weights[i], golden[i].log_weight, 1e-6 * std::fabs(golden[i].log_weight)) << c.name << " doc " << i;
@@ -148,6 +150,10 @@ TEST_F(BrownMix, SelectionIsIdenticalAtOneTwoAndThreeRanks) {
     const auto offsets = skein::io::read_dataset<std::uint64_t>(out + "/dsir.h5", "/selected/byte_offset");
     EXPECT_EQ(split_lines(jsonl).size(), 100u);
     EXPECT_EQ(skein::io::read_double_attribute(out + "/dsir.h5", "/", "ranks"), ranks);
+    // The default hash, xxh3, with its version-2 buckets (token hashes combined; version 1 hashed the text).
+    EXPECT_EQ(skein::io::read_string_attribute(out + "/dsir.h5", "/model", "hash"), "xxh3");
+    EXPECT_EQ(skein::io::read_double_attribute(out + "/dsir.h5", "/model", "bucket_version"), 2);
+    EXPECT_EQ(skein::io::read_double_attribute(out + "/dsir.h5", "/model", "num_buckets"), 10000);
     if (ranks == 1) {
       reference_jsonl = jsonl;
       reference_offsets = offsets;

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -433,4 +434,162 @@ TEST(PoissonDcdm, AblationDirectionsReachTheTolerance) {
     EXPECT_LE(max_abs_difference(reference, skein::io::read_dataset<double>(vcycle.h5, "/solution")),
               1e-5 * max_abs(reference));
   }
+}
+
+namespace {
+
+// A DCDM model file as dcdm-train writes it (jobs/dcdm_model.hpp), with untrained Glorot-uniform weights
+// (keyed by `seed`), written here with HDF5's C API. `channels_attribute` differing from `channels`, or
+// `nan_weight`, make it corrupt.
+struct ModelFile {
+  int channels = 4, fine_pairs_before = 1, coarse_pairs = 1, fine_pairs_after = 1;
+  int channels_attribute = -1;  // -1: channels
+  std::string kind = "dcdm-cnn";
+  bool nan_weight = false;
+  std::uint64_t seed = 3;
+};
+
+void set_int(hid_t group, const char* name, std::int64_t value) {
+  const hid_t space = H5Screate(H5S_SCALAR);
+  const hid_t a = H5Acreate2(group, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+  H5Awrite(a, H5T_NATIVE_INT64, &value);
+  H5Aclose(a);
+  H5Sclose(space);
+}
+
+void write_dataset(hid_t file, const std::string& name, const std::vector<hsize_t>& shape,
+                   const std::vector<float>& values) {
+  const hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+  H5Pset_create_intermediate_group(lcpl, 1);
+  const hid_t space = H5Screate_simple(static_cast<int>(shape.size()), shape.data(), nullptr);
+  const hid_t d = H5Dcreate2(file, name.c_str(), H5T_IEEE_F32LE, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+  H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data());
+  H5Dclose(d);
+  H5Sclose(space);
+  H5Pclose(lcpl);
+}
+
+void write_model_file(const std::string& path, const ModelFile& m) {
+  const hid_t file = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  ASSERT_GE(file, 0);
+  const hid_t group = H5Gcreate2(file, "/model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  const hid_t text = H5Tcopy(H5T_C_S1);
+  H5Tset_size(text, H5T_VARIABLE);
+  const hid_t scalar = H5Screate(H5S_SCALAR);
+  const hid_t kind = H5Acreate2(group, "kind", text, scalar, H5P_DEFAULT, H5P_DEFAULT);
+  const char* kind_text = m.kind.c_str();
+  H5Awrite(kind, text, &kind_text);
+  H5Aclose(kind);
+  H5Sclose(scalar);
+  H5Tclose(text);
+  const int c = m.channels;
+  const int convs = 3 + 2 * (m.fine_pairs_before + m.coarse_pairs + m.fine_pairs_after);
+  set_int(group, "format_version", 1);
+  set_int(group, "channels", m.channels_attribute < 0 ? c : m.channels_attribute);
+  set_int(group, "fine_pairs_before", m.fine_pairs_before);
+  set_int(group, "coarse_pairs", m.coarse_pairs);
+  set_int(group, "fine_pairs_after", m.fine_pairs_after);
+  {
+    const hsize_t three = 3;
+    const std::int64_t grid[3] = {8, 8, 8};
+    const hid_t space = H5Screate_simple(1, &three, nullptr);
+    const hid_t a = H5Acreate2(group, "trained_grid", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_INT64, grid);
+    H5Aclose(a);
+    H5Sclose(space);
+  }
+  std::int64_t count = 0;
+  std::uint64_t draw = m.seed;
+  for (int l = 0; l <= convs; ++l) {
+    const int in = l == 0 ? 1 : c;
+    const bool output = l == convs;
+    const std::vector<hsize_t> shape =
+        output ? std::vector<hsize_t>{1, hsize_t(c)} : std::vector<hsize_t>{hsize_t(c), hsize_t(in), 3, 3, 3};
+    std::size_t size = 1;
+    for (const auto s : shape) size *= s;
+    const double limit = output ? 1.0 : std::sqrt(6.0 / (27.0 * in + 27.0 * c));
+    std::vector<float> weights(size);
+    for (auto& w : weights) w = static_cast<float>(limit * uniform(++draw));
+    if (m.nan_weight && l == 2) weights[5] = std::nanf("");
+    char name[32];
+    std::snprintf(name, sizeof name, output ? "/model/output" : "/model/conv%02d", l);
+    write_dataset(file, std::string(name) + "/weight", shape, weights);
+    write_dataset(file, std::string(name) + "/bias", {output ? 1u : hsize_t(c)},
+                  std::vector<float>(output ? 1 : c, 0.0f));
+    count += static_cast<std::int64_t>(size) + (output ? 1 : c);
+  }
+  set_int(group, "parameter_count", count);
+  H5Gclose(group);
+  H5Fclose(file);
+}
+
+}  // namespace
+
+// A model (untrained: these tests are about the plumbing, not the network's quality) trained on 8^3 runs on
+// a 16x14x12 grid at 1 and 3 ranks: the same residual history (distributed inference equals single-rank
+// inference to float rounding), the model and the inference time recorded.
+TEST(PoissonDcdm, ModelRunsOnAnotherGridAtAnyRankCount) {
+  const std::string model = make_temp_dir("poisson-model") + "/model.h5";
+  write_model_file(model, {});
+  std::vector<std::vector<double>> histories;
+  for (const int ranks : {1, 3}) {
+    const auto r = run_poisson(
+        ranks,
+        {"grid=16,14,12", "problem=smoke", "solver=dcdm", "model=" + model, "max_iters=6", "tol=1e-12"},
+        "dcdm-model");
+    ASSERT_EQ(r.run.exit_code, 0) << r.run.output;
+    EXPECT_EQ(int_attribute(r.h5, "iterations"), 6);
+    EXPECT_EQ(int_attribute(r.h5, "converged"), 0);
+    EXPECT_EQ(skein::io::read_string_attribute(r.h5, "/", "model"), model);
+    EXPECT_GT(double_attribute(r.h5, "direction_seconds_per_iteration"), 0.0);
+    EXPECT_NE(r.run.output.find("trained on 8x8x8"), std::string::npos) << r.run.output;
+    histories.push_back(skein::io::read_dataset<double>(r.h5, "/history/residual"));
+  }
+  ASSERT_EQ(histories[0].size(), 7u);
+  ASSERT_EQ(histories[1].size(), 7u);
+  for (std::size_t i = 0; i < 7; ++i) EXPECT_NEAR(histories[1][i], histories[0][i], 1e-4 * histories[0][i]);
+  EXPECT_LT(histories[0].back(), histories[0].front());
+}
+
+TEST(PoissonDcdm, BadModelFilesAreDataErrors) {
+  const std::string dir = make_temp_dir("poisson-bad-model");
+  struct Case {
+    std::string name;
+    ModelFile model;
+    std::string expect;
+  };
+  ModelFile wrong_kind, misfit, nan;
+  wrong_kind.kind = "keras";
+  misfit.channels_attribute = 8;
+  nan.nan_weight = true;
+  const std::vector<Case> cases = {{"wrong kind", wrong_kind, "kind is 'keras'"},
+                                   {"channels that do not fit the weights", misfit, "does not fit"},
+                                   {"NaN weight", nan, "non-finite"}};
+  for (const auto& c : cases) {
+    const std::string path = dir + "/" + std::to_string(&c - cases.data()) + ".h5";
+    write_model_file(path, c.model);
+    const auto r = run_poisson(2, {"grid=8", "solver=dcdm", "model=" + path}, "bad-model");
+    EXPECT_EQ(r.run.exit_code, 65) << c.name << "\n" << r.run.output;
+    EXPECT_NE(r.run.output.find(c.expect), std::string::npos) << c.name << "\n" << r.run.output;
+    EXPECT_NE(r.run.output.find(path), std::string::npos) << c.name << "\n" << r.run.output;
+  }
+  const auto missing = run_poisson(2, {"grid=8", "solver=dcdm", "model=" + dir + "/none.h5"}, "no-model");
+  EXPECT_EQ(missing.run.exit_code, 65) << missing.run.output;
+  EXPECT_NE(missing.run.output.find(dir + "/none.h5"), std::string::npos) << missing.run.output;
+  const std::string text = dir + "/text.h5";
+  write_problem_file(dir + "/problem.h5", {2, 2, 2}, std::vector<std::uint8_t>(8, 0),
+                     std::vector<double>(8, 0.0));
+  const auto not_model =
+      run_poisson(2, {"grid=8", "solver=dcdm", "model=" + dir + "/problem.h5"}, "not-model");
+  EXPECT_EQ(not_model.run.exit_code, 65) << not_model.run.output;
+  EXPECT_NE(not_model.run.output.find("no /model"), std::string::npos) << not_model.run.output;
+  {
+    FILE* f = std::fopen(text.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs("not HDF5\n", f);
+    std::fclose(f);
+  }
+  const auto corrupt = run_poisson(2, {"grid=8", "solver=dcdm", "model=" + text}, "corrupt-model");
+  EXPECT_EQ(corrupt.run.exit_code, 65) << corrupt.run.output;
+  EXPECT_NE(corrupt.run.output.find("not an HDF5 file"), std::string::npos) << corrupt.run.output;
 }

@@ -1,5 +1,6 @@
 // NgramHasher parity with the DSIR reference's hash_buckets / get_ngram_counts (data-selection 1.0.3), with
-// expected values computed by Python 3.11: int(hashlib.sha256(s.encode()).hexdigest(), 16) % B.
+// expected values computed by Python 3.11: int(hashlib.sha256(s.encode()).hexdigest(), 16) % B; and skein's
+// own xxh3 buckets (version 2) against their definition, computed here from xxHash directly.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -13,6 +14,7 @@
 #include <xxhash.h>
 
 #include "jobs/dsir/ngram_hasher.hpp"
+#include "jobs/dsir/sha256.hpp"
 #include "jobs/dsir/tokenizer.hpp"
 
 namespace {
@@ -26,6 +28,45 @@ std::vector<std::uint32_t> hash_all(NgramHasher& h, const std::vector<std::strin
   std::vector<std::uint32_t> out;
   h.buckets(tokens, out);
   return out;
+}
+
+// xxh3's range reduction: floor(h * num_buckets / 2^64).
+std::uint32_t reduce(std::uint64_t h, std::uint32_t num_buckets) {
+  return static_cast<std::uint32_t>((static_cast<unsigned __int128>(h) * num_buckets) >> 64);
+}
+
+// The xxh3 n-gram definition, written out independently of NgramHasher: XXH3_64bits of the tokens'
+// XXH3_64bits values, each serialised as 8 little-endian bytes; a unigram is its token's XXH3_64bits.
+std::uint64_t xxh3_ngram_hash(const std::vector<std::string_view>& ngram) {
+  if (ngram.size() == 1) return XXH3_64bits(ngram[0].data(), ngram[0].size());
+  std::string bytes;
+  for (std::string_view t : ngram) {
+    const std::uint64_t h = XXH3_64bits(t.data(), t.size());
+    for (int b = 0; b < 8; ++b) bytes.push_back(static_cast<char>((h >> (8 * b)) & 0xFF));
+  }
+  return XXH3_64bits(bytes.data(), bytes.size());
+}
+
+// Expected buckets of `tokens` for `kind`: every n-gram for n = 1..ngrams, in order; sha256 hashes the
+// space-joined text with NgramHasher::bucket (checked against Python above), xxh3 uses xxh3_ngram_hash.
+std::vector<std::uint32_t> expected_buckets(HashKind kind, int ngrams, std::uint32_t num_buckets,
+                                            const std::vector<std::string_view>& tokens) {
+  const NgramHasher h(kind, ngrams, num_buckets);
+  std::vector<std::uint32_t> expected;
+  for (int k = 1; k <= ngrams; ++k) {
+    for (std::size_t i = 0; i + static_cast<std::size_t>(k) <= tokens.size(); ++i) {
+      const std::vector<std::string_view> ngram(tokens.begin() + static_cast<std::ptrdiff_t>(i),
+                                                tokens.begin() + static_cast<std::ptrdiff_t>(i) + k);
+      if (kind == HashKind::xxh3) {
+        expected.push_back(reduce(xxh3_ngram_hash(ngram), num_buckets));
+      } else {
+        std::string joined(ngram[0]);
+        for (std::size_t j = 1; j < ngram.size(); ++j) joined += " " + std::string(ngram[j]);
+        expected.push_back(h.bucket(joined));
+      }
+    }
+  }
+  return expected;
 }
 
 // The same tokens as separate strings, so no two of them are adjacent in memory.
@@ -82,7 +123,28 @@ TEST(NgramHasher, Sha256BucketsMatchPythonForManyModuli) {
   }
 }
 
-TEST(NgramHasher, Xxh3BucketIsXxh3ModBuckets) {
+// The digest's 256-bit integer mod d, against plain Horner's rule with 128-bit division, for moduli up to
+// 2^32 - 1 (where the fast reduction's partial sums exceed 64 bits).
+TEST(NgramHasher, Sha256BucketIsTheDigestModBuckets) {
+  std::mt19937_64 rng(13);
+  // Near 2^32 the limb weights 2^(32 k) mod d are small; 2654435769 and 3000000019 give large ones.
+  const std::uint32_t moduli[] = {1,           3,           10000,       65536,      1000003,
+                                  2147483648u, 2654435769u, 3000000019u, 4294967291u};
+  for (std::uint32_t b : moduli) {
+    const NgramHasher h(HashKind::sha256, 2, b);
+    for (int i = 0; i < 500; ++i) {
+      std::string s(static_cast<std::size_t>(rng() % 80), '\0');
+      for (char& c : s) c = static_cast<char>(rng());
+      std::uint32_t words[8];
+      skein::dsir::sha256::digest_words(s, words, skein::dsir::sha256::Backend::portable);
+      unsigned __int128 r = 0;
+      for (const std::uint32_t w : words) r = ((r << 32) | w) % b;
+      EXPECT_EQ(h.bucket(s), static_cast<std::uint32_t>(r)) << b;
+    }
+  }
+}
+
+TEST(NgramHasher, Xxh3BucketIsReducedXxh3) {
   std::mt19937_64 rng(11);
   const std::uint32_t moduli[] = {1, 2, 3, 10000, 65536, 1000003, 4294967291u, 4294967295u};
   for (std::uint32_t b : moduli) {
@@ -90,12 +152,14 @@ TEST(NgramHasher, Xxh3BucketIsXxh3ModBuckets) {
     for (int i = 0; i < 2000; ++i) {
       std::string s(static_cast<std::size_t>(rng() % 300), '\0');
       for (char& c : s) c = static_cast<char>(rng());
-      EXPECT_EQ(h.bucket(s), XXH3_64bits(s.data(), s.size()) % b) << b;
+      EXPECT_EQ(h.bucket(s), reduce(XXH3_64bits(s.data(), s.size()), b)) << b;
     }
   }
   // The published XXH3 value of the empty input (xxHash's sanity checks).
   EXPECT_EQ(XXH3_64bits("", 0), 0x2D06800538D394C2ull);
-  EXPECT_EQ(NgramHasher(HashKind::xxh3, 1, 4294967295u).bucket(""), 0x2D06800538D394C2ull % 4294967295u);
+  // 0x2D06800538D394C2 * 10000 / 2^64 = 1758.80..., and 755400709.x for 2^32 - 1 (Python integers).
+  EXPECT_EQ(NgramHasher(HashKind::xxh3, 1, 10000).bucket(""), 1758u);
+  EXPECT_EQ(NgramHasher(HashKind::xxh3, 1, 4294967295u).bucket(""), 755400709u);
 }
 
 TEST(NgramHasher, ReferenceSentenceGivesUnigramsThenBigrams) {
@@ -106,7 +170,7 @@ TEST(NgramHasher, ReferenceSentenceGivesUnigramsThenBigrams) {
   // get_ngram_counts('Alice went to the store').sum() == 9, with these buckets (Python 3.11).
   const std::vector<std::uint32_t> expected = {6720, 5816, 2441, 8288, 9879, 114, 4126, 1087, 3440};
   EXPECT_EQ(hash_all(h, tokens), expected);
-  EXPECT_EQ(hash_all(h, tokens), expected);  // again, from the memo
+  EXPECT_EQ(hash_all(h, tokens), expected);  // again, from the cache
   EXPECT_EQ(hash_all(h, Detached(tokens).views), expected);
 
   NgramHasher h3(HashKind::sha256, 3, 10000);
@@ -128,13 +192,43 @@ TEST(NgramHasher, AppendsAndHandlesShortInputs) {
     h.buckets({"solo"}, out);
     EXPECT_EQ(out, (std::vector<std::uint32_t>{42, h.bucket("solo")}));
     out.clear();
-    h.buckets({"", "b"}, out);  // an empty token still joins with one space, as ' '.join does
-    EXPECT_EQ(out, (std::vector<std::uint32_t>{h.bucket(""), h.bucket("b"), h.bucket(" b")}));
+    h.buckets({"", "b"}, out);  // an empty token is still a token (sha256: joins with one space, as ' '.join)
+    EXPECT_EQ(out, expected_buckets(kind, 3, 10000, {"", "b"}));
+    if (kind == HashKind::sha256) EXPECT_EQ(out.back(), h.bucket(" b"));
   }
 }
 
-// Every n-gram's bucket equals bucket() of the space-joined string, whether the tokens are adjacent in the
-// tokenizer's buffer (hashed in place), detached (joined in scratch space), or served from the sha256 memo.
+// xxh3 version 2 buckets are a function of the tokens' hashes, not of the joined text: "a b" as a bigram
+// and as one string differ, and the bigram's bucket follows the definition for every modulus.
+TEST(NgramHasher, Xxh3NgramsHashTheTokenHashes) {
+  EXPECT_EQ(skein::dsir::bucket_version(HashKind::xxh3), 2);
+  EXPECT_EQ(skein::dsir::bucket_version(HashKind::sha256), 1);
+  const std::vector<std::string_view> tokens = {"alice", "went", "to", "the", "store"};
+  const std::uint64_t alice = XXH3_64bits("alice", 5), went = XXH3_64bits("went", 4);
+  const unsigned char pair[16] = {
+      static_cast<unsigned char>(alice),       static_cast<unsigned char>(alice >> 8),
+      static_cast<unsigned char>(alice >> 16), static_cast<unsigned char>(alice >> 24),
+      static_cast<unsigned char>(alice >> 32), static_cast<unsigned char>(alice >> 40),
+      static_cast<unsigned char>(alice >> 48), static_cast<unsigned char>(alice >> 56),
+      static_cast<unsigned char>(went),        static_cast<unsigned char>(went >> 8),
+      static_cast<unsigned char>(went >> 16),  static_cast<unsigned char>(went >> 24),
+      static_cast<unsigned char>(went >> 32),  static_cast<unsigned char>(went >> 40),
+      static_cast<unsigned char>(went >> 48),  static_cast<unsigned char>(went >> 56)};
+  const std::uint64_t alice_went = XXH3_64bits(pair, 16);
+  EXPECT_NE(alice_went, XXH3_64bits("alice went", 10));
+  for (std::uint32_t b : {1u, 2u, 10000u, 65536u, 1000003u, 4294967295u}) {
+    for (int n = 1; n <= 4; ++n) {
+      NgramHasher h(HashKind::xxh3, n, b);
+      const auto out = hash_all(h, tokens);
+      EXPECT_EQ(out, expected_buckets(HashKind::xxh3, n, b, tokens)) << b << " n=" << n;
+      EXPECT_EQ(out[0], reduce(alice, b));
+      if (n >= 2) EXPECT_EQ(out[5], reduce(alice_went, b)) << b;
+    }
+  }
+}
+
+// Every n-gram's bucket follows the definition whether the tokens are adjacent in the tokenizer's buffer
+// (sha256: hashed in place), detached (joined in scratch space), or served from the sha256 cache.
 TEST(NgramHasher, InPlaceCopiedAndMemoizedAgree) {
   std::mt19937 rng(5);
   const char* words[] = {"the", "of", "Σ", "and", "İ", "x", "...", "don't", "日本", "a\tb", "q\xffr", "zz"};
@@ -143,7 +237,7 @@ TEST(NgramHasher, InPlaceCopiedAndMemoizedAgree) {
     text += words[rng() % 12];
     const auto sep = rng() % 6;
     text += sep == 0 ? "  " : sep == 1 ? "\n" : sep == 2 ? "," : sep == 3 ? "\u3000" : " ";
-    if (i % 97 == 0) text += std::string(60, 'w') + std::to_string(i) + " ";  // too long for the memo
+    if (i % 97 == 0) text += std::string(60, 'w') + std::to_string(i) + " ";  // longer than one SHA-256 block
   }
   Tokenizer tok(true);
   std::vector<std::string_view> tokens;
@@ -152,14 +246,7 @@ TEST(NgramHasher, InPlaceCopiedAndMemoizedAgree) {
   for (HashKind kind : {HashKind::sha256, HashKind::xxh3}) {
     for (int n = 1; n <= 4; ++n) {
       NgramHasher h(kind, n, 10007);
-      std::vector<std::uint32_t> expected;
-      for (int k = 1; k <= n; ++k) {
-        for (std::size_t i = 0; i + static_cast<std::size_t>(k) <= tokens.size(); ++i) {
-          std::string joined(tokens[i]);
-          for (int j = 1; j < k; ++j) joined += " " + std::string(tokens[i + static_cast<std::size_t>(j)]);
-          expected.push_back(h.bucket(joined));
-        }
-      }
+      const std::vector<std::uint32_t> expected = expected_buckets(kind, n, 10007, tokens);
       EXPECT_EQ(hash_all(h, tokens), expected) << to_string(kind) << " n=" << n;
       EXPECT_EQ(hash_all(h, tokens), expected) << to_string(kind) << " n=" << n << " second pass";
       EXPECT_EQ(hash_all(h, Detached(tokens).views), expected)
@@ -168,8 +255,8 @@ TEST(NgramHasher, InPlaceCopiedAndMemoizedAgree) {
   }
 }
 
-// More distinct tokens and bigrams than the sha256 memo holds: the overflow is hashed directly.
-TEST(NgramHasher, MemoOverflowStaysExact) {
+// Many more distinct tokens and bigrams than the sha256 cache holds: slots are replaced, results stay exact.
+TEST(NgramHasher, CacheReplacementStaysExact) {
   std::vector<std::string> owned;
   for (int i = 0; i < 1200000; ++i) owned.push_back("t" + std::to_string(i % 700000) + (i % 3 ? "" : "x"));
   std::vector<std::string_view> tokens(owned.begin(), owned.end());

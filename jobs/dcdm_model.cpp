@@ -103,6 +103,13 @@ LoadedModel load_model(const comm::Communicator& comm, const std::string& path) 
       model.parameters.insert(model.parameters.end(), values.begin(), values.end());
     }
   }
+  // A file with more convolutions than the attributes say was written for another architecture.
+  char extra[32];
+  std::snprintf(extra, sizeof extra, "/model/conv%02d", a.conv_count());
+  if (reader.exists(extra)) {
+    fail(std::string("holds ") + extra + " beyond the " + std::to_string(a.conv_count()) +
+         " convolutions the architecture attributes ask for");
+  }
   reader.close();
   return model;
 }

@@ -61,91 +61,111 @@ Extent3 extent_of(const comm::Box3& box) {
 }
 
 // --- The convolution ----------------------------------------------------------------------------------
-// Direct convolution, channels last. A work item is a run of KB cells along the innermost axis; its KB x CO
+// Full unrolling of a short loop over compile-time channels. GCC needs it to keep a weight-gradient
+// tile's accumulators in registers (without it: 6 instead of 30 GMAC/s) and to schedule the convolution's
+// broadcasts well; other compilers take the hint or ignore it.
+#if defined(__CUDACC__) || defined(__clang__)
+#define SKEIN_CNN_UNROLL(n) _Pragma("unroll")
+#elif defined(__GNUC__)
+#define SKEIN_CNN_PRAGMA(x) _Pragma(#x)
+#define SKEIN_CNN_UNROLL(n) SKEIN_CNN_PRAGMA(GCC unroll n)
+#else
+#define SKEIN_CNN_UNROLL(n)
+#endif
+
+// Direct convolution, channels last. A work item is a run of NB cells along the innermost axis; its NB x CO
 // accumulators stay in registers while the 27 taps x CI input channels stream by, each tap's weights
 // (CI x CO contiguous, at most 27 KiB per layer in float) staying in L1. The o-loop is the vector loop (CO
-// compile-time: 16 floats = one AVX-512 register). CI or CO = 0 means "given at run time" (any channel
-// count up to 64).
+// compile-time: 16 floats = two 256-bit or one 512-bit register). CI or CO = 0 means "given at run time"
+// (any channel count up to 64). NB is a compile-time constant so that every accumulator index is one:
+// full runs use KB cells, the last n2 % KB cells of a row go one by one in a second launch.
 //
 // out semantics: accumulate: out_a += acc (the input gradient; no bias, no activation). Otherwise
 // a = act(acc + bias); out_a = a where given; out_sum = a + skip where given.
+template <class Scalar, int CI, int CO, int NB>
+KOKKOS_INLINE_FUNCTION void conv_cells(const Scalar* in, int ci, const Scalar* weights, const Scalar* bias,
+                                       int co, std::int64_t p1, std::int64_t p2, std::int64_t i,
+                                       std::int64_t j, std::int64_t k0, bool relu, bool accumulate,
+                                       Scalar* out_a, const Scalar* skip, Scalar* out_sum) {
+  constexpr int MAXC = CO > 0 ? CO : 64;
+  Scalar acc[NB][MAXC];
+  for (int v = 0; v < NB; ++v)
+    for (int o = 0; o < co; ++o) acc[v][o] = 0;
+  for (int tap = 0; tap < 27; ++tap) {
+    const int di = tap / 9, dj = (tap / 3) % 3, dk = tap % 3;
+    const Scalar* w = weights + tap * ci * co;
+    const Scalar* x = in + (((i + di) * p1 + (j + dj)) * p2 + k0 + dk) * ci;
+    SKEIN_CNN_UNROLL(16)
+    for (int c = 0; c < ci; ++c) {
+      const Scalar* wc = w + c * co;
+      for (int v = 0; v < NB; ++v) {
+        const Scalar xv = x[v * ci + c];
+        for (int o = 0; o < co; ++o) acc[v][o] += xv * wc[o];
+      }
+    }
+  }
+  for (int v = 0; v < NB; ++v) {
+    const std::int64_t at = (((i + 1) * p1 + (j + 1)) * p2 + (k0 + v + 1)) * co;
+    if (accumulate) {
+      for (int o = 0; o < co; ++o) out_a[at + o] += acc[v][o];
+      continue;
+    }
+    for (int o = 0; o < co; ++o) {
+      Scalar s = acc[v][o] + (bias != nullptr ? bias[o] : Scalar(0));
+      if (relu && !(s > 0)) s = 0;
+      if (out_a != nullptr) out_a[at + o] = s;
+      if (out_sum != nullptr) out_sum[at + o] = s + skip[at + o];
+    }
+  }
+}
+
 template <class Scalar, int CI, int CO>
 void conv_kernel(const Scalar* in, int ci_runtime, const Scalar* weights, const Scalar* bias, int co_runtime,
                  Extent3 e, bool relu, bool accumulate, Scalar* out_a, const Scalar* skip, Scalar* out_sum) {
   constexpr int KB = (CO > 0 && CO <= 16) ? 8 : 4;
-  constexpr int MAXC = CO > 0 ? CO : 64;
   const int ci = CI > 0 ? CI : ci_runtime;
   const int co = CO > 0 ? CO : co_runtime;
   const std::int64_t n1 = e.n1, n2 = e.n2, p1 = e.n1 + 2, p2 = e.n2 + 2;
-  const std::int64_t nkb = (n2 + KB - 1) / KB;
-  Kokkos::parallel_for(
-      "skein::cnn::conv3x3x3", Kokkos::RangePolicy<>(0, e.n0 * n1 * nkb),
-      KOKKOS_LAMBDA(const std::int64_t t) {
-        const std::int64_t kb = t % nkb;
-        const std::int64_t ij = t / nkb;
-        const std::int64_t j = ij % n1;
-        const std::int64_t i = ij / n1;
-        const std::int64_t k0 = kb * KB;
-        const int nv = static_cast<int>(n2 - k0 < KB ? n2 - k0 : KB);
-        Scalar acc[KB][MAXC];
-        for (int v = 0; v < KB; ++v)
-          for (int o = 0; o < co; ++o) acc[v][o] = 0;
-        for (int di = 0; di < 3; ++di) {
-          for (int dj = 0; dj < 3; ++dj) {
-            const Scalar* row = in + (((i + di) * p1 + (j + dj)) * p2 + k0) * ci;
-            for (int dk = 0; dk < 3; ++dk) {
-              const Scalar* w = weights + ((di * 3 + dj) * 3 + dk) * ci * co;
-              const Scalar* x = row + dk * ci;
-              if (nv == KB) {
-                for (int c = 0; c < ci; ++c) {
-                  const Scalar* wc = w + c * co;
-                  for (int v = 0; v < KB; ++v) {
-                    const Scalar xv = x[v * ci + c];
-                    for (int o = 0; o < co; ++o) acc[v][o] += xv * wc[o];
-                  }
-                }
-              } else {
-                for (int c = 0; c < ci; ++c) {
-                  const Scalar* wc = w + c * co;
-                  for (int v = 0; v < nv; ++v) {
-                    const Scalar xv = x[v * ci + c];
-                    for (int o = 0; o < co; ++o) acc[v][o] += xv * wc[o];
-                  }
-                }
-              }
-            }
-          }
-        }
-        for (int v = 0; v < nv; ++v) {
-          const std::int64_t at = (((i + 1) * p1 + (j + 1)) * p2 + (k0 + v + 1)) * co;
-          if (accumulate) {
-            for (int o = 0; o < co; ++o) out_a[at + o] += acc[v][o];
-            continue;
-          }
-          for (int o = 0; o < co; ++o) {
-            Scalar s = acc[v][o] + (bias != nullptr ? bias[o] : Scalar(0));
-            if (relu && !(s > 0)) s = 0;
-            if (out_a != nullptr) out_a[at + o] = s;
-            if (out_sum != nullptr) out_sum[at + o] = s + skip[at + o];
-          }
-        }
-      });
+  const std::int64_t full = n2 / KB, rest = n2 % KB;
+  if (full > 0) {
+    Kokkos::parallel_for(
+        "skein::cnn::conv3x3x3", Kokkos::RangePolicy<>(0, e.n0 * n1 * full),
+        KOKKOS_LAMBDA(const std::int64_t t) {
+          const std::int64_t kb = t % full, ij = t / full;
+          conv_cells<Scalar, CI, CO, KB>(in, ci, weights, bias, co, p1, p2, ij / n1, ij % n1, kb * KB, relu,
+                                         accumulate, out_a, skip, out_sum);
+        });
+  }
+  if (rest > 0) {
+    Kokkos::parallel_for(
+        "skein::cnn::conv3x3x3_row_ends", Kokkos::RangePolicy<>(0, e.n0 * n1 * rest),
+        KOKKOS_LAMBDA(const std::int64_t t) {
+          const std::int64_t v = t % rest, ij = t / rest;
+          conv_cells<Scalar, CI, CO, 1>(in, ci, weights, bias, co, p1, p2, ij / n1, ij % n1, full * KB + v,
+                                        relu, accumulate, out_a, skip, out_sum);
+        });
+  }
 }
 
 // Per-block partial sums of the weight and bias gradient: dW[tap][c][o] = sum over owned cells p of
 // in(p + tap, c) dz(p, o), db[o] = sum dz(p, o). Block b (of `blocks`) takes a contiguous range of (i, j)
-// rows and writes partial[b][0 .. 27 ci co + co) (no atomics); a second kernel adds the blocks. The
-// accumulators of CB input channels x CO outputs stay in registers along a row.
+// rows and writes partial[b][0 .. 27 ci co + co) (no atomics); a second kernel adds the blocks. For each
+// row and tap, the CB x CO accumulators (8 x 16 of a 16-channel layer: 16 256-bit registers, 16
+// independent FMA chains) stay in registers while the row's cells stream by: per cell one vector load of
+// dz and CB broadcast FMAs. A one-input-channel layer has a single chain per tap, so its cells are split
+// over KS interleaved partial sums to hide the FMA latency.
 template <class Scalar, int CI, int CO>
 void conv_weight_partials(const Scalar* in, int ci_runtime, const Scalar* dz, int co_runtime, Extent3 e,
                           Scalar* partial, std::int64_t blocks) {
-  constexpr int CB = (CI > 0 && CI % 4 == 0) ? 4 : 1;
   constexpr int MAXC = CO > 0 ? CO : 64;
+  constexpr int CB = (CI > 0 && CI % 8 == 0) ? 8 : ((CI > 0 && CI % 4 == 0) ? 4 : 1);
+  constexpr int KS = CB == 1 ? 4 : 1;
   const int ci = CI > 0 ? CI : ci_runtime;
   const int co = CO > 0 ? CO : co_runtime;
   const std::int64_t n1 = e.n1, n2 = e.n2, p1 = e.n1 + 2, p2 = e.n2 + 2;
   const std::int64_t rows = e.n0 * e.n1;
   const std::int64_t size = 27LL * ci * co + co;
+  const std::int64_t n2_split = n2 - n2 % KS;
   Kokkos::parallel_for(
       "skein::cnn::conv_weight_partials", Kokkos::RangePolicy<>(0, blocks),
       KOKKOS_LAMBDA(const std::int64_t b) {
@@ -160,27 +180,39 @@ void conv_weight_partials(const Scalar* in, int ci_runtime, const Scalar* dz, in
           for (std::int64_t k = 0; k < n2; ++k)
             for (int o = 0; o < co; ++o) bias_acc[o] += d[k * co + o];
           for (int o = 0; o < co; ++o) p[27LL * ci * co + o] += bias_acc[o];
-          for (int di = 0; di < 3; ++di) {
-            for (int dj = 0; dj < 3; ++dj) {
-              const Scalar* row = in + (((i + di) * p1 + (j + dj)) * p2) * ci;
-              for (int dk = 0; dk < 3; ++dk) {
-                const Scalar* x = row + dk * ci;
-                Scalar* pt = p + ((di * 3 + dj) * 3 + dk) * ci * co;
-                for (int c0 = 0; c0 < ci; c0 += CB) {
-                  Scalar acc[CB][MAXC];
-                  for (int g = 0; g < CB; ++g)
-                    for (int o = 0; o < co; ++o) acc[g][o] = pt[(c0 + g) * co + o];
-                  for (std::int64_t k = 0; k < n2; ++k) {
-                    const Scalar* dk_row = d + k * co;
-                    for (int g = 0; g < CB; ++g) {
-                      const Scalar xv = x[k * ci + c0 + g];
-                      for (int o = 0; o < co; ++o) acc[g][o] += xv * dk_row[o];
-                    }
+          for (int tap = 0; tap < 27; ++tap) {
+            const int di = tap / 9, dj = (tap / 3) % 3, dk = tap % 3;
+            const Scalar* x = in + (((i + di) * p1 + (j + dj)) * p2 + dk) * ci;
+            Scalar* pt = p + tap * ci * co;
+            for (int c0 = 0; c0 < ci; c0 += CB) {
+              Scalar acc[KS][CB][MAXC];
+              for (int s = 0; s < KS; ++s)
+                for (int g = 0; g < CB; ++g)
+                  for (int o = 0; o < co; ++o) acc[s][g][o] = 0;
+              for (std::int64_t k = 0; k < n2_split; k += KS) {
+                SKEIN_CNN_UNROLL(4)
+                for (int s = 0; s < KS; ++s) {
+                  const Scalar* dk_row = d + (k + s) * co;
+                  const Scalar* xk = x + (k + s) * ci + c0;
+                  SKEIN_CNN_UNROLL(16)
+                  for (int g = 0; g < CB; ++g) {
+                    const Scalar xv = xk[g];
+                    SKEIN_CNN_UNROLL(16)
+                    for (int o = 0; o < co; ++o) acc[s][g][o] += xv * dk_row[o];
                   }
-                  for (int g = 0; g < CB; ++g)
-                    for (int o = 0; o < co; ++o) pt[(c0 + g) * co + o] = acc[g][o];
                 }
               }
+              for (std::int64_t k = n2_split; k < n2; ++k) {
+                for (int g = 0; g < CB; ++g) {
+                  const Scalar xv = x[k * ci + c0 + g];
+                  for (int o = 0; o < co; ++o) acc[0][g][o] += xv * d[k * co + o];
+                }
+              }
+              for (int s = 1; s < KS; ++s)
+                for (int g = 0; g < CB; ++g)
+                  for (int o = 0; o < co; ++o) acc[0][g][o] += acc[s][g][o];
+              for (int g = 0; g < CB; ++g)
+                for (int o = 0; o < co; ++o) pt[(c0 + g) * co + o] += acc[0][g][o];
             }
           }
         }

@@ -48,6 +48,10 @@ void install_stop_signal_handlers() {
   for (const int signal_number : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}) {
     sigaction(signal_number, &action, nullptr);
   }
+  // A write past the shell's file-size limit (`ulimit -f`) would otherwise kill the rank with SIGXFSZ,
+  // leaving the lock and .tmp files behind; ignored, the write fails with EFBIG and takes the usual
+  // agreed I/O error path (exit 74).
+  std::signal(SIGXFSZ, SIG_IGN);
 }
 
 int received_stop_signal() {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The demo: DSIR on Debian's fortune cookies, a Poisson solve, the Hessian spectrum of a small network, and
-# PLS between planted genotypes and features. Target = half of one category; raw = every other fortune
+# The demo: DSIR on Debian's fortune cookies, a Poisson solve, DCDM trained and solved on a small grid, the Hessian
+# spectrum of a small network, and PLS between planted genotypes and features. Target = half of one category; raw = every other fortune
 # (including the other half of that category). skein should find that category far above its share.
 # Usage: cluster/demo.sh [path/to/skein]   (run by `cluster/quickstart.sh demo`)
 set -euo pipefail
@@ -52,7 +52,7 @@ PY
 mpirun -np 2 "$skein" run poisson --config examples/poisson-smoke.ini --poisson.grid=32 --out "$work/poisson"
 "$skein" inspect "$work/poisson/poisson.h5"
 
-# dcdm: the DCDM network trained briefly on an 8^3 smoke grid (about 15 s), then the same problem solved by CG and
+# dcdm: the DCDM network trained briefly on an 8^3 smoke grid (a few seconds), then the same problem solved by CG and
 # by DCDM with that model: the network's directions take fewer iterations than CG's.
 mpirun -np 2 "$skein" run dcdm-train --config examples/dcdm-train-smoke.ini --out "$work/dcdm" \
   --dcdm-train.grid=8 --dcdm-train.channels=8 --dcdm-train.ritz_vectors=100 --dcdm-train.train_vectors=100 \

@@ -9,6 +9,8 @@
 #include "solvers/poisson_operator.hpp"
 #include "solvers/poisson_space.hpp"
 
+#include "poisson_test_fields.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -24,31 +26,12 @@ using Dcdm = solvers::DcdmSolver<Space, solvers::PoissonOperator>;
 
 namespace {
 
-std::uint64_t mix(std::uint64_t z) {
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-// Uniform in [-1, 1), keyed by (seed, global cell): the same field at any rank count.
-double uniform(std::uint64_t seed, std::uint64_t cell) {
-  return static_cast<double>(mix(mix(seed) ^ cell) >> 11) * 0x1.0p-52 - 1.0;
-}
+using test::fill;
+using test::uniform;
 
 using CellFn = std::function<CellType(std::int64_t, std::int64_t, std::int64_t)>;
 using ValueFn = std::function<double(std::int64_t, std::int64_t, std::int64_t)>;
 
-template <class View, class Fn>
-void fill(const comm::CartDecomposition& d, const View& field, Fn fn) {
-  auto host = Kokkos::create_mirror_view(field);
-  Kokkos::deep_copy(host, field);
-  const auto owned = d.owned();
-  for (std::int64_t i = 0; i < owned.extent[0]; ++i)
-    for (std::int64_t j = 0; j < owned.extent[1]; ++j)
-      for (std::int64_t k = 0; k < owned.extent[2]; ++k)
-        host(i + 1, j + 1, k + 1) = fn(owned.offset[0] + i, owned.offset[1] + j, owned.offset[2] + k);
-  Kokkos::deep_copy(field, host);
-}
 
 // The poisson job's manufactured right-hand side (u = g(x) g(y) g(z), g = e^t sin(pi t), air outside).
 double manufactured_rhs(std::int64_t n, std::int64_t i, std::int64_t j, std::int64_t k) {

@@ -167,6 +167,7 @@ class DsirJob final : public engine::Job {
     });
     target_pieces_ = std::make_unique<Pieces>(target_files_, settings_.piece_bytes);
     raw_pieces_ = std::make_unique<Pieces>(raw_files_, settings_.piece_bytes);
+    input_identities_ = io::input_identities(comm_, all_inputs());
     target_counts_ = HostCounts("target_counts", settings_.num_buckets);
     raw_counts_ = HostCounts("raw_counts", settings_.num_buckets);
     selected_counts_ = HostCounts("selected_counts", settings_.num_buckets);
@@ -486,11 +487,18 @@ class DsirJob final : public engine::Job {
   }
 
   void write_raw_weights(io::H5Writer& h5);
+  // The target files, then the raw files: the order of input_identities_.
+  std::vector<io::InputFile> all_inputs() const {
+    std::vector<io::InputFile> files = target_files_;
+    files.insert(files.end(), raw_files_.begin(), raw_files_.end());
+    return files;
+  }
 
   const jobs::JobEnv& env_;
   const comm::Communicator& comm_;
   Settings settings_;
   std::vector<io::InputFile> target_files_, raw_files_;
+  std::vector<std::uint64_t> input_identities_;  // of all_inputs(), recorded in checkpoints
   std::unique_ptr<Pieces> target_pieces_, raw_pieces_;
 
   Pass pass_ = Pass::fit_target;
@@ -547,6 +555,7 @@ std::vector<comm::Candidate> restore_candidates(engine::StateReader& state, cons
 void DsirJob::save_state(engine::StateWriter& state) const {
   state.scalar("pass", static_cast<std::int64_t>(pass_));
   state.scalar("bucket_version", static_cast<std::int64_t>(bucket_version(settings_.hash)));
+  state.replicated("input_identities", input_identities_);
   // Pieces of the current pass already read, by any rank (collect restarts from its beginning).
   std::vector<std::uint64_t> done = done_before_;
   if (pass_ != Pass::collect) {
@@ -610,6 +619,18 @@ void DsirJob::restore_state(engine::StateReader& state) {
           "; run again without --resume, or into a new --out");
     }
   });
+  // Pieces are byte ranges of the inputs: a resume on inputs changed since would mix old and new data.
+  // Checkpoints from before the identities were recorded have none (every rank takes the same branch).
+  std::vector<std::uint64_t> recorded_identities;
+  bool identities_recorded = true;
+  try {
+    recorded_identities = state.replicated_uint64("input_identities");
+  } catch (const std::exception&) {
+    identities_recorded = false;
+  }
+  if (identities_recorded) {
+    io::check_inputs_unchanged(all_inputs(), input_identities_, recorded_identities, "dsir.target/dsir.raw");
+  }
   const auto done = state.replicated_uint64("done_pieces");
   // Partial sums go to rank 0 only, so that the end-of-pass reduction counts them once.
   const bool keeper = comm_.rank() == 0;

@@ -2,6 +2,7 @@
 
 #include "engine/log.hpp"
 #include "engine/signals.hpp"
+#include "engine/watchdog.hpp"
 #include "io/checkpoint.hpp"
 
 #include <unistd.h>
@@ -67,7 +68,8 @@ void check_resumable(const io::CheckpointInfo& info, const JobEnv& env,
 
 // Test hook: SKEIN_FAULT=KIND:RANK:STEP makes rank RANK fail at step STEP, to test that every rank ends
 // promptly. KIND: throw (an error agreed at the step boundary), abort (an error on one rank only),
-// kill (the process dies with SIGKILL).
+// kill (the process dies with SIGKILL), stop (the process stops itself with SIGSTOP: the others wait in
+// the step's first collective until comm_timeout ends the run).
 struct Fault {
   std::string kind;
   int rank = -1;
@@ -174,6 +176,8 @@ void run_job(engine::Job& job, const JobEnv& env, const std::vector<engine::Conf
   double last_checkpoint_seconds = -1;  // how long the last checkpoint took (max over ranks); -1: none yet
   std::int64_t steps_since_checkpoint = 0;
   auto checkpoint = [&] {
+    // HDF5's collective writes are out of comm/'s sight: the whole write is one deadline.
+    const engine::BlockingScope blocking("writing a checkpoint");
     const auto begin = Clock::now();
     io::CheckpointInfo info;
     info.job = env.config.section();
@@ -199,6 +203,7 @@ void run_job(engine::Job& job, const JobEnv& env, const std::vector<engine::Conf
     if (faults) {
       if (fault.rank == comm.rank() && fault.step == step) {
         if (fault.kind == "kill") ::raise(SIGKILL);
+        if (fault.kind == "stop") ::raise(SIGSTOP);
         if (fault.kind == "abort")
           throw engine::InternalError("injected fault (SKEIN_FAULT) on this rank only");
       }
@@ -273,7 +278,10 @@ void run_job(engine::Job& job, const JobEnv& env, const std::vector<engine::Conf
     }
     if (flags[1] != 0) checkpoint();
   }
-  job.finalize();
+  {
+    const engine::BlockingScope blocking("finalize (writing the outputs)");
+    job.finalize();
+  }
   // The outputs are complete: the checkpoints describe an unfinished run and would only mislead a --resume.
   comm.agree([&] {
     if (comm.rank() != 0) return;

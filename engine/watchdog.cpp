@@ -15,9 +15,9 @@
 namespace skein::engine {
 
 namespace detail {
-std::atomic<std::uint64_t> g_blocking_epoch{0};
-std::atomic<const char*> g_blocking_operation{""};
-int g_blocking_depth = 0;
+std::atomic<int> g_blocking_depth{0};
+std::atomic<std::uint64_t> g_blocking_progress{0};
+std::atomic<const char*> g_blocking_operation{"(none)"};
 }  // namespace detail
 
 namespace {
@@ -58,19 +58,22 @@ Watchdog& watchdog() {
 void watch() {
   Watchdog& w = watchdog();
   std::unique_lock<std::mutex> lock(w.mutex);
-  std::uint64_t watched = 0;  // the odd epoch being timed (0: none)
+  bool timing = false;  // inside a region, with `watched` the progress count last seen
+  std::uint64_t watched = 0;
   auto since = std::chrono::steady_clock::now();
   while (!w.stopping) {
     // Polling a fraction of the timeout bounds the overshoot; one wake-up a second at most costs nothing.
     const double poll = std::clamp(w.timeout_seconds / 20, 0.02, 1.0);
     w.wake.wait_for(lock, std::chrono::duration<double>(poll));
     if (w.stopping) break;
-    const std::uint64_t epoch = detail::g_blocking_epoch.load(std::memory_order_acquire);
+    const std::uint64_t progress = detail::g_blocking_progress.load(std::memory_order_acquire);
+    const bool inside = detail::g_blocking_depth.load(std::memory_order_relaxed) > 0;
     const auto now = std::chrono::steady_clock::now();
-    if (epoch % 2 == 0) {
-      watched = 0;
-    } else if (epoch != watched) {
-      watched = epoch;
+    if (!inside) {
+      timing = false;
+    } else if (!timing || progress != watched) {
+      timing = true;
+      watched = progress;
       since = now;
     } else if (std::chrono::duration<double>(now - since).count() >= w.timeout_seconds) {
       abort_unresponsive(w.rank, w.timeout_seconds,

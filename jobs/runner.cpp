@@ -197,6 +197,7 @@ void run_job(engine::Job& job, const JobEnv& env, const std::vector<engine::Conf
   };
 
   std::int64_t next_agreement = step + 1;
+  std::int64_t last_interval = 1;
   auto interval_start = Clock::now();
   std::int64_t interval_first_step = step;
   while (true) {
@@ -242,6 +243,11 @@ void run_job(engine::Job& job, const JobEnv& env, const std::vector<engine::Conf
     std::int64_t interval =
         std::clamp<std::int64_t>(static_cast<std::int64_t>(kAgreementSeconds / std::max(flags[2], 1e-9)), 1,
                                  kMaxStepsBetweenAgreements);
+    // The step time is a guess from the last interval: one fast step (a cheap first iteration, a small
+    // target file) must not set 1000 steps of a slower phase between agreements, which delayed periodic
+    // checkpoints and stop signals by seconds (bench/faults found it). So the interval at most doubles,
+    // and starts again at 1 after a step the job marked as the end of a unit (a new pass or epoch).
+    interval = std::min(interval, job_wants_checkpoint ? std::int64_t{1} : 2 * last_interval);
     if (options.checkpoint_every_steps > 0) {
       interval = std::min(interval,
                           std::max<std::int64_t>(1, options.checkpoint_every_steps - steps_since_checkpoint));
@@ -253,6 +259,7 @@ void run_job(engine::Job& job, const JobEnv& env, const std::vector<engine::Conf
           interval, std::max<std::int64_t>(1, static_cast<std::int64_t>(left / std::max(flags[2], 1e-9))));
     }
     next_agreement = step + interval;
+    last_interval = interval;
     interval_start = Clock::now();
     interval_first_step = step;
 

@@ -686,7 +686,9 @@ void DsirJob::restore_state(engine::StateReader& state) {
   begin_pass(pass, done);
   tally_ = keeper ? pass_tally : Tally{};
   engine::Log::user().info("dsir: resuming while {} ({} of {} pieces done)", pass_label(pass), done.size(),
-                           pass == Pass::done ? 0 : pieces_of(pass).count());
+                           pass == Pass::done    ? 0
+                           : pass == Pass::score ? score_pieces_.second - score_pieces_.first
+                                                 : pieces_of(pass).count());
 }
 
 // --- outputs -------------------------------------------------------------------------------------------

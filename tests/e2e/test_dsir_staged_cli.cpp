@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <sstream>
 
@@ -49,6 +50,10 @@ class DsirStaged : public ::testing::Test {
     for (std::size_t i = 0; i < raw.size(); ++i) parts[i * 3 / raw.size()] += raw[i] + "\n";
     for (int f = 0; f < 3; ++f) write_file(dir_ + "/raw-" + std::to_string(f) + ".jsonl", parts[f]);
 
+    // One run, the reference for every staged one.
+    one_ = dir_ + "/one";
+    const RunResult run = run_skein(2, args(one_, {}));
+    ASSERT_EQ(run.exit_code, 0) << run.output;
     fit_ = dir_ + "/fit";
     const RunResult fit = run_skein(2, args(fit_, {"--dsir.stage=fit"}));
     ASSERT_EQ(fit.exit_code, 0) << fit.output;
@@ -82,9 +87,9 @@ class DsirStaged : public ::testing::Test {
     for (const auto& d : dirs) list += (list.empty() ? "" : ",") + d + "/dsir.h5";
     return list;
   }
-  static std::string dir_, fit_, shards_[3];
+  static std::string dir_, one_, fit_, shards_[3];
 };
-std::string DsirStaged::dir_, DsirStaged::fit_, DsirStaged::shards_[3];
+std::string DsirStaged::dir_, DsirStaged::one_, DsirStaged::fit_, DsirStaged::shards_[3];
 
 void expect_same_selection(const std::string& one, const std::string& staged) {
   EXPECT_EQ(read_file(one + "/selected.jsonl"), read_file(staged + "/selected.jsonl"));
@@ -113,9 +118,8 @@ void expect_same_selection(const std::string& one, const std::string& staged) {
 }
 
 TEST_F(DsirStaged, FitScoreInShardsAndMergeSelectExactlyWhatOneRunSelects) {
-  const std::string one = dir_ + "/one", merged = dir_ + "/merged";
-  const RunResult run = run_skein(2, args(one, {}));
-  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const std::string& one = one_;
+  const std::string merged = dir_ + "/merged";
   // The fit stage writes the model and nothing to select.
   EXPECT_FALSE(file_exists(fit_ + "/selected.jsonl"));
   EXPECT_EQ(skein::io::read_string_attribute(model(), "/", "stage"), "fit");
@@ -138,6 +142,41 @@ TEST_F(DsirStaged, FitScoreInShardsAndMergeSelectExactlyWhatOneRunSelects) {
   ASSERT_EQ(reuse.exit_code, 0) << reuse.output;
   EXPECT_NE(reuse.output.find("no fitting"), std::string::npos) << reuse.output;
   expect_same_selection(one, with_model);
+}
+
+// kill -9 mid-stage, then --resume at another rank count: the same shard, the same selection.
+TEST_F(DsirStaged, ScoreAndMergeStagesResumeAfterKill) {
+  const std::string shard = dir_ + "/killed-shard", merged = dir_ + "/killed-merge";
+  const auto score_args = args(shard, {"--dsir.stage=score", "--dsir.model=" + model(), "--dsir.shard=1/3",
+                                       "--checkpoint-steps", "2"});
+  const auto killed = start_skein(2, score_args, {{"SKEIN_FAULT", "kill:0:4"}}).wait(120);
+  ASSERT_NE(killed.exit_code, 0) << killed.output;
+  ASSERT_TRUE(file_exists(shard + "/checkpoint.h5")) << killed.output;
+  auto resume_args = score_args;
+  resume_args.push_back("--resume");
+  const RunResult resumed = run_skein(3, resume_args);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("resuming while scoring raw documents"), std::string::npos) << resumed.output;
+  auto sorted = [](std::vector<std::uint64_t> ids) {
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  };
+  EXPECT_EQ(sorted(dataset<std::uint64_t>(shard, "/shard/selection_id")),
+            sorted(dataset<std::uint64_t>(shards_[1], "/shard/selection_id")));
+  EXPECT_EQ(sorted(dataset<std::uint64_t>(shard, "/shard/baseline_id")),
+            sorted(dataset<std::uint64_t>(shards_[1], "/shard/baseline_id")));
+  EXPECT_EQ(dataset<double>(shard, "/raw/log_weight"), dataset<double>(shards_[1], "/raw/log_weight"));
+
+  const auto merge_args =
+      args(merged, {"--dsir.stage=merge", "--dsir.shards=" + shard_list({shards_[0], shard, shards_[2]}),
+                    "--checkpoint-steps", "2"});
+  const auto killed_merge = start_skein(2, merge_args, {{"SKEIN_FAULT", "kill:1:6"}}).wait(120);
+  ASSERT_NE(killed_merge.exit_code, 0) << killed_merge.output;
+  auto resume_merge = merge_args;
+  resume_merge.push_back("--resume");
+  const RunResult merge = run_skein(1, resume_merge);
+  ASSERT_EQ(merge.exit_code, 0) << merge.output;
+  expect_same_selection(one_, merged);
 }
 
 TEST_F(DsirStaged, ModelWithOtherBucketsIsRefusedNamingFileAndKey) {
@@ -214,7 +253,7 @@ TEST_F(DsirStaged, StageKeysAreCheckedBeforeAnyWork) {
   };
   for (const auto& c : cases) {
     const std::string out = make_temp_dir("dsir-staged-keys");
-    const RunResult run = run_skein(1, args(out, c.extra));
+    const RunResult run = run_skein(0, args(out, c.extra));
     EXPECT_EQ(run.exit_code, 2) << run.output;
     EXPECT_NE(run.output.find(c.message), std::string::npos) << run.output;
   }

@@ -4,6 +4,7 @@
 #include "io/h5_reader.hpp"
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <sstream>
 
@@ -57,6 +58,8 @@ Model read_model(const comm::Communicator& comm, const std::string& path, const 
   Model model;
   comm.agree([&] {
     const std::string where = "dsir." + key + " = " + path;
+    std::error_code error;
+    if (!std::filesystem::is_regular_file(path, error)) throw DataError(where + ": no such file");
     if (!io::h5_exists(path, "/model"))
       throw DataError(where + ": the file holds no /model (not a dsir output)");
     for (const char* name : {"/model/target_counts", "/model/raw_counts", "/model/target_tally"}) {

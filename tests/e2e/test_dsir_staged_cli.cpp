@@ -192,6 +192,12 @@ TEST_F(DsirStaged, ModelWithOtherBucketsIsRefusedNamingFileAndKey) {
         << setting << ": " << run.output;
     EXPECT_FALSE(file_exists(out + "/dsir.h5"));
   }
+  // A model file that is not there: exit 65 naming the key and the file.
+  const std::string missing = dir_ + "/no-such-model.h5";
+  const RunResult run =
+      run_skein(2, args(make_temp_dir("dsir-staged-no-model"), {"--dsir.model=" + missing}));
+  EXPECT_EQ(run.exit_code, 65) << run.output;
+  EXPECT_NE(run.output.find("dsir.model = " + missing + ": no such file"), std::string::npos) << run.output;
 }
 
 TEST_F(DsirStaged, MergeRefusesMissingDuplicatedAndMixedShards) {

@@ -10,6 +10,7 @@
 #include "io/input_files.hpp"
 #include "io/jsonl_reader.hpp"
 #include "io/text_output.hpp"
+#include "io/zstd_index.hpp"
 #include "jobs/dsir/featurizer.hpp"
 #include "jobs/dsir/pieces.hpp"
 #include "jobs/dsir/settings.hpp"
@@ -165,6 +166,9 @@ class DsirJob final : public engine::Job {
                          std::to_string((1u << kFileBits) - 1) + " are supported");
       }
     });
+    // Compressed files are split across ranks in decompressed offsets (see the README's dsir section).
+    io::index_zstd_inputs(comm_, target_files_);
+    io::index_zstd_inputs(comm_, raw_files_);
     target_pieces_ = std::make_unique<Pieces>(target_files_, settings_.piece_bytes);
     raw_pieces_ = std::make_unique<Pieces>(raw_files_, settings_.piece_bytes);
     target_counts_ = HostCounts("target_counts", settings_.num_buckets);
@@ -200,7 +204,13 @@ class DsirJob final : public engine::Job {
           caching_piece_.start(narrow_cache(), range.end - range.begin);
         }
         const Tally before = tally_;
-        io::JsonlShard shard(files, {pieces.range(piece)});
+        // One reader per pass: a .zst file's decoder carries on from one piece of it to the next.
+        if (!reader_) {
+          reader_ = std::make_unique<io::JsonlShard>(files, std::vector<io::ByteRange>{pieces.range(piece)});
+        } else {
+          reader_->retarget({pieces.range(piece)});
+        }
+        io::JsonlShard& shard = *reader_;
         while (shard.next_chunk(io::JsonlShard::default_block_bytes,
                                 [&](const io::Line& line) { on_line(line, shard); })) {
         }
@@ -239,6 +249,7 @@ class DsirJob final : public engine::Job {
   // Starts `pass` with the pieces in `done` (global, from a checkpoint) already processed.
   void begin_pass(Pass pass, const std::vector<std::uint64_t>& done) {
     pass_ = pass;
+    reader_.reset();
     pending_.clear();
     finished_.clear();
     done_before_ = done;
@@ -498,6 +509,7 @@ class DsirJob final : public engine::Job {
   std::vector<std::uint64_t> finished_;  // this rank's pieces read in this pass (since it began or resumed)
   std::vector<std::uint64_t> done_before_;  // pieces of this pass done before a resume (global)
   std::unique_ptr<Featurizer> featurizer_;
+  std::unique_ptr<io::JsonlShard> reader_;  // this pass's reader, kept from piece to piece
   std::unique_ptr<engine::Progress> progress_;
   double bytes_done_ = 0;
   Tally tally_, target_tally_, raw_tally_;  // tally_: this pass, this rank; the others: global

@@ -261,8 +261,8 @@ class DsirJob final : public engine::Job {
     for (std::uint64_t p = 0; p < pieces.count(); ++p) {
       if (!is_done[p]) all_pending.push_back(p);
     }
-    // Rank r takes the r-th contiguous share of the pending pieces (the one even-share rule).
-    const auto share = comm::BlockPartition(all_pending.size(), comm_.size()).range(comm_.rank());
+    // Rank r takes the r-th contiguous share of the pending pieces (the even share; see Pieces::cuts).
+    const auto share = pieces.share(all_pending, comm_.rank(), comm_.size());
     pending_.assign(all_pending.begin() + static_cast<std::ptrdiff_t>(share.begin),
                     all_pending.begin() + static_cast<std::ptrdiff_t>(share.end));
     const auto& files = pass == Pass::fit_target ? target_files_ : raw_files_;
@@ -276,10 +276,8 @@ class DsirJob final : public engine::Job {
       // Hand each selected document to the rank that reads its piece in this pass; pieces are shared out
       // in order, so the ranks' selected lines concatenate in (file, offset) order.
       const Pieces& raw = *raw_pieces_;
-      auto owner = [&](std::uint64_t id) {
-        return comm::BlockPartition(raw.count(), comm_.size())
-            .owner(raw.piece_of(file_of(id), offset_of(id)));
-      };
+      const Pieces::Owners owners = raw.owners(comm_.size());
+      auto owner = [&](std::uint64_t id) { return owners.of(raw.piece_of(file_of(id), offset_of(id))); };
       selected_ = comm_.exchange(selected_, [&](const comm::Candidate& c) { return owner(c.id); });
       random_ids_ = comm_.exchange(random_ids_, owner);
       std::sort(selected_.begin(), selected_.end(),
@@ -665,9 +663,9 @@ void DsirJob::write_raw_weights(io::H5Writer& h5) {
   // Weights restored from a checkpoint may sit on any rank: send each to the rank owning its piece, then
   // sort, so that the ranks' parts concatenate in document order.
   const Pieces& raw = *raw_pieces_;
+  const Pieces::Owners owners = raw.owners(comm_.size());
   auto entries = comm_.exchange(weights_, [&](const WeightEntry& w) {
-    return comm::BlockPartition(raw.count(), comm_.size())
-        .owner(raw.piece_of(file_of(w.id), offset_of(w.id)));
+    return owners.of(raw.piece_of(file_of(w.id), offset_of(w.id)));
   });
   std::sort(entries.begin(), entries.end(),
             [](const WeightEntry& a, const WeightEntry& b) { return a.id < b.id; });

@@ -36,7 +36,9 @@ double cpu_seconds() {
 double share_seconds(const std::vector<skein::io::InputFile>& files, const skein::dsir::Settings& settings,
                      int rank, int size) {
   const skein::dsir::Pieces pieces(files, settings.piece_bytes);
-  const auto share = skein::comm::BlockPartition(pieces.count(), size).range(rank);
+  std::vector<std::uint64_t> all(pieces.count());
+  for (std::uint64_t p = 0; p < all.size(); ++p) all[p] = p;
+  const auto share = pieces.share(all, rank, size);
   skein::dsir::Featurizer featurizer(settings, files);
   skein::dsir::Tally tally;
   std::unique_ptr<skein::io::JsonlShard> reader;

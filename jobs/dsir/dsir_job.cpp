@@ -36,6 +36,8 @@ enum class DsirStream : std::uint32_t { gumbel = 1, baseline = 2, subsample = 3 
 constexpr double kLogEpsilon = 1e-8;  // the reference's log(p + 1e-8)
 constexpr int kOffsetBits = 40;       // document id = file index << 40 | byte offset
 constexpr int kFileBits = 24;
+// Pieces of a .jsonl.zst file: 2 = decompressed byte ranges (files indexed), 1 = the whole file in one piece.
+constexpr std::int64_t kZstdPiecesVersion = 2;
 
 std::uint64_t document_id(std::uint32_t file_index, std::uint64_t byte_offset) {
   return (static_cast<std::uint64_t>(file_index) << kOffsetBits) | byte_offset;
@@ -557,6 +559,7 @@ std::vector<comm::Candidate> restore_candidates(engine::StateReader& state, cons
 void DsirJob::save_state(engine::StateWriter& state) const {
   state.scalar("pass", static_cast<std::int64_t>(pass_));
   state.scalar("bucket_version", static_cast<std::int64_t>(bucket_version(settings_.hash)));
+  state.scalar("zstd_pieces", kZstdPiecesVersion);
   // Pieces of the current pass already read, by any rank (collect restarts from its beginning).
   std::vector<std::uint64_t> done = done_before_;
   if (pass_ != Pass::collect) {
@@ -618,6 +621,22 @@ void DsirJob::restore_state(engine::StateReader& state) {
           " buckets of version " + std::to_string(saved_version) + ", this skein computes version " +
           std::to_string(bucket_version(settings_.hash)) +
           "; run again without --resume, or into a new --out");
+    }
+  });
+  // Before version 2, a .zst file's pieces were compressed byte ranges: its done pieces mean nothing now.
+  std::int64_t zstd_pieces = 1;
+  try {
+    zstd_pieces = state.int64_scalar("zstd_pieces");
+  } catch (const std::exception&) {  // agreed: every rank takes this branch
+  }
+  comm_.agree([&] {
+    const auto is_zstd = [](const io::InputFile& f) { return f.zstd; };
+    const bool any_zstd = std::any_of(target_files_.begin(), target_files_.end(), is_zstd) ||
+                          std::any_of(raw_files_.begin(), raw_files_.end(), is_zstd);
+    if (any_zstd && zstd_pieces != kZstdPiecesVersion) {
+      throw UsageError(
+          "cannot resume: the checkpoint was written by an older skein that cut .jsonl.zst inputs by "
+          "compressed bytes; run again without --resume, or into a new --out");
     }
   });
   const auto done = state.replicated_uint64("done_pieces");

@@ -7,6 +7,7 @@
 #include "tests/e2e/cli_runner.hpp"
 
 #include <gtest/gtest.h>
+#include <hdf5.h>
 #include <zstd.h>
 
 #include <filesystem>
@@ -177,6 +178,30 @@ TEST_F(CompressedShards, KilledAndResumedAtAnotherRankCount) {
     expect_same_outputs(out, reference_);
     std::filesystem::remove_all(out);
   }
+}
+
+// A checkpoint from a skein that cut .zst files by compressed bytes (no /state zstd_pieces) is refused, not
+// resumed with pieces that now mean other documents.
+TEST_F(CompressedShards, ResumeRefusesACheckpointWithCompressedPieces) {
+  const std::string out = make_temp_dir("dsir-zst-old");
+  BackgroundRun run = start_skein(2, zst_args(out, {"--checkpoint-steps", "1"}));
+  run.wait_until([&] { return checkpoint_step(out + "/checkpoint.h5") >= 2; }, kRunTimeout);
+  run.kill_all();
+  run.wait(15);
+  for (const char* name : {"/checkpoint.h5", "/checkpoint.prev.h5"}) {
+    if (!file_exists(out + name)) continue;
+    const hid_t file = H5Fopen((out + name).c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(file, 0);
+    EXPECT_GE(H5Adelete_by_name(file, "/state", "zstd_pieces", H5P_DEFAULT), 0);
+    H5Fclose(file);
+  }
+  const RunResult resumed = run_skein(2, zst_args(out, {"--resume"}));
+  EXPECT_EQ(resumed.exit_code, 2) << resumed.output;
+  EXPECT_NE(
+      resumed.output.find("cannot resume: the checkpoint was written by an older skein that cut .jsonl.zst"),
+      std::string::npos)
+      << resumed.output;
+  std::filesystem::remove_all(out);
 }
 
 // A shard cut short (mid-frame): exit 65 on every rank, promptly, naming the file and the decompressed byte

@@ -4,7 +4,7 @@
 //
 //   g++ -std=c++17 -O2 -DNDEBUG -I. bench/tokenizer_speed.cpp jobs/dsir/tokenizer.cpp
 //   jobs/dsir/ngram_hasher.cpp \
-//       -o tokenizer_speed -lsimdjson -lcrypto
+//       -o tokenizer_speed -lsimdjson
 //   ./tokenizer_speed [FILE.jsonl] [--seconds S]        (default /work/shared/data/brown/brown.jsonl, 2 s
 //   each)
 //

@@ -28,7 +28,8 @@
 #   hours = 885.8e9 B / (MB per CPU-second at 1 rank * 1e6 * 96 * efficiency 1 -> 2) / 3600,
 # i.e. 96 cores each as fast as one core here, losing what 1 -> 2 ranks lost. It assumes that the loss does
 # not grow from 2 to 96 ranks (dsir's passes are independent pieces plus one allreduce of 10^4 buckets per
-# model, and pieces are cut in decompressed offsets, so 30 single-frame shards still feed 96 ranks), that the
+# model, and pieces are cut in decompressed offsets, so 30 single-frame shards still feed 96 ranks; but ~3
+# ranks per single-frame file balance worse than 2, see bench/README.md ## dsir-scale), that the
 # cores are like this EPYC, and that storage keeps up (see bench/README.md ## dsir-scale for the rate needed).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)

@@ -2,15 +2,15 @@
 # dsir on ONE single-frame .jsonl.zst file at 1 and 2 ranks (fewer files than ranks): MB/s of decompressed
 # text (10^6 bytes / median wall seconds of 3 runs, start-up included), for each skein binary given, plus
 # the speeds of zstd decoding and of featurising alone on the same text. Not a test: it only measures. On a
-# loaded machine wall times say little about scaling; bench/dsir_zst_shares.cpp times each rank's share in
+# loaded machine wall times say little about scaling; bench/dsir-scale/zst_shares.cpp times each rank's share in
 # thread CPU seconds instead.
 #
-#   bench/dsir_zst_ranks.sh [COPIES] SKEIN [SKEIN ...]    e.g. bench/dsir_zst_ranks.sh 12 build/bin/skein
+#   bench/dsir-scale/zst_ranks.sh [COPIES] SKEIN [SKEIN ...]    e.g. bench/dsir-scale/zst_ranks.sh 12 build/bin/skein
 #
 # The corpus is COPIES copies of ../shared/data/brown/brown.jsonl (6.4 MB each), compressed with `zstd -3`
 # (one frame); the target is the committed Brown 'government' sample.
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
+here=$(cd "$(dirname "$0")/../.." && pwd)
 copies=${1:-12}
 shift
 work=$(mktemp -d /tmp/skein-zst-bench-XXXXXX)

@@ -1,4 +1,4 @@
-// How evenly the dsir job's read + featurise work on ONE .jsonl.zst file spreads over R ranks (not a test):
+// How evenly the dsir job's read + featurise work on .jsonl.zst files spreads over R ranks (not a test):
 // for each R, each rank's share of the 8 MB pieces is read and featurised in turn, timed by thread CPU
 // seconds, so the figure does not depend on how loaded the machine is. The projected throughput at R ranks
 // is the file's decompressed bytes / the busiest share's seconds. "before" reads the file unindexed (as skein
@@ -6,10 +6,11 @@
 // (frames and decompressed size) and splits it in decompressed offsets, a rank decoding from the last frame
 // start before its share.
 //
-//   mpicxx -std=c++17 -O2 -DNDEBUG -I. -I/usr/include/trilinos bench/dsir_zst_shares.cpp \
+//   mpicxx -std=c++17 -O2 -DNDEBUG -I. -I/usr/include/trilinos bench/dsir-scale/zst_shares.cpp \
 //       build/jobs/dsir/libskein_job_dsir.a build/io/libskein_io_json.a build/comm/libskein_comm_core.a \
-//       build/engine/libskein_engine_core.a -lsimdjson -lzstd -lxxhash -lcrypto -o /tmp/dsir_zst_shares
-//   /tmp/dsir_zst_shares FILE.jsonl.zst [MAX_RANKS]          (median of 3 timings of each share)
+//       build/engine/libskein_engine_core.a -lsimdjson -lzstd -lxxhash -o /tmp/zst_shares
+//   /tmp/zst_shares [--ranks 4] [--repeats 3] [--after-only] FILE.jsonl.zst ...   (median timing of each
+//   share)
 #include "comm/block_partition.hpp"
 #include "io/input_files.hpp"
 #include "io/jsonl_reader.hpp"
@@ -23,6 +24,8 @@
 #include <cstdio>
 #include <ctime>
 #include <memory>
+#include <string>
+#include <vector>
 
 namespace {
 
@@ -61,43 +64,66 @@ double share_seconds(const std::vector<skein::io::InputFile>& files, const skein
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fprintf(stderr, "usage: %s FILE.jsonl.zst [MAX_RANKS]\n", argv[0]);
+  int max_ranks = 4, repeats = 3;
+  bool after_only = false;
+  std::vector<std::string> paths;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--ranks" && i + 1 < argc) {
+      max_ranks = std::atoi(argv[++i]);
+    } else if (arg == "--repeats" && i + 1 < argc) {
+      repeats = std::atoi(argv[++i]);
+    } else if (arg == "--after-only") {
+      after_only = true;
+    } else {
+      paths.push_back(arg);
+    }
+  }
+  if (paths.empty() || max_ranks < 1 || repeats < 1) {
+    std::fprintf(stderr, "usage: %s [--ranks 4] [--repeats 3] [--after-only] FILE.jsonl.zst ...\n", argv[0]);
     return 2;
   }
-  const int max_ranks = argc > 2 ? std::atoi(argv[2]) : 4;
-  struct stat info {};
-  if (::stat(argv[1], &info) != 0) return 1;
-  skein::io::InputFile file{argv[1], static_cast<std::uint64_t>(info.st_size), true};
-  const auto index = skein::io::index_zstd_file(file.path, file.size);
-  double index_seconds = cpu_seconds();
-  skein::io::index_zstd_file(file.path, file.size);
-  index_seconds = cpu_seconds() - index_seconds;
-  skein::io::InputFile indexed = file;
-  indexed.indexed = true;
-  indexed.stream_size = index.stream_size;
-  indexed.frames = index.frames;
+  std::vector<skein::io::InputFile> plain, indexed;
+  double mb = 0, index_seconds = 0;
+  std::size_t frames = 0;
+  for (const auto& path : paths) {
+    struct stat info {};
+    if (::stat(path.c_str(), &info) != 0) return 1;
+    skein::io::InputFile file{path, static_cast<std::uint64_t>(info.st_size), true};
+    const double start = cpu_seconds();
+    const auto index = skein::io::index_zstd_file(file.path, file.size);
+    index_seconds += cpu_seconds() - start;
+    plain.push_back(file);
+    file.indexed = true;
+    file.stream_size = index.stream_size;
+    file.frames = index.frames;
+    indexed.push_back(file);
+    mb += static_cast<double>(index.stream_size) / 1e6;
+    frames += index.frames.size();
+  }
   skein::dsir::Settings settings;
   settings.text_field = "text";
-  const double mb = static_cast<double>(index.stream_size) / 1e6;
-  std::printf("%s: %.1f MB of text in %zu frame(s); indexing took %.3f s of CPU\n", argv[1], mb,
-              index.frames.size(), index_seconds);
+  std::printf("%zu file(s), %.1f MB of text in %zu frame(s); indexing took %.3f s of CPU\n", paths.size(), mb,
+              frames, index_seconds);
   for (const char* mode : {"before", "after"}) {
-    const std::vector<skein::io::InputFile> files = {std::string(mode) == "before" ? file : indexed};
+    if (after_only && std::string(mode) == "before") continue;
+    const std::vector<skein::io::InputFile>& files = std::string(mode) == "before" ? plain : indexed;
+    double one_rank = 0;
     for (int size = 1; size <= max_ranks; ++size) {
       double busiest = 0;
       std::string shares;
       for (int rank = 0; rank < size; ++rank) {
-        double t[3];
+        std::vector<double> t(repeats);
         for (double& s : t) s = share_seconds(files, settings, rank, size);
-        std::sort(t, t + 3);
-        busiest = std::max(busiest, t[1]);
+        std::sort(t.begin(), t.end());
+        busiest = std::max(busiest, t[t.size() / 2]);
         char text[32];
-        std::snprintf(text, sizeof text, "%s%.2f", rank ? " " : "", t[1]);
+        std::snprintf(text, sizeof text, "%s%.2f", rank ? " " : "", t[t.size() / 2]);
         shares += text;
       }
-      std::printf("%s, %d rank(s): shares take %s s; projected %.1f MB/s of text\n", mode, size,
-                  shares.c_str(), mb / busiest);
+      if (size == 1) one_rank = busiest;
+      std::printf("%s, %d rank(s): shares take %s s; projected %.1f MB/s of text; efficiency %.3f\n", mode,
+                  size, shares.c_str(), mb / busiest, one_rank / (size * busiest));
     }
   }
 }

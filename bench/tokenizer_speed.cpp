@@ -2,9 +2,9 @@
 // alone, tokenizer + n-gram buckets (xxh3, sha256), and tokenizer + buckets + the per-document score
 // sum(log_ratio[bucket]) the job computes.
 //
-//   g++ -std=c++17 -O2 -DNDEBUG -I. bench/tokenizer_speed.cpp jobs/dsir/tokenizer.cpp
+//   g++ -std=c++17 -O2 -DNDEBUG -I. bench/tokenizer_speed.cpp jobs/dsir/tokenizer.cpp jobs/dsir/sha256.cpp
 //   jobs/dsir/ngram_hasher.cpp \
-//       -o tokenizer_speed -lsimdjson -lcrypto
+//       -o tokenizer_speed -lsimdjson
 //   ./tokenizer_speed [FILE.jsonl] [--seconds S]        (default /work/shared/data/brown/brown.jsonl, 2 s
 //   each)
 //

@@ -11,7 +11,7 @@ fi
 
 packages=(build-essential cmake pkg-config python3 openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
   libboost-program-options-dev libtrilinos-kokkos-dev libopenblas-dev liblapacke-dev libgtest-dev
-  libsimdjson-dev libxxhash-dev libzstd-dev zstd libspdlog-dev libfmt-dev libssl-dev fortunes fortunes-min
+  libsimdjson-dev libxxhash-dev libzstd-dev zstd libspdlog-dev libfmt-dev fortunes fortunes-min
   python3-numpy python3-h5py python3-sklearn python3-matplotlib)
 missing=()
 for p in "${packages[@]}"; do

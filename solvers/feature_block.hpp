@@ -77,38 +77,67 @@ class FeatureSource {
 
 namespace detail {
 
-// sums(j) += sum over rows i of f(values(row_i, j)) for columns [c0, c0 + columns), f(v) = v (squares =
-// false) or (v - means(j))^2; each column's terms are added in row order (so any split of the rows into
-// consecutive chunks gives the same sums). Work items are tiles of `tile` columns, so that a LayoutRight
+// Column statistics over row chunks, each column's terms added in row order (so any split of the rows into
+// consecutive chunks gives the same numbers). Work items are tiles of `tile` columns, so that a LayoutRight
 // View is read along its rows (the per-column loop of one work item at a time was strided by the row
-// length: a cache and TLB miss per value).
-template <class Values>
-struct ColumnSums {
+// length: a cache and TLB miss per value). In one pass over the values it adds, per column j,
+//   sums(j)      += v                  (the mean: sum / n, as a plain sum, the same with or without scaling)
+//   deviations(j) += v - shifts(j), squares(j) += (v - shifts(j))^2   (when Scaled)
+// and the variance is (squares - deviations^2 / n) / n: the shifted-data form of the two-pass variance,
+// exact (zero) when the spread is zero. The shift is a value of the column (ColumnShifts: its first
+// statistics row), so (mean - shift)^2 <= (n - 1) variance and the cancellation loses at most what a plain
+// sum of n terms may; for a typical shift, within a few standard deviations of the mean, a few ulps.
+template <class Values, bool Scaled>
+struct ColumnMoments {
   static constexpr std::int64_t tile = 64;
   Values values;
   Kokkos::View<const std::int64_t*> rows;  // empty: rows row0 .. row0 + count - 1
   std::int64_t row0, count, value_column0, stat_column0, columns;
-  bool squares;
-  Kokkos::View<double*> sums;
-  Kokkos::View<const double*> means;
+  Kokkos::View<double*> sums, deviations, squares;
+  Kokkos::View<const double*> shifts;
   KOKKOS_INLINE_FUNCTION void operator()(const std::int64_t t) const {
     const std::int64_t j0 = t * tile;
-    const std::int64_t j1 = j0 + tile < columns ? j0 + tile : columns;
-    double acc[tile];
-    for (std::int64_t j = j0; j < j1; ++j) acc[j - j0] = sums(stat_column0 + j);
+    const std::int64_t w = j0 + tile < columns ? tile : columns - j0;
+    double sum[tile], deviation[tile], square[tile], shift[tile];
+    for (std::int64_t j = 0; j < w; ++j) {
+      sum[j] = sums(stat_column0 + j0 + j);
+      if (Scaled) {
+        deviation[j] = deviations(stat_column0 + j0 + j);
+        square[j] = squares(stat_column0 + j0 + j);
+        shift[j] = shifts(stat_column0 + j0 + j);
+      }
+    }
     for (std::int64_t i = 0; i < count; ++i) {
       const std::int64_t row = rows.extent(0) > 0 ? rows(row0 + i) : row0 + i;
-      for (std::int64_t j = j0; j < j1; ++j) {
-        const double v = static_cast<double>(values(row, value_column0 + j));
-        if (squares) {
-          const double d = v - means(stat_column0 + j);
-          acc[j - j0] += d * d;
-        } else {
-          acc[j - j0] += v;
+      const auto* line = &values(row, value_column0 + j0);  // LayoutRight: the tile is contiguous
+      for (std::int64_t j = 0; j < w; ++j) {
+        const double v = static_cast<double>(line[j]);
+        sum[j] += v;
+        if (Scaled) {
+          const double d = v - shift[j];
+          deviation[j] += d;
+          square[j] += d * d;
         }
       }
     }
-    for (std::int64_t j = j0; j < j1; ++j) sums(stat_column0 + j) = acc[j - j0];
+    for (std::int64_t j = 0; j < w; ++j) {
+      sums(stat_column0 + j0 + j) = sum[j];
+      if (Scaled) {
+        deviations(stat_column0 + j0 + j) = deviation[j];
+        squares(stat_column0 + j0 + j) = square[j];
+      }
+    }
+  }
+};
+
+// shifts(stat_column0 + j) = values(row, value_column0 + j): the shift of ColumnMoments.
+template <class Values>
+struct ColumnShifts {
+  Values values;
+  std::int64_t row, value_column0, stat_column0;
+  Kokkos::View<double*> shifts;
+  KOKKOS_INLINE_FUNCTION void operator()(const std::int64_t j) const {
+    shifts(stat_column0 + j) = static_cast<double>(values(row, value_column0 + j));
   }
 };
 
@@ -160,6 +189,9 @@ class DenseFeatureBlock {
   // A streamed block keeps the standardised rows of its last row chunk (a minibatch: multiply and then
   // transpose_multiply on the same rows read them once) when they take at most this many bytes.
   static constexpr std::int64_t cache_bytes = std::int64_t{256} << 20;
+  // A streamed block's statistics pass reads its rows in pieces of about this many bytes (on the bench's
+  // wide case, 256 KiB to 4 MiB cost about the same CPU time; 40 MiB 40% more).
+  static constexpr std::int64_t statistics_bytes = std::int64_t{1} << 20;
 
   // statistics_rows: the rows (distinct, in 0..n-1) whose values define each column's mean and scale, e.g.
   // the training rows when validation rows share the block; empty: all n rows.
@@ -331,37 +363,70 @@ class DenseFeatureBlock {
     }
   }
 
-  // Sums (or squared deviations from the means) over the statistics rows, ascending, in row chunks.
-  void accumulate(const std::vector<std::int64_t>& sorted_rows, bool squares,
-                  Kokkos::View<double*> sums) const {
+  // The per-column sums of detail::ColumnMoments over the statistics rows (ascending): one pass over the
+  // values (one read of each row for a streamed block), in row chunks of row_slab rows.
+  struct Moments {
+    Kokkos::View<double*> sums, deviations, squares, shifts;  // the last three only when scaled
+  };
+
+  template <bool Scaled, class Values>
+  static void add_moments(const Values& values, Rows rows, std::int64_t count, std::int64_t stat_column0,
+                          std::int64_t width, const Moments& m) {
     using exec = typename Matrix::execution_space;
-    const auto count = static_cast<std::int64_t>(sorted_rows.size());
-    Kokkos::View<std::int64_t*> rows("DenseFeatureBlock::statistics_rows", static_cast<std::size_t>(count));
-    auto host = Kokkos::create_mirror_view(rows);
-    for (std::int64_t i = 0; i < count; ++i) host(i) = sorted_rows[i];
-    Kokkos::deep_copy(rows, host);
-    const std::int64_t tiles =
-        (columns() + detail::ColumnSums<Matrix>::tile - 1) / detail::ColumnSums<Matrix>::tile;
-    if (!source_) {
-      Kokkos::parallel_for("skein::DenseFeatureBlock::statistics", Kokkos::RangePolicy<exec>(0, tiles),
-                           detail::ColumnSums<ConstMatrix>{values_, Rows(rows), 0, count, 0, 0, columns(),
-                                                           squares, sums, means_});
-      Kokkos::fence();
+    using Kernel = detail::ColumnMoments<Values, Scaled>;
+    Kokkos::parallel_for(
+        "skein::DenseFeatureBlock::statistics",
+        Kokkos::RangePolicy<exec>(0, (width + Kernel::tile - 1) / Kernel::tile),
+        Kernel{values, rows, 0, count, 0, stat_column0, width, m.sums, m.deviations, m.squares, m.shifts});
+    Kokkos::fence();
+  }
+
+  // Adds `values` (rows `rows`, or 0 .. count - 1 when empty; columns 0 .. width - 1, which are the block's
+  // stat_column0 ..), first setting the shifts from values' row shift_row (the first statistics row) when
+  // it is not negative.
+  template <class Values>
+  static void add_chunk(const Values& values, Rows rows, std::int64_t count, std::int64_t stat_column0,
+                        std::int64_t width, bool scaled, std::int64_t shift_row, const Moments& m) {
+    using exec = typename Matrix::execution_space;
+    if (!scaled) {
+      add_moments<false>(values, rows, count, stat_column0, width, m);
       return;
     }
-    for (std::int64_t r0 = 0; r0 < count; r0 += row_slab) {
-      const std::int64_t r1 = std::min(count, r0 + row_slab);
-      const std::vector<std::int64_t> chunk(sorted_rows.begin() + r0, sorted_rows.begin() + r1);
-      const bool whole = (r1 - r0) * columns() * static_cast<std::int64_t>(sizeof(Scalar)) <= cache_bytes;
-      for (std::int64_t c0 = 0; c0 < columns(); c0 = whole ? columns() : c0 + column_slab) {
-        const std::int64_t c1 = whole ? columns() : std::min(columns(), c0 + column_slab);
-        const Matrix raw = read_raw(chunk, c0, c1);
-        const std::int64_t slab_tiles =
-            (c1 - c0 + detail::ColumnSums<Matrix>::tile - 1) / detail::ColumnSums<Matrix>::tile;
-        Kokkos::parallel_for(
-            "skein::DenseFeatureBlock::statistics", Kokkos::RangePolicy<exec>(0, slab_tiles),
-            detail::ColumnSums<Matrix>{raw, Rows(), 0, r1 - r0, 0, c0, c1 - c0, squares, sums, means_});
-        Kokkos::fence();
+    if (shift_row >= 0) {
+      Kokkos::parallel_for("skein::DenseFeatureBlock::shifts", Kokkos::RangePolicy<exec>(0, width),
+                           detail::ColumnShifts<Values>{values, shift_row, 0, stat_column0, m.shifts});
+      Kokkos::fence();
+    }
+    add_moments<true>(values, rows, count, stat_column0, width, m);
+  }
+
+  void accumulate(const std::vector<std::int64_t>& sorted_rows, bool scaled, const Moments& m) const {
+    const auto count = static_cast<std::int64_t>(sorted_rows.size());
+    if (count == 0) return;
+    if (!source_) {
+      Kokkos::View<std::int64_t*> rows("DenseFeatureBlock::statistics_rows", static_cast<std::size_t>(count));
+      auto host = Kokkos::create_mirror_view(rows);
+      for (std::int64_t i = 0; i < count; ++i) host(i) = sorted_rows[i];
+      Kokkos::deep_copy(rows, host);
+      add_chunk(values_, Rows(rows), count, 0, columns(), scaled, sorted_rows[0], m);
+      return;
+    }
+    // Streamed: rows in pieces of about statistics_bytes (at least one row), all columns at once unless a
+    // row is wider than cache_bytes. A piece is read, checked by the source and summed while it is still
+    // in cache; in 1,024-row chunks (40 MB on the bench's wide case) the values went to memory and back
+    // once for each.
+    const std::int64_t row_bytes = columns() * static_cast<std::int64_t>(sizeof(Scalar));
+    const std::int64_t width = row_bytes <= cache_bytes ? columns() : column_slab;
+    const std::int64_t piece = std::clamp<std::int64_t>(
+        statistics_bytes / std::max<std::int64_t>(1, width * static_cast<std::int64_t>(sizeof(Scalar))), 1,
+        row_slab);
+    std::vector<std::int64_t> rows;
+    for (std::int64_t r0 = 0; r0 < count; r0 += piece) {
+      const std::int64_t r1 = std::min(count, r0 + piece);
+      rows.assign(sorted_rows.begin() + r0, sorted_rows.begin() + r1);
+      for (std::int64_t c0 = 0; c0 < columns(); c0 += width) {
+        const std::int64_t c1 = std::min(columns(), c0 + width);
+        add_chunk(read_raw(rows, c0, c1), Rows(), r1 - r0, c0, c1 - c0, scaled, r0 == 0 ? 0 : -1, m);
       }
     }
   }
@@ -381,9 +446,16 @@ class DenseFeatureBlock {
       for (std::int64_t i = 0; i < rows_; ++i) sorted[i] = i;
     }
     const auto n = static_cast<double>(sorted.size());
-    Kokkos::View<double*> sums("DenseFeatureBlock::sums", static_cast<std::size_t>(columns_));
-    accumulate(sorted, false, sums);
-    auto host_sums = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), sums);
+    const bool scaled = standardize == Standardize::scale;
+    const auto columns = static_cast<std::size_t>(columns_);
+    Moments m{Kokkos::View<double*>("DenseFeatureBlock::sums", columns), {}, {}, {}};
+    if (scaled) {
+      m.deviations = Kokkos::View<double*>("DenseFeatureBlock::deviations", columns);
+      m.squares = Kokkos::View<double*>("DenseFeatureBlock::squares", columns);
+      m.shifts = Kokkos::View<double*>("DenseFeatureBlock::shifts", columns);
+    }
+    accumulate(sorted, scaled, m);
+    auto host_sums = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), m.sums);
     auto host_means = Kokkos::create_mirror_view(means_);
     auto host_inverse = Kokkos::create_mirror_view(inverse_scales_);
     for (std::int64_t j = 0; j < columns_; ++j) {
@@ -391,12 +463,12 @@ class DenseFeatureBlock {
       host_inverse(j) = 1.0;
     }
     Kokkos::deep_copy(means_, host_means);
-    if (standardize == Standardize::scale) {
-      Kokkos::deep_copy(sums, 0.0);
-      accumulate(sorted, true, sums);
-      Kokkos::deep_copy(host_sums, sums);
+    if (scaled && n > 0) {
+      auto deviations = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), m.deviations);
+      auto squares = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), m.squares);
       for (std::int64_t j = 0; j < columns_; ++j) {
-        const double sd = n > 0 ? std::sqrt(host_sums(j) / n) : 0.0;
+        const double variance = std::max(0.0, (squares(j) - deviations(j) * deviations(j) / n) / n);
+        const double sd = std::sqrt(variance);
         host_inverse(j) = sd > 0.0 ? 1.0 / sd : 1.0;
       }
     }

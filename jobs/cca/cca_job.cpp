@@ -20,6 +20,8 @@
 
 #include <Kokkos_Core.hpp>
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -40,6 +42,30 @@ using Rows = Kokkos::View<const std::int64_t*>;
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
+
+// Wall seconds and this process's CPU seconds (user, system) of a part of the load, for the log: on a
+// shared machine the CPU seconds say what the part costs when the wall time says how busy the machine was.
+struct PartTimer {
+  Clock::time_point wall = Clock::now();
+  double user = 0, system = 0;
+  PartTimer() { cpu(user, system); }
+  static void cpu(double& user, double& system) {
+    rusage usage{};
+    ::getrusage(RUSAGE_SELF, &usage);
+    user = static_cast<double>(usage.ru_utime.tv_sec) + 1e-6 * static_cast<double>(usage.ru_utime.tv_usec);
+    system = static_cast<double>(usage.ru_stime.tv_sec) + 1e-6 * static_cast<double>(usage.ru_stime.tv_usec);
+  }
+  // "W s (slowest rank), CPU U s user + S s system (all ranks)". Collective.
+  std::string text(const comm::Communicator& comm) const {
+    double u = 0, s = 0;
+    cpu(u, s);
+    const double wall_max = comm.allreduce(seconds_since(wall), comm::Op::max);
+    const double user_sum = comm.allreduce(u - user, comm::Op::sum);
+    const double system_sum = comm.allreduce(s - system, comm::Op::sum);
+    return fmt::format("{:.2f} s (slowest rank), CPU {:.2f} s user + {:.2f} s system (all ranks)", wall_max,
+                       user_sum, system_sum);
+  }
+};
 
 constexpr engine::StreamId kValidationStream{0x56414c49u};  // "VALI": which matched samples are held out
 constexpr engine::StreamId kShuffleStream{0x53485546u};     // "SHUF": minibatch order, per epoch
@@ -164,8 +190,10 @@ class CcaJob final : public engine::Job {
 template <class Scalar, class BlockX>
 void CcaJob<Scalar, BlockX>::load() {
   const auto begin = Clock::now();
+  const PartTimer load_timer;
   read_views();
   load_seconds_ = comm_.allreduce(seconds_since(begin), comm::Op::max);
+  engine::Log::user().info("cca: load: {}", load_timer.text(comm_));
   engine::Log::user().info(
       "cca: x {} ({} samples x {} {}), y {} ({} x {}); {} matched{}, {} training, {} validation; {} ranks, "
       "loaded "
@@ -212,6 +240,7 @@ void CcaJob<Scalar, BlockX>::read_views() {
   const std::string x_name =
       settings_.x.plink ? settings_.x.path + ".bed" : settings_.x.path + ":" + settings_.x.dataset;
   const std::string y_name = settings_.y.path + ":" + settings_.y.dataset;
+  const PartTimer setup_timer;
   std::vector<std::string> x_ids;
   std::int64_t x_samples = 0;
   if (settings_.x.plink) {
@@ -258,9 +287,13 @@ void CcaJob<Scalar, BlockX>::read_views() {
   constexpr bool plink_x = std::is_same_v<BlockX, solvers::GenotypeFeatureBlock<Scalar>>;
   stream_x_ = !plink_x && streamed(match_.x_rows.size(), x_columns);
   stream_y_ = streamed(match_.y_rows.size(), y_columns);
+  engine::Log::user().info("cca: ids, shapes and matching: {}", setup_timer.text(comm_));
   // Collective reads first: a streamed view's file is opened serially per rank, and HDF5 shares one open
   // file per process (x and y may be datasets of the same file).
+  const PartTimer y_timer;
   if (!stream_y_) y_values_ = read_view_columns<Scalar>(comm_, settings_.y, match_.y_rows, y_columns);
+  const std::string y_read_text = stream_y_ ? "" : y_timer.text(comm_);
+  const PartTimer x_timer;
   if constexpr (plink_x) {
     solvers::GenotypeBlockOptions options;
     options.scaling = standardize;
@@ -277,6 +310,8 @@ void CcaJob<Scalar, BlockX>::read_views() {
     x_ = std::make_unique<BlockX>(x_values_, static_cast<std::int64_t>(x_columns.begin), standardize,
                                   Rows(train_rows_));
   }
+  std::string x_text;
+  if (!stream_x_) x_text = x_timer.text(comm_);
   const auto open_source = [&](const ViewSource& view, const std::vector<std::int64_t>& rows,
                                comm::IndexRange columns) {
     std::shared_ptr<const Hdf5ColumnSource<Scalar>> source;
@@ -291,6 +326,8 @@ void CcaJob<Scalar, BlockX>::read_views() {
                                     Rows(train_rows_));
     }
   }
+  if (stream_x_) x_text = x_timer.text(comm_);
+  const PartTimer y_statistics_timer;
   if (stream_y_) {
     y_ = std::make_unique<BlockY>(open_source(settings_.y, match_.y_rows, y_columns),
                                   static_cast<std::int64_t>(y_columns.begin), standardize, Rows(train_rows_));
@@ -299,6 +336,13 @@ void CcaJob<Scalar, BlockX>::read_views() {
                                   Rows(train_rows_));
   }
   check_streams();
+  engine::Log::user().info("cca: x {} ({}): {}",
+                           settings_.x.plink ? "decode tables and statistics"
+                           : stream_x_       ? "statistics pass (streamed)"
+                                             : "read and statistics",
+                           x_name, x_text);
+  engine::Log::user().info("cca: y {}: {}{}", y_name, y_read_text.empty() ? "" : "read " + y_read_text + "; ",
+                           "statistics " + y_statistics_timer.text(comm_));
   if (stream_x_ || stream_y_) {
     engine::Log::user().info("cca: streaming {} from the file at each use (storage = {})",
                              stream_x_ && stream_y_ ? "x and y"

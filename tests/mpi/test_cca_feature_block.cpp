@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 using skein::comm::Communicator;
@@ -137,6 +138,80 @@ TEST(DenseFeatureBlock, StatisticsFromGivenRows) {
         std::sqrt(((a - mean) * (a - mean) + (b - mean) * (b - mean) + (c - mean) * (c - mean)) / 3);
     EXPECT_NEAR(block.means()(j), mean, 1e-12);
     EXPECT_NEAR(block.inverse_scales()(j), sd > 1e-12 ? 1 / sd : 1.0, 1e-9);
+  }
+}
+
+// Raw values of the statistics test: constant columns whose value no sum of copies divided by n gives back
+// exactly (0.1, 0.7, 2.2), a column far from zero (1e6 + noise), one whose first row is an outlier (the
+// variance's shift), and plain noise.
+double constant_test_value(std::int64_t i, std::int64_t j) {
+  switch (j) {
+    case 0:
+      return 0.1;
+    case 1:
+      return 0.7;
+    case 2:
+      return 2.2;
+    case 3:
+      return 1e6 + skein::engine::standard_normal(9, 1u, i);
+    case 4:
+      return i == 0 ? 50.0 : skein::engine::standard_normal(9, 2u, i);
+    default:
+      return skein::engine::standard_normal(9, 3u, i * 8 + j);
+  }
+}
+
+// A FeatureSource over a View: the streamed block's code path without a file.
+class ViewSource final : public FeatureSource<double> {
+ public:
+  explicit ViewSource(Matrix values) : values_(values) {}
+  std::int64_t rows() const override { return static_cast<std::int64_t>(values_.extent(0)); }
+  std::int64_t columns() const override { return static_cast<std::int64_t>(values_.extent(1)); }
+  void read(const std::vector<std::int64_t>& rows, std::int64_t c0, std::int64_t c1,
+            HostMatrix out) const override {
+    for (std::size_t i = 0; i < rows.size(); ++i)
+      for (std::int64_t j = c0; j < c1; ++j) out(i, j - c0) = values_(rows[i], j);
+  }
+
+ private:
+  Matrix values_;
+};
+
+// The one-pass (shifted) variance: a constant column has inverse scale exactly 1 and standardises to zeros
+// (the sum of n copies of 0.1 over n is not 0.1, and squared deviations from that mean gave a standard
+// deviation of ~1e-16 that scaled rounding noise up to O(1)); the others match the two-pass form, held in
+// memory and streamed alike (bit-identical), over more than one statistics piece.
+TEST(DenseFeatureBlock, ConstantColumnsAndShiftedVariance) {
+  Communicator comm(MPI_COMM_WORLD);
+  const std::int64_t n = 1500, p = 6;  // two statistics pieces of at most row_slab rows
+  const auto range = skein::comm::BlockPartition(p, comm.size()).range(comm.rank());
+  const auto first = static_cast<std::int64_t>(range.begin), local = static_cast<std::int64_t>(range.size());
+  Matrix values("values", n, local);
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < local; ++j) values(i, j) = constant_test_value(i, first + j);
+  DenseFeatureBlock<double> memory(values, first, Standardize::scale);
+  DenseFeatureBlock<double> streamed(std::make_shared<ViewSource>(values), first, Standardize::scale);
+  for (std::int64_t j = 0; j < local; ++j) {
+    EXPECT_EQ(memory.means()(j), streamed.means()(j)) << first + j;
+    EXPECT_EQ(memory.inverse_scales()(j), streamed.inverse_scales()(j)) << first + j;
+    if (first + j < 3) {
+      EXPECT_EQ(memory.inverse_scales()(j), 1.0) << first + j;
+      continue;
+    }
+    double sum = 0, squares = 0;
+    for (std::int64_t i = 0; i < n; ++i) sum += values(i, j);
+    const double mean = sum / n;
+    for (std::int64_t i = 0; i < n; ++i) squares += (values(i, j) - mean) * (values(i, j) - mean);
+    const double inverse = 1 / std::sqrt(squares / n);
+    EXPECT_NEAR(memory.inverse_scales()(j), inverse, 1e-11 * inverse) << first + j;
+  }
+  // The standardised values themselves: full_cross against the identity (out(j, i) = Xs(i, j)).
+  Matrix identity("identity", n, n), out("out", local, n);
+  for (std::int64_t i = 0; i < n; ++i) identity(i, i) = 1.0;
+  for (const auto* block : {&memory, &streamed}) {
+    block->full_cross(identity, out);
+    for (std::int64_t j = 0; j < local && first + j < 3; ++j)
+      for (std::int64_t i = 0; i < n; ++i) ASSERT_LE(std::abs(out(j, i)), 1e-12) << first + j << " " << i;
   }
 }
 

@@ -4,10 +4,14 @@
 #include "engine/log.hpp"
 #include "io/file_space.hpp"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <filesystem>
 #include <mutex>
 
@@ -177,6 +181,11 @@ H5Writer::H5Writer(const comm::Communicator& comm, const std::string& path) : co
       throw_write_error(path_, 0, "HDF5 H5Fcreate failed: " + why);
     }
     file_ = H5Handle(file, H5Fclose);
+    struct stat created {};
+    if (::stat(path_.c_str(), &created) == 0) {
+      identity_ = {static_cast<std::uint64_t>(created.st_dev), static_cast<std::uint64_t>(created.st_ino),
+                   true};
+    }
     dxpl_ = H5Handle(check_id(H5Pcreate(H5P_DATASET_XFER), "H5Pcreate", path_, ""), H5Pclose);
     check_status(H5Pset_dxpl_mpio(dxpl_.get(), H5FD_MPIO_COLLECTIVE), "H5Pset_dxpl_mpio", path_, "");
   });
@@ -188,22 +197,81 @@ namespace {
 struct AbandonedFile {
   H5Handle file;
   std::string path;
+  bool discard = false;
+  detail::FileIdentity identity;
 };
 std::vector<AbandonedFile>& abandoned_files() {
   static std::vector<AbandonedFile> files;
   return files;
 }
 
+// Points every descriptor of this process open on `file` at /dev/null (dup2 replaces it in place, so the
+// MPI-IO layer keeps using the same number); returns how many. Writes to /dev/null always succeed, whatever
+// the disk or the file-size limit.
+int discard_writes(const detail::FileIdentity& file) {
+  if (!file.known) return 0;
+  const int sink = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (sink < 0) return 0;
+  std::vector<int> matching;
+  if (DIR* fds = ::opendir("/proc/self/fd")) {
+    while (const dirent* entry = ::readdir(fds)) {
+      char* end = nullptr;
+      const long fd = std::strtol(entry->d_name, &end, 10);
+      if (end == entry->d_name || *end != '\0' || fd == ::dirfd(fds) || fd == sink) continue;
+      struct stat info {};
+      if (::fstat(static_cast<int>(fd), &info) == 0 &&
+          static_cast<std::uint64_t>(info.st_dev) == file.device &&
+          static_cast<std::uint64_t>(info.st_ino) == file.inode) {
+        matching.push_back(static_cast<int>(fd));
+      }
+    }
+    ::closedir(fds);
+  }
+  int redirected = 0;
+  for (const int fd : matching) {
+    // dup2 clears FD_CLOEXEC on the copy; keep the flag the descriptor had.
+    const int flags = ::fcntl(fd, F_GETFD);
+    if (::dup2(sink, fd) == fd) {
+      if (flags >= 0) ::fcntl(fd, F_SETFD, flags);
+      ++redirected;
+    }
+  }
+  ::close(sink);
+  return redirected;
+}
+
+// The MPI-IO handles of the abandoned files being closed with their writes discarded (see
+// MPI_File_set_size below). Only touched by the thread that closes them, between MPI calls.
+std::vector<MPI_File>& discarded_mpi_files() {
+  static std::vector<MPI_File> files;
+  return files;
+}
+
 }  // namespace
 
-void detail::abandon_file(H5Handle file, const std::string& path) {
-  abandoned_files().push_back({std::move(file), path});
+}  // namespace skein::io
+
+// HDF5 closes an MPI-IO file by setting its size to its end of allocation (MPI_File_set_size, on every
+// rank). For a file whose descriptors point at /dev/null (close_abandoned_files) that is ftruncate on a
+// character device, which fails, and the close with it. Through the MPI profiling interface (every MPI
+// function is also PMPI_*, so a program may define its own MPI_* around it), the size of such a file is
+// left alone: the file is being removed anyway. Every other call goes to Open MPI unchanged.
+extern "C" int MPI_File_set_size(MPI_File file, MPI_Offset size) {
+  const auto& discarded = skein::io::discarded_mpi_files();
+  if (std::find(discarded.begin(), discarded.end(), file) != discarded.end()) return MPI_SUCCESS;
+  return PMPI_File_set_size(file, size);
+}
+
+namespace skein::io {
+
+void detail::abandon_file(H5Handle file, const std::string& path, bool discard, FileIdentity identity) {
+  abandoned_files().push_back({std::move(file), path, discard, identity});
 }
 
 H5Writer::~H5Writer() {
   if (!file_) return;
   dxpl_.reset();  // a property list is local
-  detail::abandon_file(std::move(file_), path_);
+  detail::abandon_file(std::move(file_), path_, /*discard=*/true, identity_);
 }
 
 int close_abandoned_files() {
@@ -211,12 +279,23 @@ int close_abandoned_files() {
   int closed = 0;
   for (auto& abandoned : files) {
     detail::QuietErrors quiet;
+    // Every rank takes the same branch (a writer is abandoned on every rank alike), so the collective close
+    // below stays in step.
+    void* handle = nullptr;
+    if (abandoned.discard && H5Fget_vfd_handle(abandoned.file.get(), H5P_DEFAULT, &handle) >= 0 &&
+        handle != nullptr) {
+      discarded_mpi_files().push_back(*static_cast<MPI_File*>(handle));
+      const int redirected = discard_writes(abandoned.identity);
+      engine::Log::rank_log().debug("closing abandoned {}: {} descriptor(s) pointed at /dev/null",
+                                    abandoned.path, redirected);
+    }
     // Collective: every rank abandoned the same files in the same order.
     if (abandoned.file.close() < 0) {
       engine::Log::rank_log().warn("closing abandoned {} failed: {}", abandoned.path,
                                    detail::h5_error_text());
     }
     ++closed;
+    discarded_mpi_files().clear();
   }
   files.clear();
   return closed;

@@ -99,9 +99,19 @@ std::size_t type_size(ScalarType type);
 template <class View>
 struct ViewStaging;
 
+// Which file a descriptor is open on (st_dev, st_ino), so that a writer's file can be found among this
+// process's descriptors once its path is gone (its .tmp is removed as the error unwinds).
+struct FileIdentity {
+  std::uint64_t device = 0;
+  std::uint64_t inode = 0;
+  bool known = false;
+};
+
 // Keeps a parallel file whose owner is destroyed without a collective close (an error is unwinding) for
-// close_abandoned_files(): closing it here could leave this rank alone in a collective.
-void abandon_file(H5Handle file, const std::string& path);
+// close_abandoned_files(): closing it here could leave this rank alone in a collective. `discard` (a
+// writer's file) says that nothing HDF5 writes into it any more matters: see close_abandoned_files();
+// `identity` finds its descriptors.
+void abandon_file(H5Handle file, const std::string& path, bool discard = false, FileIdentity identity = {});
 
 }  // namespace detail
 
@@ -234,6 +244,7 @@ class H5Writer {
   detail::H5Handle file_;
   detail::H5Handle dxpl_;
   std::vector<std::pair<std::string, std::vector<std::string>>> pending_strings_;  // rank 0 only
+  detail::FileIdentity identity_;     // of the file at path_, found again if the writer is abandoned
   std::uint64_t data_end_ = 0;        // end of the last dataset's data in the file
   std::uint64_t metadata_bytes_ = 0;  // attribute values and object names written so far
 };
@@ -242,6 +253,12 @@ class H5Writer {
 // same set, which holds when writers are created collectively). Closes the files of H5Writers destroyed
 // without close() because an error unwound through them (H5ParallelReaders too), so that HDF5 never closes a
 // file from MPI_Finalize. Call it after the error was agreed, before MPI is finalized; failures are logged.
+// An abandoned writer's file is incomplete and removed (OutputSet), yet HDF5 flushes its metadata when it
+// closes it; on a full disk or past `ulimit -f` that flush fails, and a failed H5Fclose leaves HDF5 with a
+// dangling file (MPI_Finalize then crashes in it) and the ranks out of step in the collective close (a
+// hang). So every rank first points its descriptors on such a file at /dev/null, and its MPI_File_set_size
+// is skipped (hdf5.cpp, through the MPI profiling interface): the close then runs the same way on every
+// rank and succeeds, and its writes go nowhere.
 // Returns how many it closed.
 int close_abandoned_files();
 

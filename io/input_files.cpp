@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <set>
@@ -97,7 +98,89 @@ std::uint64_t get_u64(const std::string& in, std::size_t& pos) {
   return value;
 }
 
+// FNV-1a over `bytes`, continuing from `hash`.
+std::uint64_t fnv1a(std::uint64_t hash, const char* bytes, std::size_t count) {
+  for (std::size_t i = 0; i < count; ++i) {
+    hash ^= static_cast<unsigned char>(bytes[i]);
+    hash *= 0x100000001b3ull;
+  }
+  return hash;
+}
+
+// The hash of the first and last `window` bytes of `path` (all of it when smaller than two windows).
+std::uint64_t head_tail_hash(const std::string& path, std::uint64_t size) {
+  constexpr std::uint64_t window = 64 * 1024;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw engine::DataError("cannot read " + path + ": " + std::strerror(errno));
+  std::uint64_t hash = 0xcbf29ce484222325ull;
+  std::string buffer(window, '\0');
+  const std::uint64_t starts[2] = {0, size > 2 * window ? size - window : std::min(size, window)};
+  for (const std::uint64_t start : starts) {
+    const std::uint64_t count = std::min(window, size - std::min(size, start));
+    std::uint64_t done = 0;
+    while (done < count) {
+      const ssize_t got = ::pread(fd, buffer.data() + done, count - done, static_cast<off_t>(start + done));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) {
+        const int saved = errno;
+        ::close(fd);
+        throw engine::DataError("cannot read " + path + ": " + std::strerror(saved));
+      }
+      if (got == 0) break;  // shorter than its size said: the hash differs, which is the point
+      done += static_cast<std::uint64_t>(got);
+    }
+    hash = fnv1a(hash, buffer.data(), done);
+  }
+  ::close(fd);
+  return hash;
+}
+
 }  // namespace
+
+std::vector<std::uint64_t> input_identities(const comm::Communicator& comm,
+                                            const std::vector<InputFile>& files) {
+  std::vector<std::uint64_t> identities(2 * files.size(), 0);
+  comm.agree([&] {
+    if (comm.rank() != 0) return;
+    for (std::size_t i = 0; i < files.size(); ++i) {
+      struct stat info {};
+      if (::stat(files[i].path.c_str(), &info) != 0) {
+        throw engine::DataError("cannot access " + files[i].path + ": " + std::strerror(errno));
+      }
+      identities[2 * i] = static_cast<std::uint64_t>(info.st_size);
+      identities[2 * i + 1] = head_tail_hash(files[i].path, identities[2 * i]);
+    }
+  });
+  comm.bcast(identities.data(), identities.size(), 0);
+  return identities;
+}
+
+void check_inputs_unchanged(const std::vector<InputFile>& files, const std::vector<std::uint64_t>& now,
+                            const std::vector<std::uint64_t>& recorded, const std::string& keys) {
+  const std::string advice =
+      "; restore the inputs, or run without --resume (into a new --out or with --fresh)";
+  if (recorded.size() != now.size()) {
+    engine::throw_agreed_error(engine::ExitCode::data,
+                               keys + ": the inputs changed since the checkpoint: it read " +
+                                   std::to_string(recorded.size() / 2) + " files, they match " +
+                                   std::to_string(now.size() / 2) + " now" + advice);
+  }
+  for (std::size_t i = 0; i < files.size() && 2 * i + 1 < now.size(); ++i) {
+    const std::uint64_t size = now[2 * i], was = recorded[2 * i];
+    if (size != was) {
+      engine::throw_agreed_error(engine::ExitCode::data,
+                                 files[i].path + ": changed since the checkpoint (" + std::to_string(size) +
+                                     " bytes, " + std::to_string(was) + " when it was written)" + advice);
+    }
+    if (now[2 * i + 1] != recorded[2 * i + 1]) {
+      engine::throw_agreed_error(engine::ExitCode::data,
+                                 files[i].path +
+                                     ": changed since the checkpoint (same size, different first or last "
+                                     "64 KiB)" +
+                                     advice);
+    }
+  }
+}
 
 std::vector<InputFile> resolve_inputs(const comm::Communicator& comm,
                                       const std::vector<std::string>& patterns, const std::string& config_key,

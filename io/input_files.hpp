@@ -43,4 +43,19 @@ std::vector<InputFile> resolve_inputs(const comm::Communicator& comm,
                                       const std::vector<std::string>& patterns, const std::string& config_key,
                                       const std::vector<std::string>& extensions = kJsonlExtensions);
 
+// What a checkpoint records of its input files, so that a resume on inputs changed since is refused rather
+// than mixing old and new data: per file, its size and a hash of its first and last 64 KiB (a truncated,
+// appended or rewritten file differs). Not its mtime: inputs copied to a scratch file system before a
+// resume keep their bytes, not their times. Flattened as [size, hash] per file, in the list's order.
+// Collective: rank 0 reads the files, every rank gets the result (agreed DataError naming an unreadable
+// file).
+std::vector<std::uint64_t> input_identities(const comm::Communicator& comm,
+                                            const std::vector<InputFile>& files);
+
+// Throws DataError (agreed: every rank passes the same arguments) naming the first of `files` whose identity
+// differs from the one `recorded` at the checkpoint, or saying the number of files changed. `now` is
+// input_identities(files); `keys` names the config keys the files come from.
+void check_inputs_unchanged(const std::vector<InputFile>& files, const std::vector<std::uint64_t>& now,
+                            const std::vector<std::uint64_t>& recorded, const std::string& keys);
+
 }  // namespace skein::io

@@ -177,6 +177,7 @@ class DsirJob final : public engine::Job {
     io::index_zstd_inputs(comm_, raw_files_);
     target_pieces_ = std::make_unique<Pieces>(target_files_, settings_.piece_bytes);
     raw_pieces_ = std::make_unique<Pieces>(raw_files_, settings_.piece_bytes);
+    input_identities_ = io::input_identities(comm_, all_inputs());
     target_counts_ = HostCounts("target_counts", settings_.num_buckets);
     raw_counts_ = HostCounts("raw_counts", settings_.num_buckets);
     selected_counts_ = HostCounts("selected_counts", settings_.num_buckets);
@@ -519,6 +520,12 @@ class DsirJob final : public engine::Job {
   }
 
   void write_raw_weights(io::H5Writer& h5);
+  // The target files, then the raw files: the order of input_identities_.
+  std::vector<io::InputFile> all_inputs() const {
+    std::vector<io::InputFile> files = target_files_;
+    files.insert(files.end(), raw_files_.begin(), raw_files_.end());
+    return files;
+  }
 
   // --- staged runs (staged.hpp) ---
   // Whether this run fits the model (stage fit, or all without dsir.model) rather than loading one.
@@ -539,6 +546,7 @@ class DsirJob final : public engine::Job {
   const comm::Communicator& comm_;
   Settings settings_;
   std::vector<io::InputFile> target_files_, raw_files_;
+  std::vector<std::uint64_t> input_identities_;  // of all_inputs(), recorded in checkpoints
   std::unique_ptr<Pieces> target_pieces_, raw_pieces_;
 
   Pass pass_ = Pass::fit_target;
@@ -601,6 +609,7 @@ std::vector<comm::Candidate> restore_candidates(engine::StateReader& state, cons
 void DsirJob::save_state(engine::StateWriter& state) const {
   state.scalar("pass", static_cast<std::int64_t>(pass_));
   state.scalar("bucket_version", static_cast<std::int64_t>(bucket_version(settings_.hash)));
+  state.replicated("input_identities", input_identities_);
   state.scalar("zstd_pieces", kZstdPiecesVersion);
   // Pieces of the current pass already read, by any rank (collect restarts from its beginning).
   std::vector<std::uint64_t> done = done_before_;
@@ -665,6 +674,18 @@ void DsirJob::restore_state(engine::StateReader& state) {
           "; run again without --resume, or into a new --out");
     }
   });
+  // Pieces are byte ranges of the inputs: a resume on inputs changed since would mix old and new data.
+  // Checkpoints from before the identities were recorded have none (every rank takes the same branch).
+  std::vector<std::uint64_t> recorded_identities;
+  bool identities_recorded = true;
+  try {
+    recorded_identities = state.replicated_uint64("input_identities");
+  } catch (const std::exception&) {
+    identities_recorded = false;
+  }
+  if (identities_recorded) {
+    io::check_inputs_unchanged(all_inputs(), input_identities_, recorded_identities, "dsir.target/dsir.raw");
+  }
   // Before version 2, a .zst file's pieces were compressed byte ranges: its done pieces mean nothing now.
   std::int64_t zstd_pieces = 1;
   try {

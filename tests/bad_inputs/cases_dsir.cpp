@@ -131,12 +131,23 @@ std::vector<Case> dsir_cases() {
        "truncated_since_checkpoint",
        [](Workspace& ws) { return dsir_good(ws); },
        65,
-       {"{in}/raw.jsonl", "changed since the checkpoint"},
-       "the checkpoint does not record the inputs' sizes, so a resume reads a changed input: at 2 ranks a "
-       "piece index past the shorter file is an internal error (exit 70, 'vector<bool>::_M_range_check', "
-       "MPI_ABORT), at 1 rank the cut line is reported as bad JSON",
+       {"{in}/raw.jsonl: changed since the checkpoint (", " bytes, ", " when it was written)"},
+       "",
        Needs::nothing,
        [](Workspace& ws) { truncate_file(ws.in + "/raw.jsonl", file_size(ws.in + "/raw.jsonl") / 2); }},
+      {"dsir",
+       "edited_since_checkpoint",
+       [](Workspace& ws) { return dsir_good(ws); },
+       65,
+       {"{in}/raw.jsonl: changed since the checkpoint (same size"},
+       "",
+       Needs::nothing,
+       [](Workspace& ws) {
+         // Same size, one document's text changed: only the recorded hash tells.
+         std::string raw = test::read_file(ws.in + "/raw.jsonl");
+         raw[raw.size() / 2] = raw[raw.size() / 2] == 'x' ? 'y' : 'x';
+         test::write_file(ws.in + "/raw.jsonl", raw);
+       }},
   };
 }
 

@@ -83,9 +83,7 @@ std::vector<Case> output_cases() {
        },
        74,
        {"{out}/poisson.h5: no space left on device"},
-       "an H5Writer abandoned after its space reservation failed is closed by close_abandoned_files(); "
-       "HDF5's metadata flush then fails on the full disk, the file stays open, and at 1 rank MPI_Finalize "
-       "segfaults in H5F__close_cb (exit 139) after the right message; at 2 ranks the ranks hang",
+       "",
        Needs::tmpfs,
        nullptr,
        10},
@@ -98,9 +96,7 @@ std::vector<Case> output_cases() {
        },
        74,
        {"{out}/cca.h5: no space left on device"},
-       "an H5Writer abandoned after its space reservation failed is closed by close_abandoned_files(); "
-       "HDF5's metadata flush then fails on the full disk, the file stays open, and at 1 rank MPI_Finalize "
-       "segfaults in H5F__close_cb (exit 139) after the right message; at 2 ranks the ranks hang",
+       "",
        Needs::tmpfs,
        nullptr,
        10},
@@ -111,10 +107,7 @@ std::vector<Case> output_cases() {
          return hessian_good(ws);
        },
        74,
-       {"{out}/hessian.h5", "File too large"},
-       "SIGXFSZ is ignored now (engine/signals.cpp), so the write fails with EFBIG instead of killing the "
-       "rank; the run then meets the full-disk defect above: the abandoned HDF5 file does not close, and "
-       "at 1 rank MPI_Finalize segfaults (exit 139), at 2 ranks the ranks hang"},
+       {"{out}/hessian.h5", "File too large"}},
   };
 }
 

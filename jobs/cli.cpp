@@ -1,6 +1,7 @@
 #include "jobs/cli.hpp"
 
 #include "cluster/submit.hpp"
+#include "comm/backend.hpp"
 #include "comm/communicator.hpp"
 #include "engine/context.hpp"
 #include "engine/error.hpp"
@@ -119,7 +120,7 @@ void reject_positional(const std::vector<std::string>& words, const std::string&
                    " (options start with --; `skein run " + job + " --help` lists them)");
 }
 
-int run(const comm::Communicator& world, const std::vector<std::string>& args) {
+int run(comm::Communicator& world, const std::vector<std::string>& args) {
   const auto started = std::chrono::steady_clock::now();
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     if (world.rank() == 0) {
@@ -146,6 +147,12 @@ int run(const comm::Communicator& world, const std::vector<std::string>& args) {
       "checkpoint-every", po::value<double>()->default_value(0),
       "checkpoint every SECONDS (0: only on a signal)")(
       "checkpoint-steps", po::value<std::int64_t>()->default_value(0), "checkpoint every N steps (0: never)");
+  // The [comm] section, shared by every job (comm/backend.hpp): how Views in device memory are communicated.
+  const auto comm_keys = comm::backend_keys();
+  for (const auto& key : comm_keys) {
+    general.add_options()(("comm." + key.name).c_str(), po::value<std::string>(),
+                          (key.help + " (default " + key.default_value + "; INI section [comm])").c_str());
+  }
   po::options_description job_keys(name + " keys");
   std::vector<std::string> valid;
   for (const auto& key : entry.spec.keys) {
@@ -156,6 +163,7 @@ int run(const comm::Communicator& world, const std::vector<std::string>& args) {
                              "--fresh", "--checkpoint-every", "--checkpoint-steps"}) {
     valid.push_back(option);
   }
+  for (const auto& key : comm_keys) valid.push_back("--comm." + key.name);
   po::options_description all;
   all.add(general).add(job_keys);
 
@@ -190,6 +198,11 @@ int run(const comm::Communicator& world, const std::vector<std::string>& args) {
     const auto it = vm.find(name + "." + key.name);
     if (it != vm.end()) overrides.emplace_back(key.name, it->second.as<std::string>());
   }
+  std::vector<std::pair<std::string, std::string>> comm_overrides;
+  for (const auto& key : comm_keys) {
+    const auto it = vm.find("comm." + key.name);
+    if (it != vm.end()) comm_overrides.emplace_back(key.name, it->second.as<std::string>());
+  }
   const std::string config_path = vm.count("config") ? vm["config"].as<std::string>() : "";
   const std::string out_dir = vm["out"].as<std::string>();
   const std::string debug_dir = vm["debug-log"].as<std::string>();
@@ -223,10 +236,15 @@ int run(const comm::Communicator& world, const std::vector<std::string>& args) {
   }
   world.bcast(run_id, 0);
   const JobEnv env{world, config, out_dir, started, run_id};
+  engine::Config comm_config;
   world.agree([&] {
-    config = engine::Config::resolve(name, entry.spec.keys, ini_text, config_path, overrides);
-    job = entry.make(env);
+    const auto [comm_ini, job_ini] = engine::split_ini_section(ini_text, "comm");
+    comm_config = engine::Config::resolve("comm", comm_keys, comm_ini, config_path, comm_overrides);
+    config = engine::Config::resolve(name, entry.spec.keys, job_ini, config_path, overrides);
   });
+  // Before the job exists: its constructor may already communicate Views.
+  const std::string backend = comm::configure_backend(world, comm_config);
+  world.agree([&] { job = entry.make(env); });
   auto& log = engine::Log::user();
   log.info("{} on {} rank{}, skein {}, output {}/", name, world.size(), world.size() == 1 ? "" : "s",
            SKEIN_VERSION, out_dir);
@@ -235,6 +253,7 @@ int run(const comm::Communicator& world, const std::vector<std::string>& args) {
              std::getenv("SLURM_JOB_NUM_NODES") ? std::getenv("SLURM_JOB_NUM_NODES") : "?",
              std::getenv("SLURM_NTASKS") ? std::getenv("SLURM_NTASKS") : "?");
   }
+  log.info("communication: {}", backend);
   engine::Log::rank_log().debug("resolved config:\n{}", config.to_ini());
 
   // The output folder is checked (writable, not in use, no stale temporaries) before any work.
@@ -256,7 +275,7 @@ int run(const comm::Communicator& world, const std::vector<std::string>& args) {
   return 0;
 }
 
-int dispatch(const comm::Communicator& world, int argc, char** argv) {
+int dispatch(comm::Communicator& world, int argc, char** argv) {
   if (argc < 2) {
     if (world.rank() == 0) std::cerr << kUsage;
     throw UsageError("missing command");
@@ -295,7 +314,7 @@ int dispatch(const comm::Communicator& world, int argc, char** argv) {
 }  // namespace
 
 int run_cli(int argc, char** argv) {
-  const comm::Communicator world(MPI_COMM_WORLD);
+  comm::Communicator world(MPI_COMM_WORLD);
   try {
     const int code = dispatch(world, argc, argv);
     io::close_abandoned_files();

@@ -80,9 +80,7 @@ if [[ ! -f /usr/local/cuda/include/nccl.h ]]; then
   [[ -n $nccl_root && ! -e $nccl_root/lib/libnccl.so ]] && ln -sf libnccl.so.2 "$nccl_root/lib/libnccl.so"
 fi
 build=build-h200
-cmake -S . -B $build -DCMAKE_BUILD_TYPE=Release -DKokkos_ROOT=$kokkos \
-  -DCMAKE_CXX_COMPILER=$kokkos/bin/nvcc_wrapper -DCMAKE_CXX_FLAGS=-arch=sm_90 -DSKEIN_CPU_ARCH= \
-  -DSKEIN_ENABLE_NCCL=ON ${nccl_root:+-DSKEIN_NCCL_ROOT=$nccl_root} >"$results/skein-configure.txt" 2>&1 ||
+cmake -S . -B $build -DCMAKE_BUILD_TYPE=Release -DKokkos_ROOT=$kokkos -DSKEIN_ENABLE_NCCL=ON ${nccl_root:+-DSKEIN_NCCL_ROOT=$nccl_root} >"$results/skein-configure.txt" 2>&1 ||
   { say "skein configure failed:"; tail -30 "$results/skein-configure.txt" | tee -a "$summary"; finish 1; }
 grep -- "-- skein" "$results/skein-configure.txt" | tee -a "$summary"
 targets=(skein test_nccl_collectives test_comm_backend test_communicator test_view_collectives)

@@ -24,7 +24,7 @@ namespace {
 template <class T>
 struct DeviceBuffer {
   explicit DeviceBuffer(const std::vector<T>& host) : count(host.size()) {
-    EXPECT_EQ(cudaMalloc(&data, count * sizeof(T)), cudaSuccess);
+    EXPECT_EQ(cudaMalloc(reinterpret_cast<void**>(&data), count * sizeof(T)), cudaSuccess);
     EXPECT_EQ(cudaMemcpy(data, host.data(), count * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
   }
   ~DeviceBuffer() { cudaFree(data); }

@@ -22,11 +22,11 @@ if ! cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSKEIN_ENABLE_NCCL=ON -D
 fi
 grep -E "^-- skein: NCCL" "$log"
 cmake --build "$build" -j "$jobs" --target skein_comm_nccl skein_comm skein
-nm -C "$build/comm/libskein_comm_nccl.a" | grep -q "make_nccl_collectives" || {
+nm -C "$build/comm/libskein_comm_nccl.a" | grep "make_nccl_collectives" >/dev/null || {
   echo "build-nccl: skein_comm_nccl lacks make_nccl_collectives" >&2
   exit 1
 }
-ldd "$build/bin/skein" | grep -q libnccl || {
+ldd "$build/bin/skein" | grep libnccl >/dev/null || {
   echo "build-nccl: bin/skein is not linked against libnccl" >&2
   exit 1
 }

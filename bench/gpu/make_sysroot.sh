@@ -27,6 +27,8 @@ packages=(openmpi-bin libopenmpi-dev libopenmpi3 openmpi-common libpmix2 libhwlo
 (cd "$debs" && apt-get download "${packages[@]}")
 for deb in "$debs"/*.deb; do dpkg -x "$deb" "$sysroot"; done
 find "$sysroot" -name '*.a' -delete
+# Debian names mpirun, mpicxx, h5pcc through update-alternatives, which dpkg -x does not run.
+for f in "$sysroot"/usr/bin/*.openmpi; do ln -sf "$(basename "$f")" "${f%.openmpi}"; done
 rm -rf "$sysroot"/usr/share/{doc,man,locale,lintian}
 keep=$(echo '#include <boost/program_options.hpp>' | g++ -std=c++17 -x c++ -M -I "$sysroot/usr/include" - |
   tr ' \\' '\n\n' | grep "^$sysroot/usr/include/boost/" | sort -u)

@@ -38,6 +38,8 @@ if [[ -f .gpu/sysroot.tar.gz ]] && ! command -v mpicxx >/dev/null; then
   # Debian 12 libraries unpacked by make_sysroot.sh: headers, libraries, Open MPI's runtime and mpirun.
   tar -xzf .gpu/sysroot.tar.gz -C /tmp
   sys=/tmp/sysroot
+  # Debian names mpirun, mpicxx, h5pcc through update-alternatives, which dpkg -x does not run.
+  for f in $sys/usr/bin/*.openmpi; do ln -sf "$(basename "$f")" "${f%.openmpi}"; done
   export PATH=$sys/usr/bin:$PATH
   export LD_LIBRARY_PATH=$sys/usr/lib/x86_64-linux-gnu:$sys/usr/lib/x86_64-linux-gnu/openmpi/lib:${LD_LIBRARY_PATH:-}
   export OPAL_PREFIX=$sys/usr CMAKE_PREFIX_PATH=$sys/usr:$sys/usr/lib/x86_64-linux-gnu/cmake
@@ -115,7 +117,7 @@ run_job() {  # NAME RANKS BACKEND -- skein run arguments
   code=$?
   t1=$(date +%s.%N)
   printf '%s np=%s backend=%s exit=%s wall=%.2fs\n' "$name" "$ranks" "$backend" "$code" \
-    "$(echo "$t1 - $t0" | bc)" | tee -a "$summary" >>"$runs"
+    "$(awk "BEGIN { print $t1 - $t0 }")" | tee -a "$summary" >>"$runs"
   grep -h "communication:" "$out.log" | head -1 >>"$runs"
   local h5
   h5=$(ls "$out"/*.h5 2>/dev/null | grep -v checkpoint | head -1)

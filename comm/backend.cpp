@@ -27,8 +27,14 @@ std::vector<engine::ConfigKey> backend_keys() {
   };
 }
 
-DeviceFacts local_device_facts() {
+DeviceFacts local_device_facts(const Communicator& comm) {
   DeviceFacts facts;
+  MPI_Comm node = MPI_COMM_NULL;
+  detail::check("MPI_Comm_split_type",
+                MPI_Comm_split_type(comm.native(), MPI_COMM_TYPE_SHARED, comm.rank(), MPI_INFO_NULL, &node));
+  const int code = MPI_Comm_size(node, &facts.ranks_on_node);
+  MPI_Comm_free(&node);
+  detail::check("MPI_Comm_size", code);
 #if defined(SKEIN_HAVE_NCCL)
   facts.nccl_compiled = true;
   facts.visible_devices = visible_cuda_devices();
@@ -54,6 +60,11 @@ std::string choose_backend(const Communicator& comm, const std::string& requeste
   } else if (facts.visible_devices == 0) {
     why_not =
         "no CUDA device is visible to this process (no GPU, no driver, or CUDA_VISIBLE_DEVICES is empty)";
+  } else if (facts.ranks_on_node > facts.visible_devices) {
+    why_not = std::to_string(facts.ranks_on_node) + " ranks on this node share " +
+              std::to_string(facts.visible_devices) +
+              " CUDA device(s), and NCCL needs one device per rank (run at most " +
+              std::to_string(facts.visible_devices) + " ranks per node)";
   } else if (!facts.device_memory) {
     why_not =
         "Kokkos runs on the host here (build Kokkos with Kokkos_ENABLE_CUDA=ON), so no View is in "
@@ -77,7 +88,7 @@ bool choose_gpu_aware(const Communicator& comm, const std::string& setting, cons
 }
 
 std::string configure_backend(Communicator& comm, const engine::Config& settings) {
-  const DeviceFacts facts = local_device_facts();
+  const DeviceFacts facts = local_device_facts(comm);
   std::string backend, gpu_aware_setting;
   comm.agree([&] {
     backend = settings.get_choice("backend", {"mpi", "nccl", "auto"});

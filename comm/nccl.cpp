@@ -7,6 +7,7 @@
 #include <chrono>
 #include <string>
 #include <thread>
+#include <utility>
 
 namespace skein::comm {
 
@@ -65,16 +66,18 @@ ncclRedOp_t nccl_op(Op op) {
   return ncclSum;
 }
 
-// The rank among the ranks of `comm` that share this node (raw MPI is allowed in comm/).
-int node_local_rank(const Communicator& comm) {
+// This rank's place among the ranks of `comm` that share its node: {rank, size} (raw MPI is allowed in
+// comm/).
+std::pair<int, int> node_share(const Communicator& comm) {
   MPI_Comm node = MPI_COMM_NULL;
   detail::check("MPI_Comm_split_type",
                 MPI_Comm_split_type(comm.native(), MPI_COMM_TYPE_SHARED, comm.rank(), MPI_INFO_NULL, &node));
-  int rank = 0;
-  const int code = MPI_Comm_rank(node, &rank);
+  int rank = 0, size = 1;
+  int code = MPI_Comm_rank(node, &rank);
+  if (code == MPI_SUCCESS) code = MPI_Comm_size(node, &size);
   MPI_Comm_free(&node);
   detail::check("MPI_Comm_rank", code);
-  return rank;
+  return {rank, size};
 }
 
 class NcclCollectives final : public DeviceCollectives {
@@ -164,13 +167,20 @@ int visible_cuda_devices() {
 }
 
 std::shared_ptr<const DeviceCollectives> make_nccl_collectives(const Communicator& comm, int device) {
-  const int local_rank = node_local_rank(comm);
+  const auto [local_rank, local_size] = node_share(comm);
   comm.agree([&] {
     const int devices = visible_cuda_devices();
     if (devices == 0) {
       throw engine::UsageError(
           "comm.backend=nccl: no CUDA device is visible to this process (no GPU, no driver, or "
           "CUDA_VISIBLE_DEVICES is empty); use comm.backend=mpi or auto");
+    }
+    // NCCL refuses two ranks of one communicator on the same device ("Duplicate GPU detected").
+    if (local_size > devices) {
+      throw engine::UsageError("comm.backend=nccl: " + std::to_string(local_size) +
+                               " ranks on this node share " + std::to_string(devices) +
+                               " CUDA device(s), and NCCL needs one device per rank; run at most " +
+                               std::to_string(devices) + " ranks per node, or use comm.backend=mpi or auto");
     }
     if (device < 0) device = local_rank % devices;
     check_cuda("cudaSetDevice", cudaSetDevice(device));

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One-shot GPU check for a session lent an H200 for 15 minutes (issue 11): builds Kokkos 4.6 with CUDA
 # (Kokkos_ARCH_HOPPER90) and skein with NCCL, runs the test suite, then poisson, hessian and dcdm workloads
-# at 1 rank and at 2 ranks sharing the GPU (the NCCL path), with comm.backend=mpi and =nccl, and writes
+# at 1 rank and at 2 ranks sharing the GPU, with comm.backend=mpi and =nccl (NCCL refuses two ranks on one
+# device, so the 2-rank nccl rows record skein's clean refusal, exit 2; the 2-rank mpi rows are the
+# shared-GPU numbers; NCCL between ranks needs a second GPU), and writes
 # everything under bench/results/DATE-h200/ (and copies the summary files to $OUT when set).
 #
 # Sized for ~12 minutes on 16 cores: Kokkos ~3 min, skein ~4 min, tests <= 3 min (unit + mpi labels; the e2e,

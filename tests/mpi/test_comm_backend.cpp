@@ -70,6 +70,12 @@ TEST(CommBackend, AutoTakesNcclOnlyWhereEveryRankCan) {
   DeviceFacts facts = capable();
   if (comm.rank() == comm.size() - 1) facts.visible_devices = 0;
   EXPECT_EQ(choose_backend(comm, "auto", facts), "mpi");
+  // Two ranks on one GPU: NCCL would refuse them ("Duplicate GPU detected"), so MPI it is.
+  DeviceFacts shared = capable();
+  shared.ranks_on_node = 3;
+  EXPECT_EQ(choose_backend(comm, "auto", shared), "mpi");
+  const std::string message = agreed_failure([&] { choose_backend(comm, "nccl", shared); });
+  EXPECT_NE(message.find("3 ranks on this node share 2 CUDA device(s)"), std::string::npos) << message;
 }
 
 TEST(CommBackend, NcclWhereARankCannotIsAnAgreedUsageError) {
@@ -122,8 +128,11 @@ TEST(CommBackend, ConfigureFromTheCommSection) {
 
   // nccl: succeeds where this rank has NCCL, a GPU and device memory (the H200 run), else the clean error.
   const auto nccl = skein::engine::Config::resolve("comm", keys, "", "", {{"backend", "nccl"}});
-  const DeviceFacts here = skein::comm::local_device_facts();
-  const bool can = here.nccl_compiled && here.visible_devices > 0 && here.device_memory;
+  const DeviceFacts here = skein::comm::local_device_facts(comm);
+  EXPECT_GE(here.ranks_on_node, 1);
+  const bool can_here =
+      here.nccl_compiled && here.visible_devices >= here.ranks_on_node && here.device_memory;
+  const bool can = comm.allreduce(static_cast<int>(can_here), skein::comm::Op::min) == 1;
   const std::string outcome = agreed_failure([&] { skein::comm::configure_backend(comm, nccl); });
   if (can) {
     EXPECT_EQ(outcome, "");

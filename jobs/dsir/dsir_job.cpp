@@ -10,6 +10,7 @@
 #include "io/input_files.hpp"
 #include "io/jsonl_reader.hpp"
 #include "io/text_output.hpp"
+#include "io/zstd_index.hpp"
 #include "jobs/dsir/featurizer.hpp"
 #include "jobs/dsir/pieces.hpp"
 #include "jobs/dsir/settings.hpp"
@@ -36,6 +37,8 @@ enum class DsirStream : std::uint32_t { gumbel = 1, baseline = 2, subsample = 3 
 constexpr double kLogEpsilon = 1e-8;  // the reference's log(p + 1e-8)
 constexpr int kOffsetBits = 40;       // document id = file index << 40 | byte offset
 constexpr int kFileBits = 24;
+// Pieces of a .jsonl.zst file: 2 = decompressed byte ranges (files indexed), 1 = the whole file in one piece.
+constexpr std::int64_t kZstdPiecesVersion = 2;
 
 std::uint64_t document_id(std::uint32_t file_index, std::uint64_t byte_offset) {
   return (static_cast<std::uint64_t>(file_index) << kOffsetBits) | byte_offset;
@@ -169,6 +172,9 @@ class DsirJob final : public engine::Job {
                          std::to_string((1u << kFileBits) - 1) + " are supported");
       }
     });
+    // Compressed files are split across ranks in decompressed offsets (see the README's dsir section).
+    io::index_zstd_inputs(comm_, target_files_);
+    io::index_zstd_inputs(comm_, raw_files_);
     target_pieces_ = std::make_unique<Pieces>(target_files_, settings_.piece_bytes);
     raw_pieces_ = std::make_unique<Pieces>(raw_files_, settings_.piece_bytes);
     target_counts_ = HostCounts("target_counts", settings_.num_buckets);
@@ -211,7 +217,13 @@ class DsirJob final : public engine::Job {
           caching_piece_.start(narrow_cache(), range.end - range.begin);
         }
         const Tally before = tally_;
-        io::JsonlShard shard(files, {pieces.range(piece)});
+        // One reader per pass: a .zst file's decoder carries on from one piece of it to the next.
+        if (!reader_) {
+          reader_ = std::make_unique<io::JsonlShard>(files, std::vector<io::ByteRange>{pieces.range(piece)});
+        } else {
+          reader_->retarget({pieces.range(piece)});
+        }
+        io::JsonlShard& shard = *reader_;
         while (shard.next_chunk(io::JsonlShard::default_block_bytes,
                                 [&](const io::Line& line) { on_line(line, shard); })) {
         }
@@ -250,6 +262,7 @@ class DsirJob final : public engine::Job {
   // Starts `pass` with the pieces in `done` (global, from a checkpoint) already processed.
   void begin_pass(Pass pass, const std::vector<std::uint64_t>& done) {
     pass_ = pass;
+    reader_.reset();
     pending_.clear();
     finished_.clear();
     done_before_ = done;
@@ -264,8 +277,8 @@ class DsirJob final : public engine::Job {
     for (std::uint64_t p = first; p < last; ++p) {
       if (!is_done[p]) all_pending.push_back(p);
     }
-    // Rank r takes the r-th contiguous share of the pending pieces (the one even-share rule).
-    const auto share = comm::BlockPartition(all_pending.size(), comm_.size()).range(comm_.rank());
+    // Rank r takes the r-th contiguous share of the pending pieces (the even share; see Pieces::cuts).
+    const auto share = pieces.share(all_pending, comm_.rank(), comm_.size());
     pending_.assign(all_pending.begin() + static_cast<std::ptrdiff_t>(share.begin),
                     all_pending.begin() + static_cast<std::ptrdiff_t>(share.end));
     const auto& files = pass == Pass::fit_target ? target_files_ : raw_files_;
@@ -279,10 +292,8 @@ class DsirJob final : public engine::Job {
       // Hand each selected document to the rank that reads its piece in this pass; pieces are shared out
       // in order, so the ranks' selected lines concatenate in (file, offset) order.
       const Pieces& raw = *raw_pieces_;
-      auto owner = [&](std::uint64_t id) {
-        return comm::BlockPartition(raw.count(), comm_.size())
-            .owner(raw.piece_of(file_of(id), offset_of(id)));
-      };
+      const Pieces::Owners owners = raw.owners(comm_.size());
+      auto owner = [&](std::uint64_t id) { return owners.of(raw.piece_of(file_of(id), offset_of(id))); };
       selected_ = comm_.exchange(selected_, [&](const comm::Candidate& c) { return owner(c.id); });
       random_ids_ = comm_.exchange(random_ids_, owner);
       std::sort(selected_.begin(), selected_.end(),
@@ -535,6 +546,7 @@ class DsirJob final : public engine::Job {
   std::vector<std::uint64_t> finished_;  // this rank's pieces read in this pass (since it began or resumed)
   std::vector<std::uint64_t> done_before_;  // pieces of this pass done before a resume (global)
   std::unique_ptr<Featurizer> featurizer_;
+  std::unique_ptr<io::JsonlShard> reader_;  // this pass's reader, kept from piece to piece
   std::unique_ptr<engine::Progress> progress_;
   double bytes_done_ = 0;
   Tally tally_, target_tally_, raw_tally_;  // tally_: this pass, this rank; the others: global
@@ -589,6 +601,7 @@ std::vector<comm::Candidate> restore_candidates(engine::StateReader& state, cons
 void DsirJob::save_state(engine::StateWriter& state) const {
   state.scalar("pass", static_cast<std::int64_t>(pass_));
   state.scalar("bucket_version", static_cast<std::int64_t>(bucket_version(settings_.hash)));
+  state.scalar("zstd_pieces", kZstdPiecesVersion);
   // Pieces of the current pass already read, by any rank (collect restarts from its beginning).
   std::vector<std::uint64_t> done = done_before_;
   if (pass_ != Pass::collect) {
@@ -652,6 +665,22 @@ void DsirJob::restore_state(engine::StateReader& state) {
           "; run again without --resume, or into a new --out");
     }
   });
+  // Before version 2, a .zst file's pieces were compressed byte ranges: its done pieces mean nothing now.
+  std::int64_t zstd_pieces = 1;
+  try {
+    zstd_pieces = state.int64_scalar("zstd_pieces");
+  } catch (const std::exception&) {  // agreed: every rank takes this branch
+  }
+  comm_.agree([&] {
+    const auto is_zstd = [](const io::InputFile& f) { return f.zstd; };
+    const bool any_zstd = std::any_of(target_files_.begin(), target_files_.end(), is_zstd) ||
+                          std::any_of(raw_files_.begin(), raw_files_.end(), is_zstd);
+    if (any_zstd && zstd_pieces != kZstdPiecesVersion) {
+      throw UsageError(
+          "cannot resume: the checkpoint was written by an older skein that cut .jsonl.zst inputs by "
+          "compressed bytes; run again without --resume, or into a new --out");
+    }
+  });
   const auto done = state.replicated_uint64("done_pieces");
   // Partial sums go to rank 0 only, so that the end-of-pass reduction counts them once.
   const bool keeper = comm_.rank() == 0;
@@ -697,9 +726,9 @@ void DsirJob::write_raw_weights(io::H5Writer& h5) {
   // Weights restored from a checkpoint may sit on any rank: send each to the rank owning its piece, then
   // sort, so that the ranks' parts concatenate in document order.
   const Pieces& raw = *raw_pieces_;
+  const Pieces::Owners owners = raw.owners(comm_.size());
   auto entries = comm_.exchange(weights_, [&](const WeightEntry& w) {
-    return comm::BlockPartition(raw.count(), comm_.size())
-        .owner(raw.piece_of(file_of(w.id), offset_of(w.id)));
+    return owners.of(raw.piece_of(file_of(w.id), offset_of(w.id)));
   });
   std::sort(entries.begin(), entries.end(),
             [](const WeightEntry& a, const WeightEntry& b) { return a.id < b.id; });
@@ -797,8 +826,11 @@ void DsirJob::use_model(const Model& model) {
 void DsirJob::start_from_model() {
   use_model(read_model(comm_, settings_.model_path, "model", settings_));
   if (settings_.stage == Stage::score) {
-    const auto share =
-        comm::BlockPartition(raw_pieces_->count(), settings_.shard_count).range(settings_.shard_index);
+    // Shards cut the pieces as ranks do (Pieces::cuts: none decodes a compressed file only to skip it).
+    std::vector<std::uint64_t> all(raw_pieces_->count());
+    for (std::uint64_t p = 0; p < all.size(); ++p) all[p] = p;
+    const auto share = raw_pieces_->share(all, static_cast<int>(settings_.shard_index),
+                                          static_cast<int>(settings_.shard_count));
     score_pieces_ = {share.begin, share.end};
     engine::Log::user().info("dsir: scoring shard {} of {} (raw pieces {}..{} of {}) with the model of {}",
                              settings_.shard_index, settings_.shard_count, share.begin, share.end,

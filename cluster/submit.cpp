@@ -608,7 +608,9 @@ SubmitOptions parse_submit_options(const std::vector<std::string>& args,
     config_files.push_back(options.config_path);
   }
   for (const auto& path : config_files) {
-    engine::Config::resolve(spec.name, spec.keys, read_config(path), path, options.overrides);
+    // The [comm] section (comm.backend, comm.gpu_aware) is every job's; `skein run` checks it on the nodes.
+    engine::Config::resolve(spec.name, spec.keys, engine::split_ini_section(read_config(path), "comm").second,
+                            path, options.overrides);
   }
   return options;
 }

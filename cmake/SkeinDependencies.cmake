@@ -55,16 +55,5 @@ else()
   set(SKEIN_ZSTD_TARGET zstd::libzstd_static)
 endif()
 
-# NCCL: AUTO turns it on where both CUDA and nccl.h are found.
-set(SKEIN_HAVE_NCCL OFF)
-if(NOT SKEIN_ENABLE_NCCL STREQUAL "OFF")
-  find_package(CUDAToolkit QUIET)
-  find_path(NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} PATH_SUFFIXES include)
-  find_library(NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR})
-  if(CUDAToolkit_FOUND AND NCCL_INCLUDE_DIR AND NCCL_LIBRARY)
-    set(SKEIN_HAVE_NCCL ON)
-  elseif(SKEIN_ENABLE_NCCL STREQUAL "ON")
-    message(FATAL_ERROR "SKEIN_ENABLE_NCCL=ON but CUDA or nccl.h was not found")
-  endif()
-endif()
-message(STATUS "skein: NCCL backend ${SKEIN_HAVE_NCCL}")
+# NCCL (comm/nccl.cpp): SKEIN_ENABLE_NCCL=AUTO|ON|OFF; sets SKEIN_HAVE_NCCL and skein::nccl.
+include(SkeinNccl)

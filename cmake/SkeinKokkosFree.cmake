@@ -6,6 +6,9 @@
 #    another skein header, fails the build and names the file.
 
 set(SKEIN_KOKKOS_FREE_TARGETS skein_engine_core skein_comm_core skein_io_json skein_cluster)
+if(TARGET skein_comm_nccl)
+  list(APPEND SKEIN_KOKKOS_FREE_TARGETS skein_comm_nccl)  # the NCCL backend: host code, no kernels
+endif()
 # Sources that must not include Kokkos although their target (the jobs library) links it.
 set(SKEIN_KOKKOS_FREE_SOURCES ${PROJECT_SOURCE_DIR}/jobs/cli.cpp ${PROJECT_SOURCE_DIR}/jobs/main.cpp)
 

@@ -104,7 +104,10 @@ CartDecomposition::CartDecomposition(const Communicator& comm, std::array<std::i
   const engine::BlockingScope blocking("MPI_Cart_create");
   detail::check("MPI_Cart_create",
                 MPI_Cart_create(comm.native(), 3, dims_.data(), periodic.data(), /*reorder=*/0, &cart));
-  comm_ = std::make_shared<const Communicator>(Communicator::adopt(cart));
+  auto cartesian = Communicator::adopt(cart);
+  // reorder=0 and every rank in the grid: the same ranks in the same order, so the device backend applies.
+  if (cartesian.size() == comm.size()) cartesian.set_device_backend(comm.device_backend(), comm.gpu_aware());
+  comm_ = std::make_shared<const Communicator>(std::move(cartesian));
   for (int a = 0; a < 3; ++a) {
     const BlockPartition partition(static_cast<std::uint64_t>(global_[a]), dims_[a]);
     cuts_[a].resize(static_cast<std::size_t>(dims_[a]) + 1);

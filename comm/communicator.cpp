@@ -65,7 +65,11 @@ Communicator::Communicator(Communicator&& other) noexcept
     : comm_(std::exchange(other.comm_, MPI_COMM_NULL)),
       rank_(std::exchange(other.rank_, 0)),
       size_(std::exchange(other.size_, 0)),
-      staging_(std::move(other.staging_)) {}
+      staging_(std::move(other.staging_)),
+      device_(std::move(other.device_)),
+      gpu_aware_(std::exchange(other.gpu_aware_, false)),
+      pinned_staging_(std::move(other.pinned_staging_)),
+      pinned_staging_bytes_(std::exchange(other.pinned_staging_bytes_, 0)) {}
 
 Communicator& Communicator::operator=(Communicator&& other) noexcept {
   if (this != &other) {
@@ -74,6 +78,10 @@ Communicator& Communicator::operator=(Communicator&& other) noexcept {
     rank_ = std::exchange(other.rank_, 0);
     size_ = std::exchange(other.size_, 0);
     staging_ = std::move(other.staging_);
+    device_ = std::move(other.device_);
+    gpu_aware_ = std::exchange(other.gpu_aware_, false);
+    pinned_staging_ = std::move(other.pinned_staging_);
+    pinned_staging_bytes_ = std::exchange(other.pinned_staging_bytes_, 0);
   }
   return *this;
 }
@@ -94,7 +102,10 @@ Communicator Communicator::split(int color, int key) const {
   const engine::BlockingScope blocking("MPI_Comm_split");
   detail::check("MPI_Comm_split",
                 MPI_Comm_split(comm_, color == no_color ? MPI_UNDEFINED : color, key, &part));
-  return adopt(part);
+  Communicator result = adopt(part);
+  // Other ranks, so not the device backend (an NCCL communicator is fixed to its ranks); MPI is the same.
+  result.gpu_aware_ = gpu_aware_;
+  return result;
 }
 
 void Communicator::require_contiguous(bool contiguous, const char* what) {

@@ -4,6 +4,7 @@
 // which a file that communicates Views includes.
 #pragma once
 
+#include "comm/device_collectives.hpp"
 #include "comm/request.hpp"
 #include "engine/error.hpp"
 #include "engine/watchdog.hpp"
@@ -94,6 +95,18 @@ class Communicator {
   MPI_Comm native() const { return comm_; }
 
   void barrier() const;
+
+  // --- Device memory (comm/backend.hpp chooses; a job never calls these) ---------------------------------
+  // Views in memory the host cannot read go through `device` (NCCL) when set; else straight to MPI when
+  // `gpu_aware` (MPI reads device pointers); else through a reused pinned host buffer. Host data always
+  // goes through MPI. Communicators split from this one keep `gpu_aware`; the Cartesian one of a
+  // CartDecomposition keeps both (same ranks, same order).
+  void set_device_backend(std::shared_ptr<const DeviceCollectives> device, bool gpu_aware) {
+    device_ = std::move(device);
+    gpu_aware_ = gpu_aware;
+  }
+  const std::shared_ptr<const DeviceCollectives>& device_backend() const { return device_; }
+  bool gpu_aware() const { return gpu_aware_; }
 
   // Collective: ranks with the same `color` form a new communicator, ordered by (key, old rank). A rank
   // passing `no_color` takes part in the call but gets a null communicator.
@@ -331,6 +344,12 @@ class Communicator {
   int rank_ = 0;
   int size_ = 1;
   mutable std::vector<std::max_align_t> staging_;
+  std::shared_ptr<const DeviceCollectives> device_;
+  bool gpu_aware_ = false;
+  // Pinned host staging for device Views (a Kokkos View, type-erased: this header has no Kokkos), grown on
+  // demand by comm/view_collectives.hpp and reused.
+  mutable std::shared_ptr<void> pinned_staging_;
+  mutable std::size_t pinned_staging_bytes_ = 0;
 };
 
 }  // namespace skein::comm

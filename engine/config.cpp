@@ -71,6 +71,29 @@ std::string read_config_file(const std::string& path) {
   return text;
 }
 
+std::pair<std::string, std::string> split_ini_section(const std::string& text, const std::string& section) {
+  std::string inside, outside;
+  bool in_section = false;
+  std::size_t begin = 0;
+  while (begin < text.size()) {
+    std::size_t end = text.find('\n', begin);
+    end = end == std::string::npos ? text.size() : end + 1;
+    const std::string line = text.substr(begin, end - begin);
+    const std::size_t first = line.find_first_not_of(" \t");
+    if (first != std::string::npos && line[first] == '[') {
+      const std::size_t close = line.find(']', first);
+      if (close != std::string::npos) {
+        const std::string name = line.substr(first + 1, close - first - 1);
+        const std::size_t a = name.find_first_not_of(" \t"), b = name.find_last_not_of(" \t");
+        in_section = a != std::string::npos && name.substr(a, b - a + 1) == section;
+      }
+    }
+    (in_section ? inside : outside) += line;
+    begin = end;
+  }
+  return {inside, outside};
+}
+
 std::string closest_match(const std::string& word, const std::vector<std::string>& candidates) {
   std::string best;
   std::size_t best_distance = std::max<std::size_t>(3, word.size() / 2) + 1;
@@ -199,7 +222,8 @@ std::vector<std::string> Config::get_list(const std::string& key) const {
     }
   }
   if (quoted) {
-    throw UsageError("config key '" + section_ + "." + key + "': a double quote is not closed in '" + get(key) + "'");
+    throw UsageError("config key '" + section_ + "." + key + "': a double quote is not closed in '" +
+                     get(key) + "'");
   }
   if (!current.empty() || had_quotes) items.push_back(current);
   return items;

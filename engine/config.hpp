@@ -67,6 +67,11 @@ class Config {
 // The text of an INI file; UsageError naming the file when it cannot be read.
 std::string read_config_file(const std::string& path);
 
+// Splits INI text into the lines of `[section]` (first) and everything else (second), so that a section
+// shared by every job (`[comm]`) can sit in a job's config file. Other lines keep their places, so both
+// halves parse as the original would.
+std::pair<std::string, std::string> split_ini_section(const std::string& text, const std::string& section);
+
 // The candidate nearest to `word` by edit distance ("" when nothing is reasonably close).
 std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);
 

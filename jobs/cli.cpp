@@ -1,6 +1,7 @@
 #include "jobs/cli.hpp"
 
 #include "cluster/submit.hpp"
+#include "comm/backend.hpp"
 #include "comm/communicator.hpp"
 #include "engine/context.hpp"
 #include "engine/error.hpp"
@@ -120,7 +121,7 @@ void reject_positional(const std::vector<std::string>& words, const std::string&
                    " (options start with --; `skein run " + job + " --help` lists them)");
 }
 
-int run(const comm::Communicator& world, const std::vector<std::string>& args) {
+int run(comm::Communicator& world, const std::vector<std::string>& args) {
   const auto started = std::chrono::steady_clock::now();
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     if (world.rank() == 0) {
@@ -147,6 +148,12 @@ int run(const comm::Communicator& world, const std::vector<std::string>& args) {
       "checkpoint-every", po::value<double>()->default_value(0),
       "checkpoint every SECONDS (0: only on a signal)")(
       "checkpoint-steps", po::value<std::int64_t>()->default_value(0), "checkpoint every N steps (0: never)");
+  // The [comm] section, shared by every job (comm/backend.hpp): how Views in device memory are communicated.
+  const auto comm_keys = comm::backend_keys();
+  for (const auto& key : comm_keys) {
+    general.add_options()(("comm." + key.name).c_str(), po::value<std::string>(),
+                          (key.help + " (default " + key.default_value + "; INI section [comm])").c_str());
+  }
   po::options_description job_keys(name + " keys");
   std::vector<std::string> valid;
   for (const auto& key : entry.spec.keys) {
@@ -157,6 +164,7 @@ int run(const comm::Communicator& world, const std::vector<std::string>& args) {
                              "--fresh", "--checkpoint-every", "--checkpoint-steps"}) {
     valid.push_back(option);
   }
+  for (const auto& key : comm_keys) valid.push_back("--comm." + key.name);
   po::options_description all;
   all.add(general).add(job_keys);
 
@@ -190,6 +198,11 @@ int run(const comm::Communicator& world, const std::vector<std::string>& args) {
   for (const auto& key : entry.spec.keys) {
     const auto it = vm.find(name + "." + key.name);
     if (it != vm.end()) overrides.emplace_back(key.name, it->second.as<std::string>());
+  }
+  std::vector<std::pair<std::string, std::string>> comm_overrides;
+  for (const auto& key : comm_keys) {
+    const auto it = vm.find("comm." + key.name);
+    if (it != vm.end()) comm_overrides.emplace_back(key.name, it->second.as<std::string>());
   }
   const std::string config_path = vm.count("config") ? vm["config"].as<std::string>() : "";
   const std::string out_dir = vm["out"].as<std::string>();
@@ -225,15 +238,20 @@ int run(const comm::Communicator& world, const std::vector<std::string>& args) {
   world.bcast(run_id, 0);
   const JobEnv env{world, config, out_dir, started, run_id};
   double comm_timeout = 0;
+  engine::Config comm_config;
   world.agree([&] {
-    config = engine::Config::resolve(name, entry.spec.keys, ini_text, config_path, overrides);
+    const auto [comm_ini, job_ini] = engine::split_ini_section(ini_text, "comm");
+    comm_config = engine::Config::resolve("comm", comm_keys, comm_ini, config_path, comm_overrides);
+    config = engine::Config::resolve(name, entry.spec.keys, job_ini, config_path, overrides);
     comm_timeout = config.get_double(kCommTimeoutKey);
     if (comm_timeout < 0) {
       throw UsageError("config key '" + name + "." + kCommTimeoutKey + "': '" + config.get(kCommTimeoutKey) +
                        "' must be 0 (wait forever) or a number of seconds");
     }
-    job = entry.make(env);
   });
+  // Before the job exists: its constructor may already communicate Views.
+  const std::string backend = comm::configure_backend(world, comm_config);
+  world.agree([&] { job = entry.make(env); });
   // From here a rank that stops responding ends the run instead of holding the others forever.
   engine::start_watchdog(comm_timeout, world.rank());
   auto& log = engine::Log::user();
@@ -244,6 +262,7 @@ int run(const comm::Communicator& world, const std::vector<std::string>& args) {
              std::getenv("SLURM_JOB_NUM_NODES") ? std::getenv("SLURM_JOB_NUM_NODES") : "?",
              std::getenv("SLURM_NTASKS") ? std::getenv("SLURM_NTASKS") : "?");
   }
+  log.info("communication: {}", backend);
   engine::Log::rank_log().debug("resolved config:\n{}", config.to_ini());
 
   // The output folder is checked (writable, not in use, no stale temporaries) before any work.
@@ -265,7 +284,7 @@ int run(const comm::Communicator& world, const std::vector<std::string>& args) {
   return 0;
 }
 
-int dispatch(const comm::Communicator& world, int argc, char** argv) {
+int dispatch(comm::Communicator& world, int argc, char** argv) {
   if (argc < 2) {
     if (world.rank() == 0) std::cerr << kUsage;
     throw UsageError("missing command");
@@ -304,7 +323,7 @@ int dispatch(const comm::Communicator& world, int argc, char** argv) {
 }  // namespace
 
 int run_cli(int argc, char** argv) {
-  const comm::Communicator world(MPI_COMM_WORLD);
+  comm::Communicator world(MPI_COMM_WORLD);
   try {
     const int code = dispatch(world, argc, argv);
     io::close_abandoned_files();

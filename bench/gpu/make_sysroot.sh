@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Prepares .gpu/ for bench/gpu/run_on_h200.sh on a machine like the project's (Debian 12, x86-64): Kokkos'
+# source as a tarball and, because the H200 image has CUDA, CMake and Python but not skein's Debian libraries,
+# those libraries' .debs unpacked (dpkg -x: headers, shared libraries, Open MPI's mpirun, plugins and help
+# files), pruned (static libraries, documentation, the Boost headers Boost.Program_options does not include)
+# and packed as .gpu/sysroot.tar.gz. Everything stays in .gpu/ (ignored by .gitignore), which the device call
+# carries (64 MiB at most; this makes about 35).
+# Usage: bench/gpu/make_sysroot.sh [KOKKOS_GIT_DIR]   (default /work/.mirror/kokkos+kokkos/repo)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+debs=$(mktemp -d)
+trap 'rm -rf "$debs"' EXIT
+sysroot=$debs/sysroot
+mkdir -p .gpu "$sysroot"
+kokkos_git=${1:-/work/.mirror/kokkos+kokkos/repo}
+if [[ ! -f .gpu/kokkos-4.6.01.tar.gz ]]; then
+  git -C "$kokkos_git" archive --prefix=kokkos-4.6.01/ 4.6.01 | gzip -9 >.gpu/kokkos-4.6.01.tar.gz
+fi
+# skein's build and run dependencies without what a CUDA image already has (compilers, libc, libstdc++, zlib).
+packages=(openmpi-bin libopenmpi-dev libopenmpi3 openmpi-common libpmix2 libhwloc15 libevent-core-2.1-7
+  libevent-pthreads-2.1-7 libfabric1 libucx0 libibverbs1 librdmacm1 libnl-3-200 libnl-route-3-200 libpsm2-2
+  libpsm-infinipath1 libhdf5-openmpi-dev libhdf5-openmpi-103-1 libaec0 libsz2 libcurl4 libboost-program-options-dev
+  libboost-program-options1.74.0 libboost1.74-dev libsimdjson-dev libsimdjson14 libxxhash-dev libxxhash0
+  libzstd-dev libspdlog-dev libspdlog1.10 libfmt-dev libfmt9 libssl-dev libopenblas-dev libopenblas0-pthread
+  libopenblas-pthread-dev libopenblas0 liblapacke-dev liblapacke libgtest-dev libgmock-dev libgfortran5
+  liblapack3 libblas3 libtmglib3)
+(cd "$debs" && apt-get download "${packages[@]}")
+for deb in "$debs"/*.deb; do dpkg -x "$deb" "$sysroot"; done
+find "$sysroot" -name '*.a' -delete
+# Debian names mpirun, mpicxx, h5pcc through update-alternatives, which dpkg -x does not run.
+for f in "$sysroot"/usr/bin/*.openmpi; do ln -sf "$(basename "$f")" "${f%.openmpi}"; done
+rm -rf "$sysroot"/usr/share/{doc,man,locale,lintian}
+keep=$(echo '#include <boost/program_options.hpp>' | g++ -std=c++17 -x c++ -M -I "$sysroot/usr/include" - |
+  tr ' \\' '\n\n' | grep "^$sysroot/usr/include/boost/" | sort -u)
+find "$sysroot/usr/include/boost" -type f | sort | comm -23 - <(echo "$keep") | xargs rm -f
+tar -czf .gpu/sysroot.tar.gz -C "$debs" sysroot
+# Open MPI finds its helpers and plugins relative to OPAL_PREFIX (set by run_on_h200.sh).
+du -sh .gpu/*

@@ -1,0 +1,113 @@
+// libFuzzer target: the input is one JSON Lines file, read by JsonlShard (plain, or compressed to .zst, or
+// handed over as a .zst as it is) and every line featurized as dsir does (JSON field, tokenizer, n-gram
+// hashing). Checks the reader's contract: every line read exactly once whatever the rank count and block
+// size, each line the file's bytes up to its newline, and every bucket below num_buckets.
+#include "fuzz/fuzz_common.hpp"
+#include "io/jsonl_reader.hpp"
+#include "jobs/dsir/featurizer.hpp"
+
+#include <zstd.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace skein;
+
+struct SeenLine {
+  std::uint64_t offset;
+  std::string bytes;
+  bool operator==(const SeenLine& o) const { return offset == o.offset && bytes == o.bytes; }
+};
+
+std::vector<SeenLine> read_lines(const std::vector<io::InputFile>& files, int rank, int size,
+                                 std::size_t block_bytes) {
+  std::vector<SeenLine> lines;
+  io::JsonlShard shard(files, rank, size, block_bytes);
+  while (shard.next_chunk(block_bytes, [&](const io::Line& line) {
+    lines.push_back({line.byte_offset, std::string(line.bytes)});
+  })) {
+  }
+  return lines;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  fuzz::world();
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  fuzz::ByteReader in(data, size);
+  const std::uint8_t flags = in.u8();
+  const int mode = flags & 3;  // 0, 3: plain; 1: compressed here to .zst; 2: the bytes are the .zst
+  const std::string_view text = in.rest();
+
+  dsir::Settings settings;
+  settings.text_field = "text";
+  settings.lowercase = (flags & 4) != 0;
+  settings.hash = (flags & 8) ? dsir::HashKind::sha256 : dsir::HashKind::xxh3;
+  settings.ngrams = 1 + (flags >> 4) % 3;
+  settings.num_buckets = (flags & 64) ? 7 : 10000;
+  settings.skip_bad_lines = (flags & 128) != 0;
+
+  io::InputFile file;
+  file.zstd = mode == 1 || mode == 2;
+  std::string on_disk(text);
+  if (mode == 1) {
+    on_disk.resize(ZSTD_compressBound(text.size()));
+    const std::size_t n = ZSTD_compress(on_disk.data(), on_disk.size(), text.data(), text.size(), 1);
+    if (ZSTD_isError(n)) fuzz::finding("ZSTD_compress failed");
+    on_disk.resize(n);
+  }
+  file.path = fuzz::write_scratch(file.zstd ? "input.jsonl.zst" : "input.jsonl", on_disk);
+  file.size = on_disk.size();
+  const std::vector<io::InputFile> files{file};
+
+  fuzz::expect_skein_errors([&] {
+    // One rank with an ordinary block, then three ranks with a tiny one (buffer growth, lines across
+    // blocks, ranges starting mid-line): the same lines.
+    const auto whole = read_lines(files, 0, 1, 4096);
+    std::vector<SeenLine> split;
+    for (int r = 0; r < 3; ++r) {
+      const auto part = read_lines(files, r, 3, 16);
+      split.insert(split.end(), part.begin(), part.end());
+    }
+    if (!(whole == split)) fuzz::finding("lines differ between 1 rank and 3 ranks with tiny blocks");
+    if (mode != 2) {
+      // The decompressed stream is `text`: each line is its bytes up to the next newline, and the lines
+      // tile it.
+      std::uint64_t expected_offset = 0;
+      for (const auto& line : whole) {
+        if (line.offset != expected_offset) fuzz::finding("line offsets do not tile the file");
+        if (text.substr(line.offset, line.bytes.size()) != line.bytes)
+          fuzz::finding("a line's bytes are not the file's");
+        if (line.bytes.find('\n') != std::string::npos) fuzz::finding("a line holds a newline");
+        expected_offset = line.offset + line.bytes.size() + 1;
+      }
+      if (expected_offset < text.size()) fuzz::finding("lines end before the file does");
+    }
+
+    io::JsonlShard shard(files, 0, 1, 64);
+    dsir::Featurizer featurizer(settings, files);
+    dsir::Tally tally;
+    std::size_t checked_numbers = 0;
+    while (shard.next_chunk(64, [&](const io::Line& line) {
+      if (mode != 2 && checked_numbers < 4) {
+        ++checked_numbers;
+        std::uint64_t newlines = 0;
+        for (std::uint64_t i = 0; i < line.byte_offset; ++i) newlines += text[i] == '\n';
+        if (shard.line_number(0, line.byte_offset) != newlines + 1) fuzz::finding("wrong line_number");
+      }
+      if (!featurizer.featurize(line, shard, tally)) return;
+      for (const auto b : featurizer.buckets()) {
+        if (b >= settings.num_buckets) fuzz::finding("bucket out of range");
+      }
+    })) {
+    }
+  });
+  return 0;
+}

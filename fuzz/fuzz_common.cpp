@@ -82,8 +82,13 @@ std::string write_scratch(const std::string& name, std::string_view bytes) {
   return path;
 }
 
+bool verbose() {
+  static const bool on = std::getenv("SKEIN_FUZZ_VERBOSE") != nullptr;
+  return on;
+}
+
 void report(const std::string& what) {
-  const std::string line = "skein fuzz: FINDING: " + what;
+  const std::string line = "skein fuzz: " + what;
   std::fprintf(stderr, "%s\n", line.c_str());
 #ifdef SKEIN_FUZZ_HAVE_SANITIZER
   // libFuzzer's -close_fd_mask=2 sends stderr to /dev/null but keeps the sanitizers' report stream.
@@ -92,7 +97,7 @@ void report(const std::string& what) {
 }
 
 void finding(const std::string& what) {
-  report(what);
+  report("FINDING: " + what);
   std::abort();
 }
 

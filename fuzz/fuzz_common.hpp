@@ -49,19 +49,23 @@ class ByteReader {
   std::size_t at_ = 0;
 };
 
+// Prints a line where the crash report will show it (also under libFuzzer's -close_fd_mask=2).
+void report(const std::string& what);
+bool verbose();
+
 // Runs `body`; a skein error (engine::Error: usage, data, I/O) is the reader refusing bad input, which is
 // what it should do, so it is swallowed. Any other exception escapes and libFuzzer reports it as a crash.
+// SKEIN_FUZZ_VERBOSE=1 prints each such error (to see how deep the seeds reach).
 template <class F>
 void expect_skein_errors(F&& body) {
   try {
     body();
-  } catch (const engine::Error&) {
+  } catch (const engine::Error& e) {
+    if (verbose()) report(std::string("expected error: ") + e.what());
   }
 }
 
 // A broken invariant of a reader that did not refuse its input: reported as a crash.
 [[noreturn]] void finding(const std::string& what);
-// Prints a line where the crash report will show it (also under libFuzzer's -close_fd_mask=2).
-void report(const std::string& what);
 
 }  // namespace skein::fuzz

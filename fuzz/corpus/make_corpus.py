@@ -32,7 +32,7 @@ unicode = (
 )
 bad = '\n   \n{"text": 5}\n{"other": "x"}\n{not json\n[1, 2]\n{"text": "big", "n": 123456789012345678901234567890}\n'
 write("jsonl", "plain", bytes([0x04]) + good.encode())
-write("jsonl", "unicode_sha256_trigram", bytes([0x04 | 0x08 | 0x20]) + unicode.encode())
+write("jsonl", "unicode_sha256_trigram", bytes([0x80 | 0x04 | 0x08 | 0x20]) + unicode.encode())
 write("jsonl", "bad_lines_skip", bytes([0x80 | 0x40]) + (good + bad).encode())
 write("jsonl", "invalid_utf8", bytes([0x84]) + b'{"text": "ok \xff\xfe \xc0\x80 \xed\xa0\x80 end"}\n\xf5\x80 {"text":"a"}')
 write("jsonl", "no_final_newline", bytes([0x01 | 0x04]) + good.encode() + b'{"text": "last"}')

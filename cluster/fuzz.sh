@@ -64,8 +64,10 @@ for target in "${targets[@]}"; do
   cp fuzz/corpus/"$target"/* "$corpus"/ 2>/dev/null || true
   cp fuzz/regressions/"$target"/* "$corpus"/ 2>/dev/null || true
   log=$findings/$target.log
+  dict=()
+  [[ -f fuzz/$target.dict ]] && dict=(-dict="fuzz/$target.dict")
   set +e
-  "$build/fuzz/fuzz_$target" "$corpus" -max_total_time="$run_seconds" -timeout=10 -rss_limit_mb=4096 \
+  "$build/fuzz/fuzz_$target" "$corpus" "${dict[@]}" -max_total_time="$run_seconds" -timeout=10 -rss_limit_mb=4096 \
     -close_fd_mask=3 -print_final_stats=1 -artifact_prefix="$findings/$target-" >"$log" 2>&1
   code=$?
   set -e

@@ -29,9 +29,8 @@ fi
 if [[ $(id -u) -eq 0 ]]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
-# LeakSanitizer: Open MPI's and HDF5's one-time allocations (fuzz/lsan.supp says which and why).
+# LeakSanitizer: third-party allocations only (fuzz/lsan.supp, fuzz/lsan_<target>.supp say which and why).
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:symbolize=1}
-export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/fuzz/lsan.supp:print_suppressions=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 step_start=$(date +%s)
@@ -66,8 +65,10 @@ for target in "${targets[@]}"; do
   log=$findings/$target.log
   dict=()
   [[ -f fuzz/$target.dict ]] && dict=(-dict="fuzz/$target.dict")
+  supp=fuzz/lsan.supp
+  [[ -f fuzz/lsan_$target.supp ]] && supp=fuzz/lsan_$target.supp
   set +e
-  "$build/fuzz/fuzz_$target" "$corpus" "${dict[@]}" -max_total_time="$run_seconds" -timeout=10 -rss_limit_mb=4096 \
+  LSAN_OPTIONS=${SKEIN_FUZZ_LSAN_OPTIONS:-suppressions=$PWD/$supp:print_suppressions=0} "$build/fuzz/fuzz_$target" "$corpus" "${dict[@]}" -max_total_time="$run_seconds" -timeout=10 -rss_limit_mb=4096 \
     -close_fd_mask=3 -print_final_stats=1 -artifact_prefix="$findings/$target-" >"$log" 2>&1
   code=$?
   set -e
@@ -76,7 +77,7 @@ for target in "${targets[@]}"; do
   step "fuzz_$target ($run_seconds s): ${summary:-no summary}"
   if ((code != 0)); then
     # The first frame outside the sanitizer runtime and libc says whose code crashed.
-    frame=$(grep -E '^ +#[0-9]+ ' "$log" | grep -vE 'libclang_rt|compiler-rt|__asan|__ubsan|__sanitizer|libc\.so|libstdc\+\+|__interceptor|abort' | head -1 || true)
+    frame=$(grep -E '^ +#[0-9]+ ' "$log" | grep -vE 'libclang_rt|compiler-rt|__asan|__ubsan|__sanitizer|libc\.so|libstdc\+\+|__interceptor|abort| in (malloc|calloc|realloc|free|operator new)' | head -1 || true)
     echo "fuzz.sh: fuzz_$target crashed (exit $code); first frame: ${frame:-?}" >&2
     tail -n 60 "$log" >&2
     if [[ $target == hdf5_raw && $frame == *libhdf5* ]]; then

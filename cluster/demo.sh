@@ -48,6 +48,18 @@ print(f"demo: {100*selected:.1f}% of the {n} selected fortunes are from '{catego
       f"for a random selection of the raw corpus ({selected/raw:.1f}x)")
 PY
 
+# The same selection in stages (README, "Staged runs"): the run above's dsir.h5 is a model; score the raw fortunes
+# as two shard tasks, merge them, and get the one run's selection byte for byte.
+for shard in 0 1; do
+  mpirun -np 1 "$skein" run dsir --config examples/dsir-fortunes.ini --out "$work/staged/task-$shard" \
+    --dsir.raw="$work/raw.jsonl" --dsir.piece_size=256k --dsir.stage=score --dsir.model="$work/dsir.h5" \
+    --dsir.shard="$shard/2"
+done
+mpirun -np 2 "$skein" run dsir --config examples/dsir-fortunes.ini --out "$work/staged/merged" \
+  --dsir.raw="$work/raw.jsonl" --dsir.piece_size=256k --dsir.stage=merge --dsir.shards="$work/staged/task-*/dsir.h5"
+cmp "$work/selected.jsonl" "$work/staged/merged/selected.jsonl"
+echo "demo: staged (the model, 2 shard tasks, a merge): the same $(wc -l <"$work/staged/merged/selected.jsonl") selected fortunes, byte for byte"
+
 # poisson: a 32^3 smoke problem (solid walls, an air opening on top, two solid spheres) at 2 ranks.
 mpirun -np 2 "$skein" run poisson --config examples/poisson-smoke.ini --poisson.grid=32 --out "$work/poisson"
 "$skein" inspect "$work/poisson/poisson.h5"

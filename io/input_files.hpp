@@ -9,10 +9,26 @@
 
 namespace skein::io {
 
+// Where a zstd frame starts: a point where decoding can begin mid-file.
+struct ZstdFrameStart {
+  std::uint64_t compressed_offset = 0;  // in the file
+  std::uint64_t stream_offset = 0;      // in the decompressed stream
+};
+
 struct InputFile {
   std::string path;        // as matched (not canonicalised), for error messages
   std::uint64_t size = 0;  // bytes on disk (compressed size for .zst)
-  bool zstd = false;       // ".jsonl.zst": read through the zstd streaming decoder, never split
+  bool zstd = false;       // ".jsonl.zst": read through the zstd streaming decoder
+  // A .zst file indexed by index_zstd_inputs (io/zstd_index.hpp): its decompressed size and frame starts
+  // are known, so it occupies stream_size bytes of a reader's byte space and can be split like a plain
+  // file. Unindexed, it occupies `size` bytes and is read whole by one reader.
+  bool indexed = false;
+  std::uint64_t stream_size = 0;
+  std::vector<ZstdFrameStart> frames;  // in order; frames[0] starts at 0, 0
+
+  bool splittable() const { return !zstd || indexed; }
+  // Bytes the file occupies in a reader's global byte space (offsets of its lines are below this).
+  std::uint64_t extent() const { return zstd && indexed ? stream_size : size; }
 };
 
 // What JSONL readers accept; a file ending in ".zst" is read through zstd.

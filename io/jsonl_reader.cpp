@@ -77,7 +77,7 @@ void check_zstd_magic(int fd, const InputFile& file) {
 
 std::uint64_t JsonlShard::total_bytes(const std::vector<InputFile>& files) {
   std::uint64_t total = 0;
-  for (const auto& f : files) total += f.size;
+  for (const auto& f : files) total += f.extent();
   return total;
 }
 
@@ -90,13 +90,20 @@ JsonlShard::JsonlShard(const std::vector<InputFile>& files, const std::vector<By
   if (files_.size() > std::numeric_limits<std::uint32_t>::max()) {
     throw engine::UsageError("too many input files (" + std::to_string(files_.size()) + ")");
   }
+  capacity_ = std::max<std::size_t>(block_bytes, 16);
+  build_segments(ranges);
+}
+
+void JsonlShard::build_segments(const std::vector<ByteRange>& ranges) {
+  segments_.clear();
   bool any_zstd = false;
   for (const ByteRange& range : ranges) {
     const std::uint64_t lo = range.begin, hi = range.end;
     std::uint64_t base = 0;
     for (std::uint32_t i = 0; i < files_.size(); ++i) {
-      const std::uint64_t s = files_[i].size;
-      if (s > 0 && files_[i].zstd) {
+      const InputFile& file = files_[i];
+      const std::uint64_t s = file.extent();
+      if (s > 0 && !file.splittable()) {
         if (lo <= base && base < hi) {
           segments_.push_back({i, 0, std::numeric_limits<std::uint64_t>::max(), true, s});
           any_zstd = true;
@@ -104,15 +111,26 @@ JsonlShard::JsonlShard(const std::vector<InputFile>& files, const std::vector<By
       } else if (s > 0) {
         const std::uint64_t b = std::max(lo, base);
         const std::uint64_t e = std::min(hi, base + s);
-        if (b < e) segments_.push_back({i, b - base, e - base, false, e - b});
+        if (b < e) {
+          segments_.push_back({i, b - base, e - base, file.zstd, e - b});
+          any_zstd = any_zstd || file.zstd;
+        }
       }
       base += s;
     }
   }
+  bytes_total_ = 0;
   for (const auto& seg : segments_) bytes_total_ += seg.weight;
-  capacity_ = std::max<std::size_t>(block_bytes, 16);
-  if (!segments_.empty()) buffer_.resize(capacity_ + padding);
-  if (any_zstd) zstd_in_.resize(ZSTD_DStreamInSize());
+  segment_ = 0;
+  segment_open_ = false;
+  done_before_ = 0;
+  if (!segments_.empty() && buffer_.empty()) buffer_.resize(capacity_ + padding);
+  if (any_zstd && zstd_in_.empty()) zstd_in_.resize(ZSTD_DStreamInSize());
+}
+
+void JsonlShard::retarget(const std::vector<ByteRange>& ranges) {
+  if (zstd_file_ < 0) close_stream();
+  build_segments(ranges);
 }
 
 JsonlShard::~JsonlShard() {
@@ -122,11 +140,32 @@ JsonlShard::~JsonlShard() {
 
 void JsonlShard::open_segment() {
   const Segment& seg = segments_[segment_];
-  fd_ = open_input(files_[seg.file].path);
   segment_open_ = true;
+  if (seg.zstd) {
+    open_zstd_segment();
+    return;
+  }
+  close_stream();
+  fd_ = open_input(files_[seg.file].path);
   fill_ = pos_ = scanned_ = 0;
   source_eof_ = false;
-  if (seg.zstd) {
+  // A range starting mid-file begins one byte early: if that byte is '\n', a line starts at `begin`.
+  skipping_ = seg.begin > 0;
+  read_offset_ = skipping_ ? seg.begin - 1 : 0;
+  buffer_offset_ = read_offset_;
+}
+
+void JsonlShard::open_zstd_segment() {
+  const Segment& seg = segments_[segment_];
+  const InputFile& file = files_[seg.file];
+  // As for plain files, reading starts one byte before `begin` to see whether a line starts at `begin`.
+  const std::uint64_t start = seg.begin == 0 ? 0 : seg.begin - 1;
+  const bool at_byte_before = seg.begin > 0 && buffer_offset_ == seg.begin && have_byte_before_;
+  const bool keep = file.indexed && zstd_file_ == static_cast<std::int64_t>(seg.file) &&
+                    (buffer_offset_ <= start || at_byte_before);
+  if (!keep) {
+    close_stream();
+    fd_ = open_input(file.path);
     if (zstd_ == nullptr) {
       zstd_ = ZSTD_createDCtx();
       if (zstd_ == nullptr) throw engine::InternalError("ZSTD_createDCtx failed");
@@ -134,30 +173,72 @@ void JsonlShard::open_segment() {
     ZSTD_DCtx_reset(zstd_, ZSTD_reset_session_only);
     // Frames written with `zstd --long=31` need a 2 GiB window; the decoder's default limit is 128 MiB.
     ZSTD_DCtx_setParameter(zstd_, ZSTD_d_windowLogMax, 31);
-    check_zstd_magic(fd_, files_[seg.file]);
+    check_zstd_magic(fd_, file);
+    // Decoding can begin only where a frame begins: the last one at or before `start`.
+    ZstdFrameStart from;
+    if (file.indexed) {
+      const auto after = std::upper_bound(
+          file.frames.begin(), file.frames.end(), start,
+          [](std::uint64_t offset, const ZstdFrameStart& frame) { return offset < frame.stream_offset; });
+      if (after != file.frames.begin()) from = *(after - 1);
+    }
+    zstd_file_ = seg.file;
     zstd_in_pos_ = zstd_in_size_ = 0;
     zstd_last_ret_ = 0;
-    read_offset_ = 0;
-    skipping_ = false;
-  } else {
-    // A range starting mid-file begins one byte early: if that byte is '\n', a line starts at `begin`.
-    skipping_ = seg.begin > 0;
-    read_offset_ = skipping_ ? seg.begin - 1 : 0;
+    read_offset_ = from.compressed_offset;
+    buffer_offset_ = from.stream_offset;
+    fill_ = pos_ = scanned_ = 0;
+    source_eof_ = false;
+    have_byte_before_ = false;
   }
-  buffer_offset_ = read_offset_;
+  skipping_ = seg.begin > 0;
+  if (at_byte_before && keep && buffer_offset_ > start) {
+    // The buffer starts at `begin`: the byte before it says whether a line starts there.
+    pos_ = scanned_ = 0;
+    skipping_ = byte_before_ != '\n';
+    return;
+  }
+  if (start >= buffer_offset_ + fill_) {
+    buffer_offset_ += fill_;
+    fill_ = 0;
+    skip_zstd(start - buffer_offset_);
+    pos_ = 0;
+  } else {
+    pos_ = static_cast<std::size_t>(start - buffer_offset_);
+  }
+  scanned_ = pos_;
+}
+
+void JsonlShard::skip_zstd(std::uint64_t n) {
+  while (n > 0 && !source_eof_) {
+    const std::size_t got =
+        refill_zstd(buffer_.data(), static_cast<std::size_t>(std::min<std::uint64_t>(n, capacity_)));
+    if (got > 0) {
+      byte_before_ = buffer_[got - 1];
+      have_byte_before_ = true;
+    }
+    buffer_offset_ += got;
+    n -= got;
+  }
+}
+
+void JsonlShard::close_stream() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  zstd_file_ = -1;
+  have_byte_before_ = false;
 }
 
 void JsonlShard::close_segment() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
+  // A compressed file's decoder stays where it is: the next segment may continue from there.
+  if (!segments_[segment_].zstd) close_stream();
   done_before_ += segments_[segment_].weight;
   ++segment_;
   segment_open_ = false;
 }
 
 void JsonlShard::rewind() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
+  close_stream();
   segment_ = 0;
   segment_open_ = false;
   done_before_ = 0;
@@ -182,7 +263,7 @@ bool JsonlShard::scan_lines(const std::function<void(const Line&)>& on_line) {
   line.file_index = seg.file;
   line.padded_end = padded_end;
   while (true) {
-    if (!seg.zstd && buffer_offset_ + pos_ >= seg.end) return true;  // the next line is the next rank's
+    if (buffer_offset_ + pos_ >= seg.end) return true;  // the next line is the next rank's
     if (pos_ == fill_) return source_eof_;
     const auto* nl = static_cast<const char*>(std::memchr(base + scanned_, '\n', fill_ - scanned_));
     if (nl == nullptr) {
@@ -199,6 +280,8 @@ bool JsonlShard::scan_lines(const std::function<void(const Line&)>& on_line) {
 
 std::size_t JsonlShard::refill(std::size_t want) {
   if (pos_ > 0) {
+    byte_before_ = buffer_[pos_ - 1];
+    have_byte_before_ = true;
     std::memmove(buffer_.data(), buffer_.data() + pos_, fill_ - pos_);
     buffer_offset_ += pos_;
     fill_ -= pos_;
@@ -254,15 +337,19 @@ std::size_t JsonlShard::refill_zstd(char* out, std::size_t want) {
                                 ": its zstd frame needs a window larger than 2 GiB (the most skein "
                                 "decodes); recompress it without --long or with --long=31 at most");
       }
-      throw engine::DataError(file.path + ": bad zstd data in the compressed bytes before byte " +
-                              std::to_string(read_offset_) + ": " + ZSTD_getErrorName(ret));
+      throw engine::DataError(file.path + ": bad zstd data near decompressed byte " +
+                              std::to_string(buffer_offset_ + fill_ + output.pos) +
+                              " (in the compressed bytes before byte " + std::to_string(read_offset_) +
+                              "): " + ZSTD_getErrorName(ret));
     }
     // An idle call after a finished frame returns a size hint for the next one, not 0: keep the last
     // real answer.
     if (progress) zstd_last_ret_ = ret;
     if (output.pos == 0 && zstd_in_pos_ == zstd_in_size_ && read_offset_ == file.size) {
       if (zstd_last_ret_ != 0)
-        throw engine::DataError(file.path + ": truncated zstd stream (the file ends mid-frame)");
+        throw engine::DataError(file.path +
+                                ": truncated zstd stream: the file ends mid-frame, after decompressed byte " +
+                                std::to_string(buffer_offset_ + fill_ + output.pos));
       source_eof_ = true;
       break;
     }
@@ -289,8 +376,9 @@ bool JsonlShard::next_chunk(std::size_t max_bytes, const std::function<void(cons
 std::uint64_t JsonlShard::bytes_done() const {
   if (segment_ >= segments_.size() || !segment_open_) return done_before_;
   const Segment& seg = segments_[segment_];
-  if (seg.zstd) return done_before_ + std::min(read_offset_, seg.weight);
-  const std::uint64_t progress = read_offset_ <= seg.begin ? 0 : read_offset_ - seg.begin;
+  if (!files_[seg.file].splittable()) return done_before_ + std::min(read_offset_, seg.weight);
+  const std::uint64_t position = buffer_offset_ + fill_;
+  const std::uint64_t progress = position <= seg.begin ? 0 : position - seg.begin;
   return done_before_ + std::min(progress, seg.weight);
 }
 

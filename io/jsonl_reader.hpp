@@ -27,11 +27,13 @@ struct Line {
 // The files form one global byte space (file i occupies [base_i, base_i + size_i), in list order); rank r
 // of P owns global bytes [r*T/P, (r+1)*T/P) and reads exactly the lines that start there: a line may run
 // past the range end, and a range that starts mid-line skips to the next line start. Every file starts a
-// line, even when the previous file lacks a final newline. A .jsonl.zst file cannot be split: it belongs
-// wholly to the rank whose range holds its first byte. So every line of the input is read by exactly one
-// rank, whatever the rank count. Reading is local (no communication); errors throw DataError naming the
-// file. Lines are found with memchr in blocks read by pread (no per-line allocation).
-// A half-open range [begin, end) of the global byte space.
+// line, even when the previous file lacks a final newline. An indexed .jsonl.zst file (InputFile::indexed)
+// occupies its decompressed size and is split the same way, in decompressed offsets: a range that starts
+// mid-file decodes from the last frame start before it and discards the output up to the range. An
+// unindexed one belongs wholly to the rank whose range holds its first byte. So every line of the input is
+// read by exactly one rank, whatever the rank count. Reading is local (no communication); errors throw
+// DataError naming the file. Lines are found with memchr in blocks read by pread (no per-line allocation). A
+// half-open range [begin, end) of the global byte space.
 struct ByteRange {
   std::uint64_t begin = 0;
   std::uint64_t end = 0;
@@ -61,8 +63,13 @@ class JsonlShard {
   bool exhausted() const { return segment_ >= segments_.size(); }
   // Starts over from the first line of the shard (for a second pass).
   void rewind();
+  // Reads the lines of `ranges` next, as a new shard would. A .zst decoder already at or before the start
+  // of the first new range is kept, so pieces of a compressed file read in order are decoded once, not
+  // from the file's start (or last frame start) for each piece.
+  void retarget(const std::vector<ByteRange>& ranges);
 
-  // Progress in input bytes (compressed bytes for .zst); bytes_total() summed over ranks is the input size.
+  // Progress in input bytes (compressed bytes for an unindexed .zst, decompressed for an indexed one);
+  // bytes_total() summed over ranks is the size of the byte space.
   std::uint64_t bytes_done() const;
   std::uint64_t bytes_total() const { return bytes_total_; }
 
@@ -81,8 +88,13 @@ class JsonlShard {
     std::uint64_t weight;  // input bytes this segment accounts for in bytes_total()
   };
 
+  void build_segments(const std::vector<ByteRange>& ranges);
   void open_segment();
+  void open_zstd_segment();
   void close_segment();
+  void close_stream();
+  // Decodes and discards `n` bytes of the stream (the buffer is empty).
+  void skip_zstd(std::uint64_t n);
   // Delivers whole lines from the buffer; true when the segment has no more lines.
   bool scan_lines(const std::function<void(const Line&)>& on_line);
   // Appends input to the buffer (compacting or growing it first); returns the bytes appended.
@@ -114,6 +126,9 @@ class JsonlShard {
   std::size_t zstd_in_pos_ = 0;
   std::size_t zstd_in_size_ = 0;
   std::size_t zstd_last_ret_ = 0;  // 0 when the decoder ended a frame cleanly
+  std::int64_t zstd_file_ = -1;    // the file the decoder (and fd_) is positioned in; -1 none
+  bool have_byte_before_ = false;  // byte_before_ holds the stream byte at buffer_offset_ - 1
+  char byte_before_ = 0;
 };
 
 }  // namespace skein::io

@@ -10,9 +10,11 @@
 #include "io/input_files.hpp"
 #include "io/jsonl_reader.hpp"
 #include "io/text_output.hpp"
+#include "io/zstd_index.hpp"
 #include "jobs/dsir/featurizer.hpp"
 #include "jobs/dsir/pieces.hpp"
 #include "jobs/dsir/settings.hpp"
+#include "jobs/dsir/staged.hpp"
 #include "jobs/run_attributes.hpp"
 
 #include <Kokkos_Core.hpp>
@@ -35,6 +37,8 @@ enum class DsirStream : std::uint32_t { gumbel = 1, baseline = 2, subsample = 3 
 constexpr double kLogEpsilon = 1e-8;  // the reference's log(p + 1e-8)
 constexpr int kOffsetBits = 40;       // document id = file index << 40 | byte offset
 constexpr int kFileBits = 24;
+// Pieces of a .jsonl.zst file: 2 = decompressed byte ranges (files indexed), 1 = the whole file in one piece.
+constexpr std::int64_t kZstdPiecesVersion = 2;
 
 std::uint64_t document_id(std::uint32_t file_index, std::uint64_t byte_offset) {
   return (static_cast<std::uint64_t>(file_index) << kOffsetBits) | byte_offset;
@@ -152,7 +156,10 @@ class DsirJob final : public engine::Job {
       : env_(env), comm_(env.comm), settings_(parse_settings(env.config)) {}
 
   void load() override {
-    target_files_ = io::resolve_inputs(comm_, settings_.target_patterns, "dsir.target", io::kJsonlExtensions);
+    if (fits_model()) {
+      target_files_ =
+          io::resolve_inputs(comm_, settings_.target_patterns, "dsir.target", io::kJsonlExtensions);
+    }
     raw_files_ = io::resolve_inputs(comm_, settings_.raw_patterns, "dsir.raw", io::kJsonlExtensions);
     comm_.agree([&] {
       for (const auto* files : {&target_files_, &raw_files_}) {
@@ -165,18 +172,28 @@ class DsirJob final : public engine::Job {
                          std::to_string((1u << kFileBits) - 1) + " are supported");
       }
     });
+    // Compressed files are split across ranks in decompressed offsets (see the README's dsir section).
+    io::index_zstd_inputs(comm_, target_files_);
+    io::index_zstd_inputs(comm_, raw_files_);
     target_pieces_ = std::make_unique<Pieces>(target_files_, settings_.piece_bytes);
     raw_pieces_ = std::make_unique<Pieces>(raw_files_, settings_.piece_bytes);
     target_counts_ = HostCounts("target_counts", settings_.num_buckets);
     raw_counts_ = HostCounts("raw_counts", settings_.num_buckets);
     selected_counts_ = HostCounts("selected_counts", settings_.num_buckets);
     random_counts_ = HostCounts("random_counts", settings_.num_buckets);
+    score_pieces_ = {0, raw_pieces_->count()};
     engine::Log::user().info(
         "dsir: {} target file{}, {} raw file{} ({}), {} buckets, hash {}, {}-grams", target_files_.size(),
         target_files_.size() == 1 ? "" : "s", raw_files_.size(), raw_files_.size() == 1 ? "" : "s",
         engine::human_bytes(static_cast<double>(io::JsonlShard::total_bytes(raw_files_))),
         settings_.num_buckets, settings_.hash == HashKind::sha256 ? "sha256" : "xxh3", settings_.ngrams);
-    begin_pass(Pass::fit_target, {});
+    if (fits_model()) {
+      begin_pass(Pass::fit_target, {});
+    } else if (settings_.stage == Stage::merge) {
+      start_merge();
+    } else {
+      start_from_model();
+    }
   }
 
   bool step() override {
@@ -192,7 +209,7 @@ class DsirJob final : public engine::Job {
         cache_bytes_ -= cached->second.bytes();
         cache_.erase(cached);
       } else {
-        caching_ = pass_ == Pass::fit_raw && settings_.raw_fit >= 1.0 &&
+        caching_ = pass_ == Pass::fit_raw && settings_.raw_fit >= 1.0 && settings_.stage != Stage::fit &&
                    cache_bytes_ < settings_.feature_cache_bytes;
         if (caching_) {
           caching_piece_ = CachedPiece{};
@@ -200,7 +217,13 @@ class DsirJob final : public engine::Job {
           caching_piece_.start(narrow_cache(), range.end - range.begin);
         }
         const Tally before = tally_;
-        io::JsonlShard shard(files, {pieces.range(piece)});
+        // One reader per pass: a .zst file's decoder carries on from one piece of it to the next.
+        if (!reader_) {
+          reader_ = std::make_unique<io::JsonlShard>(files, std::vector<io::ByteRange>{pieces.range(piece)});
+        } else {
+          reader_->retarget({pieces.range(piece)});
+        }
+        io::JsonlShard& shard = *reader_;
         while (shard.next_chunk(io::JsonlShard::default_block_bytes,
                                 [&](const io::Line& line) { on_line(line, shard); })) {
         }
@@ -239,6 +262,7 @@ class DsirJob final : public engine::Job {
   // Starts `pass` with the pieces in `done` (global, from a checkpoint) already processed.
   void begin_pass(Pass pass, const std::vector<std::uint64_t>& done) {
     pass_ = pass;
+    reader_.reset();
     pending_.clear();
     finished_.clear();
     done_before_ = done;
@@ -247,11 +271,14 @@ class DsirJob final : public engine::Job {
     std::vector<bool> is_done(pieces.count(), false);
     for (const auto piece : done) is_done.at(piece) = true;
     std::vector<std::uint64_t> all_pending;
-    for (std::uint64_t p = 0; p < pieces.count(); ++p) {
+    // A score-stage shard scores only its share of the raw pieces.
+    const std::uint64_t first = pass == Pass::score ? score_pieces_.first : 0;
+    const std::uint64_t last = pass == Pass::score ? score_pieces_.second : pieces.count();
+    for (std::uint64_t p = first; p < last; ++p) {
       if (!is_done[p]) all_pending.push_back(p);
     }
-    // Rank r takes the r-th contiguous share of the pending pieces (the one even-share rule).
-    const auto share = comm::BlockPartition(all_pending.size(), comm_.size()).range(comm_.rank());
+    // Rank r takes the r-th contiguous share of the pending pieces (the even share; see Pieces::cuts).
+    const auto share = pieces.share(all_pending, comm_.rank(), comm_.size());
     pending_.assign(all_pending.begin() + static_cast<std::ptrdiff_t>(share.begin),
                     all_pending.begin() + static_cast<std::ptrdiff_t>(share.end));
     const auto& files = pass == Pass::fit_target ? target_files_ : raw_files_;
@@ -265,10 +292,8 @@ class DsirJob final : public engine::Job {
       // Hand each selected document to the rank that reads its piece in this pass; pieces are shared out
       // in order, so the ranks' selected lines concatenate in (file, offset) order.
       const Pieces& raw = *raw_pieces_;
-      auto owner = [&](std::uint64_t id) {
-        return comm::BlockPartition(raw.count(), comm_.size())
-            .owner(raw.piece_of(file_of(id), offset_of(id)));
-      };
+      const Pieces::Owners owners = raw.owners(comm_.size());
+      auto owner = [&](std::uint64_t id) { return owners.of(raw.piece_of(file_of(id), offset_of(id))); };
       selected_ = comm_.exchange(selected_, [&](const comm::Candidate& c) { return owner(c.id); });
       random_ids_ = comm_.exchange(random_ids_, owner);
       std::sort(selected_.begin(), selected_.end(),
@@ -446,9 +471,13 @@ class DsirJob final : public engine::Job {
           if (raw_fit_docs_ == 0)
             throw DataError("the raw corpus (dsir.raw) holds no documents to fit" +
                             skipped_lines(pass_tally));
-          if (settings_.raw_fit >= 1.0) check_num_select(pass_tally);
+          if (settings_.raw_fit >= 1.0 && settings_.stage == Stage::all) check_num_select(pass_tally);
         });
         compute_model();
+        if (settings_.stage == Stage::fit) {
+          begin_pass(Pass::done, {});
+          break;
+        }
         selection_ = std::make_unique<comm::LocalTopK>(settings_.num_select);
         baseline_ = std::make_unique<comm::LocalTopK>(settings_.num_select);
         begin_pass(Pass::score, {});
@@ -456,6 +485,10 @@ class DsirJob final : public engine::Job {
       }
       case Pass::score: {
         raw_tally_ = pass_tally;
+        if (settings_.stage == Stage::score) {
+          end_shard_scoring();
+          break;
+        }
         comm_.agree([&] { check_num_select(raw_tally_); });
         selected_ = comm::select_global_topk(comm_, selection_->best(), settings_.num_select);
         for (const auto& c : comm::select_global_topk(comm_, baseline_->best(), settings_.num_select)) {
@@ -487,6 +520,21 @@ class DsirJob final : public engine::Job {
 
   void write_raw_weights(io::H5Writer& h5);
 
+  // --- staged runs (staged.hpp) ---
+  // Whether this run fits the model (stage fit, or all without dsir.model) rather than loading one.
+  bool fits_model() const {
+    return settings_.stage == Stage::fit || (settings_.stage == Stage::all && settings_.model_path.empty());
+  }
+  void use_model(const Model& model);
+  void start_from_model();
+  void start_merge();
+  void end_shard_scoring();
+  Model current_model() const;
+  void write_inputs(io::H5Writer& h5) const;
+  void write_model_group(io::H5Writer& h5) const;
+  void write_doc_metrics(io::H5Writer& h5) const;
+  void finalize_stage();
+
   const jobs::JobEnv& env_;
   const comm::Communicator& comm_;
   Settings settings_;
@@ -498,6 +546,7 @@ class DsirJob final : public engine::Job {
   std::vector<std::uint64_t> finished_;  // this rank's pieces read in this pass (since it began or resumed)
   std::vector<std::uint64_t> done_before_;  // pieces of this pass done before a resume (global)
   std::unique_ptr<Featurizer> featurizer_;
+  std::unique_ptr<io::JsonlShard> reader_;  // this pass's reader, kept from piece to piece
   std::unique_ptr<engine::Progress> progress_;
   double bytes_done_ = 0;
   Tally tally_, target_tally_, raw_tally_;  // tally_: this pass, this rank; the others: global
@@ -512,6 +561,11 @@ class DsirJob final : public engine::Job {
   std::size_t selected_cursor_ = 0, random_cursor_ = 0;
   std::string selected_lines_;
   std::vector<WeightEntry> weights_;
+
+  Model loaded_model_;  // the model read from dsir.model (or, in the merge stage, from the shards)
+  // Raw pieces the score pass reads, [first, last): all of them, or a score-stage shard's share.
+  std::pair<std::uint64_t, std::uint64_t> score_pieces_{0, 0};
+  ShardOutput shard_;  // the score stage's result
 
   std::map<std::uint64_t, CachedPiece> cache_;  // raw pieces this rank read in the fit pass, by piece
   std::uint64_t cache_bytes_ = 0;
@@ -547,6 +601,7 @@ std::vector<comm::Candidate> restore_candidates(engine::StateReader& state, cons
 void DsirJob::save_state(engine::StateWriter& state) const {
   state.scalar("pass", static_cast<std::int64_t>(pass_));
   state.scalar("bucket_version", static_cast<std::int64_t>(bucket_version(settings_.hash)));
+  state.scalar("zstd_pieces", kZstdPiecesVersion);
   // Pieces of the current pass already read, by any rank (collect restarts from its beginning).
   std::vector<std::uint64_t> done = done_before_;
   if (pass_ != Pass::collect) {
@@ -610,6 +665,22 @@ void DsirJob::restore_state(engine::StateReader& state) {
           "; run again without --resume, or into a new --out");
     }
   });
+  // Before version 2, a .zst file's pieces were compressed byte ranges: its done pieces mean nothing now.
+  std::int64_t zstd_pieces = 1;
+  try {
+    zstd_pieces = state.int64_scalar("zstd_pieces");
+  } catch (const std::exception&) {  // agreed: every rank takes this branch
+  }
+  comm_.agree([&] {
+    const auto is_zstd = [](const io::InputFile& f) { return f.zstd; };
+    const bool any_zstd = std::any_of(target_files_.begin(), target_files_.end(), is_zstd) ||
+                          std::any_of(raw_files_.begin(), raw_files_.end(), is_zstd);
+    if (any_zstd && zstd_pieces != kZstdPiecesVersion) {
+      throw UsageError(
+          "cannot resume: the checkpoint was written by an older skein that cut .jsonl.zst inputs by "
+          "compressed bytes; run again without --resume, or into a new --out");
+    }
+  });
   const auto done = state.replicated_uint64("done_pieces");
   // Partial sums go to rank 0 only, so that the end-of-pass reduction counts them once.
   const bool keeper = comm_.rank() == 0;
@@ -644,7 +715,9 @@ void DsirJob::restore_state(engine::StateReader& state) {
   begin_pass(pass, done);
   tally_ = keeper ? pass_tally : Tally{};
   engine::Log::user().info("dsir: resuming while {} ({} of {} pieces done)", pass_label(pass), done.size(),
-                           pass == Pass::done ? 0 : pieces_of(pass).count());
+                           pass == Pass::done    ? 0
+                           : pass == Pass::score ? score_pieces_.second - score_pieces_.first
+                                                 : pieces_of(pass).count());
 }
 
 // --- outputs -------------------------------------------------------------------------------------------
@@ -653,9 +726,9 @@ void DsirJob::write_raw_weights(io::H5Writer& h5) {
   // Weights restored from a checkpoint may sit on any rank: send each to the rank owning its piece, then
   // sort, so that the ranks' parts concatenate in document order.
   const Pieces& raw = *raw_pieces_;
+  const Pieces::Owners owners = raw.owners(comm_.size());
   auto entries = comm_.exchange(weights_, [&](const WeightEntry& w) {
-    return comm::BlockPartition(raw.count(), comm_.size())
-        .owner(raw.piece_of(file_of(w.id), offset_of(w.id)));
+    return owners.of(raw.piece_of(file_of(w.id), offset_of(w.id)));
   });
   std::sort(entries.begin(), entries.end(),
             [](const WeightEntry& a, const WeightEntry& b) { return a.id < b.id; });
@@ -676,6 +749,10 @@ void DsirJob::write_raw_weights(io::H5Writer& h5) {
 }
 
 void DsirJob::finalize() {
+  if (settings_.stage == Stage::fit || settings_.stage == Stage::score) {
+    finalize_stage();
+    return;
+  }
   const std::vector<double> uniform(settings_.num_buckets, 1.0 / settings_.num_buckets);
   const std::vector<double> raw_smoothed = smoothed(raw_counts_, uniform);
   const double kl_target_raw = kl_divergence(target_prob_, raw_smoothed);
@@ -697,34 +774,16 @@ void DsirJob::finalize() {
     byte_offset.push_back(offset_of(c.id));
     log_weight.push_back(c.value);
   }
-  std::vector<std::string> raw_paths, target_paths;
-  for (const auto& f : raw_files_) raw_paths.push_back(f.path);
-  for (const auto& f : target_files_) target_paths.push_back(f.path);
 
   {
     io::H5Writer h5(comm_, h5_path);
     jobs::write_run_attributes(h5, env_, settings_.seed, "complete");
     h5.set_attribute("/outputs/selected.jsonl", "bytes", jsonl_bytes);
-    std::vector<double> target_log(settings_.num_buckets), raw_log(settings_.num_buckets);
-    for (std::size_t j = 0; j < target_log.size(); ++j) {
-      target_log[j] = std::log(target_prob_[j] + kLogEpsilon);
-      raw_log[j] = std::log(raw_prob_[j] + kLogEpsilon);
-    }
-    h5.write_replicated("/model/target_log_prob", target_log);
-    h5.write_replicated("/model/raw_log_prob", raw_log);
-    h5.set_attribute("/model", "description",
-                     "log(p + 1e-8) per hash bucket; log weight = sum over a document's "
-                     "n-grams of target_log_prob - raw_log_prob");
-    // What defines the buckets: a model is only meaningful with the same hash, version, ngrams and size.
-    h5.set_attribute("/model", "hash", std::string(to_string(settings_.hash)));
-    h5.set_attribute("/model", "bucket_version", static_cast<std::int64_t>(bucket_version(settings_.hash)));
-    h5.set_attribute("/model", "ngrams", static_cast<std::int64_t>(settings_.ngrams));
-    h5.set_attribute("/model", "num_buckets", static_cast<std::int64_t>(settings_.num_buckets));
+    write_model_group(h5);
     h5.write_distributed("/selected/file_index", file_index);
     h5.write_distributed("/selected/byte_offset", byte_offset);
     h5.write_distributed("/selected/log_weight", log_weight);
-    h5.write_strings("/inputs/raw_files", raw_paths);
-    h5.write_strings("/inputs/target_files", target_paths);
+    write_inputs(h5);
     if (settings_.save_weights) write_raw_weights(h5);
     const std::string metrics = "/metrics";
     h5.set_attribute(metrics, "kl_target_raw", kl_target_raw);
@@ -734,19 +793,7 @@ void DsirJob::finalize() {
     h5.set_attribute(metrics, "kl_reduction_random", kl_target_raw - kl_target_random);
     h5.set_attribute(metrics, "kl_gain_over_random", kl_target_random - kl_target_selected);
     h5.set_attribute(metrics, "num_selected", static_cast<std::int64_t>(settings_.num_select));
-    h5.set_attribute(metrics, "docs_read", static_cast<std::int64_t>(raw_tally_.read));
-    h5.set_attribute(metrics, "docs_scored", static_cast<std::int64_t>(raw_tally_.scored));
-    h5.set_attribute(metrics, "docs_eligible", static_cast<std::int64_t>(raw_tally_.eligible));
-    h5.set_attribute(metrics, "docs_skipped_bad_json", static_cast<std::int64_t>(raw_tally_.bad_json));
-    h5.set_attribute(metrics, "docs_skipped_missing_field",
-                     static_cast<std::int64_t>(raw_tally_.missing_field));
-    h5.set_attribute(metrics, "docs_invalid_utf8", static_cast<std::int64_t>(raw_tally_.invalid_utf8));
-    h5.set_attribute(metrics, "docs_raw_fit", static_cast<std::int64_t>(raw_fit_docs_));
-    h5.set_attribute(metrics, "target_docs_read", static_cast<std::int64_t>(target_tally_.read));
-    h5.set_attribute(metrics, "target_docs_skipped",
-                     static_cast<std::int64_t>(target_tally_.bad_json + target_tally_.missing_field));
-    h5.set_attribute(metrics, "target_docs_invalid_utf8",
-                     static_cast<std::int64_t>(target_tally_.invalid_utf8));
+    write_doc_metrics(h5);
     h5.close();
   }
   outputs.commit();
@@ -762,6 +809,195 @@ void DsirJob::finalize() {
       kl_target_raw, kl_target_selected, kl_target_raw - kl_target_selected, kl_target_random,
       kl_target_raw - kl_target_random, kl_target_random - kl_target_selected);
   log.info("dsir: wrote {}/dsir.h5 and {}/selected.jsonl", env_.out_dir, env_.out_dir);
+}
+
+// --- staged runs: fit, score shards, merge (staged.hpp) ----------------------------------------------------
+
+void DsirJob::use_model(const Model& model) {
+  loaded_model_ = model;
+  assign_counts(target_counts_, model.target_counts);
+  assign_counts(raw_counts_, model.raw_counts);
+  target_tally_ = Tally::from_vector(model.target_tally);
+  raw_fit_docs_ = model.raw_fit_docs;
+  // From the counts, as the fitting run computed it: the log ratios are bit for bit the same.
+  compute_model();
+}
+
+void DsirJob::start_from_model() {
+  use_model(read_model(comm_, settings_.model_path, "model", settings_));
+  if (settings_.stage == Stage::score) {
+    // Shards cut the pieces as ranks do (Pieces::cuts: none decodes a compressed file only to skip it).
+    std::vector<std::uint64_t> all(raw_pieces_->count());
+    for (std::uint64_t p = 0; p < all.size(); ++p) all[p] = p;
+    const auto share = raw_pieces_->share(all, static_cast<int>(settings_.shard_index),
+                                          static_cast<int>(settings_.shard_count));
+    score_pieces_ = {share.begin, share.end};
+    engine::Log::user().info("dsir: scoring shard {} of {} (raw pieces {}..{} of {}) with the model of {}",
+                             settings_.shard_index, settings_.shard_count, share.begin, share.end,
+                             raw_pieces_->count(), settings_.model_path);
+  } else {
+    engine::Log::user().info("dsir: scoring with the model of {} (no fitting)", settings_.model_path);
+  }
+  selection_ = std::make_unique<comm::LocalTopK>(settings_.num_select);
+  baseline_ = std::make_unique<comm::LocalTopK>(settings_.num_select);
+  begin_pass(Pass::score, {});
+}
+
+// Each shard keeps its best num_select candidates by the selection's key and by the baseline's: keys depend
+// on the document id alone, so the global best num_select are among the union of the shards' and the merge is
+// exact.
+void DsirJob::end_shard_scoring() {
+  shard_.selection = comm::select_global_topk(comm_, selection_->best(), settings_.num_select);
+  shard_.baseline = comm::select_global_topk(comm_, baseline_->best(), settings_.num_select);
+  selection_.reset();
+  baseline_.reset();
+  cache_.clear();
+  cache_bytes_ = 0;
+  ShardInfo& info = shard_.info;
+  info.index = settings_.shard_index;
+  info.count = settings_.shard_count;
+  info.piece_begin = score_pieces_.first;
+  info.piece_end = score_pieces_.second;
+  info.piece_count = raw_pieces_->count();
+  info.fit_run_id = loaded_model_.fit_run_id;
+  for (const auto& [key, value] : selection_settings(env_.config)) info.settings += key + "=" + value + "\n";
+  info.tally = raw_tally_.to_vector();
+  for (const auto& f : raw_files_) info.raw_sizes.push_back(f.size);
+  begin_pass(Pass::done, {});
+}
+
+void DsirJob::start_merge() {
+  std::vector<std::string> paths;
+  for (const auto& f : io::resolve_inputs(comm_, settings_.shard_patterns, "dsir.shards", {".h5"}))
+    paths.push_back(f.path);
+  const auto shards =
+      read_shard_set(comm_, paths, env_.config, raw_files_, raw_pieces_->count(), settings_.save_weights);
+  // Every shard carries the model it was scored with (read_shard_set checked that it is the same one).
+  use_model(read_model(comm_, shards.front().path, "shards", settings_));
+  if (!settings_.model_path.empty()) {
+    const Model given = read_model(comm_, settings_.model_path, "model", settings_);
+    comm_.agree([&] {
+      if (given.fit_run_id != loaded_model_.fit_run_id) {
+        throw UsageError("dsir.model = " + settings_.model_path + " is the model of run " + given.fit_run_id +
+                         ", but the shards were scored with that of run " + loaded_model_.fit_run_id +
+                         "; leave dsir.model empty in the merge (the shards carry their model)");
+      }
+    });
+  }
+  std::vector<std::uint64_t> tally(Tally::kFields, 0);
+  for (const auto& shard : shards) {
+    for (std::size_t i = 0; i < tally.size(); ++i) tally[i] += shard.tally.at(i);
+  }
+  raw_tally_ = Tally::from_vector(tally);
+  comm_.agree([&] { check_num_select(raw_tally_); });
+  // Each rank reads its block of shards; their candidates are few (num_select per shard).
+  std::vector<comm::Candidate> selection, baseline;
+  comm_.agree([&] {
+    const auto mine = comm::BlockPartition(shards.size(), comm_.size()).range(comm_.rank());
+    for (auto s = mine.begin; s < mine.end; ++s) {
+      const std::string& path = shards[s].path;
+      for (const auto& c : read_shard_candidates(path, "selection")) selection.push_back(c);
+      for (const auto& c : read_shard_candidates(path, "baseline")) baseline.push_back(c);
+      if (!settings_.save_weights) continue;
+      const ShardWeights w = read_shard_weights(path);
+      for (std::size_t i = 0; i < w.file_index.size(); ++i) {
+        weights_.push_back(
+            {document_id(w.file_index[i], w.byte_offset[i]), w.log_weight[i], w.num_tokens[i]});
+      }
+    }
+  });
+  selected_ = comm::select_global_topk(comm_, selection, settings_.num_select);
+  for (const auto& c : comm::select_global_topk(comm_, baseline, settings_.num_select))
+    random_ids_.push_back(c.id);
+  engine::Log::user().info("dsir: merging {} shards scored with the model of run {}", shards.size(),
+                           loaded_model_.fit_run_id);
+  begin_pass(Pass::collect, {});
+}
+
+Model DsirJob::current_model() const {
+  Model model;
+  model.target_counts = counts_vector(target_counts_);
+  model.raw_counts = counts_vector(raw_counts_);
+  model.target_tally = target_tally_.to_vector();
+  model.raw_fit_docs = raw_fit_docs_;
+  if (fits_model()) {
+    for (const auto& f : target_files_) model.target_files.push_back(f.path);
+    model.fit_run_id = env_.run_id;
+  } else {
+    model.target_files = loaded_model_.target_files;
+    model.fit_run_id = loaded_model_.fit_run_id;
+  }
+  return model;
+}
+
+void DsirJob::write_inputs(io::H5Writer& h5) const {
+  std::vector<std::string> raw_paths;
+  for (const auto& f : raw_files_) raw_paths.push_back(f.path);
+  h5.write_strings("/inputs/raw_files", raw_paths);
+  h5.write_strings("/inputs/target_files", current_model().target_files);
+}
+
+void DsirJob::write_model_group(io::H5Writer& h5) const {
+  std::vector<double> target_log(settings_.num_buckets), raw_log(settings_.num_buckets);
+  for (std::size_t j = 0; j < target_log.size(); ++j) {
+    target_log[j] = std::log(target_prob_[j] + kLogEpsilon);
+    raw_log[j] = std::log(raw_prob_[j] + kLogEpsilon);
+  }
+  write_model(h5, settings_, current_model(), target_log, raw_log);
+}
+
+void DsirJob::write_doc_metrics(io::H5Writer& h5) const {
+  const std::string metrics = "/metrics";
+  if (settings_.stage != Stage::fit) {
+    h5.set_attribute(metrics, "docs_read", static_cast<std::int64_t>(raw_tally_.read));
+    h5.set_attribute(metrics, "docs_scored", static_cast<std::int64_t>(raw_tally_.scored));
+    h5.set_attribute(metrics, "docs_eligible", static_cast<std::int64_t>(raw_tally_.eligible));
+    h5.set_attribute(metrics, "docs_skipped_bad_json", static_cast<std::int64_t>(raw_tally_.bad_json));
+    h5.set_attribute(metrics, "docs_skipped_missing_field",
+                     static_cast<std::int64_t>(raw_tally_.missing_field));
+    h5.set_attribute(metrics, "docs_invalid_utf8", static_cast<std::int64_t>(raw_tally_.invalid_utf8));
+  }
+  h5.set_attribute(metrics, "docs_raw_fit", static_cast<std::int64_t>(raw_fit_docs_));
+  h5.set_attribute(metrics, "target_docs_read", static_cast<std::int64_t>(target_tally_.read));
+  h5.set_attribute(metrics, "target_docs_skipped",
+                   static_cast<std::int64_t>(target_tally_.bad_json + target_tally_.missing_field));
+  h5.set_attribute(metrics, "target_docs_invalid_utf8",
+                   static_cast<std::int64_t>(target_tally_.invalid_utf8));
+}
+
+// The fit stage writes the model; the score stage one shard's candidates. Only dsir.h5 either way.
+void DsirJob::finalize_stage() {
+  io::OutputSet outputs(comm_, env_.out_dir);
+  const std::string h5_path = outputs.add("dsir.h5");
+  {
+    io::H5Writer h5(comm_, h5_path);
+    jobs::write_run_attributes(h5, env_, settings_.seed, "complete");
+    h5.set_attribute("/", "stage", std::string(settings_.stage == Stage::fit ? "fit" : "score"));
+    write_model_group(h5);
+    write_inputs(h5);
+    write_doc_metrics(h5);
+    if (settings_.stage == Stage::fit) {
+      const std::vector<double> uniform(settings_.num_buckets, 1.0 / settings_.num_buckets);
+      h5.set_attribute("/metrics", "kl_target_raw",
+                       kl_divergence(target_prob_, smoothed(raw_counts_, uniform)));
+    } else {
+      write_shard(h5, shard_);
+      if (settings_.save_weights) write_raw_weights(h5);
+    }
+    h5.close();
+  }
+  outputs.commit();
+  auto& log = engine::Log::user();
+  if (settings_.stage == Stage::fit) {
+    log.info(
+        "dsir: fitted the model on {} target and {} raw documents; wrote {}/dsir.h5 (score with "
+        "dsir.model = {}/dsir.h5)",
+        target_tally_.fit, raw_fit_docs_, env_.out_dir, env_.out_dir);
+  } else {
+    log.info("dsir: shard {} of {}: scored {} documents ({} eligible); wrote {}/dsir.h5",
+             settings_.shard_index, settings_.shard_count, raw_tally_.scored, raw_tally_.eligible,
+             env_.out_dir);
+  }
 }
 
 }  // namespace

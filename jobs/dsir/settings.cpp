@@ -3,6 +3,8 @@
 #include "engine/error.hpp"
 
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
 
 namespace skein::dsir {
 
@@ -40,6 +42,50 @@ std::uint64_t parse_bytes(const engine::Config& config, const std::string& key, 
   }
   return value * scale;
 }
+
+// dsir.shard: "I/N" (0 <= I < N), or "array": the Slurm array task's id and count (ids must run 0..N-1).
+void parse_shard(const engine::Config& config, Settings& s) {
+  const std::string text = config.get("shard");
+  if (s.stage != Stage::score) {
+    if (!text.empty())
+      throw UsageError("config key 'dsir.shard' is only read with stage = score (stage is " +
+                       config.get("stage") + ")");
+    return;
+  }
+  if (text.empty())
+    throw UsageError(
+        "stage = score needs config key 'dsir.shard': I/N (the I-th of N shares, 0-based) or 'array'");
+  long long index = -1, count = 0;
+  if (text == "array") {
+    const char* id = std::getenv("SLURM_ARRAY_TASK_ID");
+    const char* n = std::getenv("SLURM_ARRAY_TASK_COUNT");
+    const char* min = std::getenv("SLURM_ARRAY_TASK_MIN");
+    const char* max = std::getenv("SLURM_ARRAY_TASK_MAX");
+    if (!id || !n)
+      throw UsageError(
+          "config key 'dsir.shard' = array, but this is not a Slurm array task (no "
+          "SLURM_ARRAY_TASK_ID); submit with `skein submit --array 0-N-1` or set dsir.shard = I/N");
+    index = std::atoll(id);
+    count = std::atoll(n);
+    if ((min && std::atoll(min) != 0) || (max && std::atoll(max) != count - 1)) {
+      throw UsageError("config key 'dsir.shard' = array needs array ids 0.." + std::to_string(count - 1) +
+                       " (--array 0-" + std::to_string(count - 1) + "), got " + (min ? min : "?") + ".." +
+                       (max ? max : "?"));
+    }
+  } else {
+    char slash = 0;
+    char rest = 0;
+    if (std::sscanf(text.c_str(), "%lld%c%lld%c", &index, &slash, &count, &rest) != 3 || slash != '/')
+      throw UsageError("config key 'dsir.shard': '" + text + "' is not I/N (e.g. 0/8) or 'array'");
+  }
+  if (count < 1 || count > (1 << 20) || index < 0 || index >= count) {
+    throw UsageError("config key 'dsir.shard': '" + text + "' (shard " + std::to_string(index) + " of " +
+                     std::to_string(count) + ") needs 0 <= I < N <= 1048576");
+  }
+  s.shard_index = static_cast<std::uint32_t>(index);
+  s.shard_count = static_cast<std::uint32_t>(count);
+}
+
 }  // namespace
 
 engine::JobSpec job_spec() {
@@ -49,9 +95,19 @@ engine::JobSpec job_spec() {
       "target",
       {
           {"target", "",
-           "target corpus: JSONL files or globs (.jsonl, .jsonl.zst), space- or comma-separated", true},
+           "target corpus: JSONL files or globs (.jsonl, .jsonl.zst), space- or comma-separated (required "
+           "unless dsir.model is given or stage = merge)"},
           {"raw", "", "raw corpus to select from: JSONL files or globs (.jsonl, .jsonl.zst)", true},
-          {"num_select", "", "number of raw documents to select", true},
+          {"num_select", "", "number of raw documents to select (required unless stage = fit)"},
+          {"stage", "all",
+           "all: fit, score and select in one run; or one stage of a staged run: fit (write the model), "
+           "score (one shard of the raw files, with dsir.model and dsir.shard), merge (dsir.shards -> the "
+           "selection)"},
+          {"model", "", "a fitted model to score with instead of fitting (a dsir.h5 of stage = fit or all)"},
+          {"shard", "",
+           "stage = score: I/N scores the I-th (0-based) of N shares of the raw pieces; 'array' "
+           "takes I and N from SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT"},
+          {"shards", "", "stage = merge: the score stage's dsir.h5 files (globs), one per shard"},
           {"text_field", "text", "JSON field holding each document's text"},
           {"ngrams", "2", "n-gram order: unigrams up to n-grams joined by one space"},
           {"num_buckets", "10000", "hash buckets of the n-gram models"},
@@ -76,10 +132,35 @@ engine::JobSpec job_spec() {
 
 Settings parse_settings(const engine::Config& config) {
   Settings s;
+  const std::string stage = config.get_choice("stage", {"all", "fit", "score", "merge"});
+  s.stage = stage == "fit"     ? Stage::fit
+            : stage == "score" ? Stage::score
+            : stage == "merge" ? Stage::merge
+                               : Stage::all;
+  s.model_path = config.get("model");
   s.target_patterns = config.get_list("target");
   s.raw_patterns = config.get_list("raw");
-  if (s.target_patterns.empty()) throw UsageError("config key 'dsir.target' names no files");
+  const bool fits = s.stage == Stage::fit || (s.stage == Stage::all && s.model_path.empty());
+  if (fits && s.target_patterns.empty()) {
+    throw UsageError(config.get("target").empty()
+                         ? "missing required config key 'dsir.target' (the target corpus; not needed with "
+                           "dsir.model = a fitted model)"
+                         : "config key 'dsir.target' names no files");
+  }
   if (s.raw_patterns.empty()) throw UsageError("config key 'dsir.raw' names no files");
+  if (s.stage == Stage::fit && !s.model_path.empty())
+    throw UsageError(
+        "config key 'dsir.model' is set, but stage = fit fits a new model; leave dsir.model empty");
+  if (s.stage == Stage::score && s.model_path.empty())
+    throw UsageError("stage = score needs config key 'dsir.model' (the dsir.h5 of a stage = fit run)");
+  parse_shard(config, s);
+  s.shard_patterns = config.get_list("shards");
+  if (s.stage == Stage::merge && s.shard_patterns.empty())
+    throw UsageError(
+        "stage = merge needs config key 'dsir.shards' (the score stage's dsir.h5 files, e.g. "
+        "runs/score/task-*/dsir.h5)");
+  if (s.stage != Stage::merge && !s.shard_patterns.empty())
+    throw UsageError("config key 'dsir.shards' is only read with stage = merge (stage is " + stage + ")");
   s.text_field = config.get("text_field");
   if (s.text_field.empty()) throw UsageError("config key 'dsir.text_field' is empty");
   s.ngrams = static_cast<int>(config.get_int("ngrams", 1, 8));
@@ -87,7 +168,11 @@ Settings parse_settings(const engine::Config& config) {
   s.lowercase = config.get_bool("lowercase");
   s.hash = config.get_choice("hash", {"xxh3", "sha256"}) == "sha256" ? HashKind::sha256 : HashKind::xxh3;
   s.min_tokens = config.get_int("min_tokens", 0, std::int64_t{1} << 40);
-  s.num_select = static_cast<std::uint64_t>(config.get_int("num_select", 1, std::int64_t{1} << 50));
+  if (s.stage != Stage::fit) {
+    if (config.get("num_select").empty())
+      throw UsageError("missing required config key 'dsir.num_select' (number of raw documents to select)");
+    s.num_select = static_cast<std::uint64_t>(config.get_int("num_select", 1, std::int64_t{1} << 50));
+  }
   s.top_k = config.get_bool("top_k");
   s.seed = static_cast<std::uint64_t>(config.get_int("seed", 0, INT64_MAX));
   s.skip_bad_lines = config.get_choice("on_bad_line", {"error", "skip"}) == "skip";

@@ -11,7 +11,15 @@
 
 namespace skein::dsir {
 
+// What a run does (dsir.stage): the whole job, or one stage of a staged run (fit; score shards; merge).
+enum class Stage { all, fit, score, merge };
+
 struct Settings {
+  Stage stage = Stage::all;
+  std::string model_path;         // dsir.model: a fitted model to load instead of fitting ("" none)
+  std::uint32_t shard_index = 0;  // stage=score: this task scores shard shard_index of shard_count
+  std::uint32_t shard_count = 1;
+  std::vector<std::string> shard_patterns;  // stage=merge: the score stage's outputs
   std::vector<std::string> target_patterns;
   std::vector<std::string> raw_patterns;
   std::string text_field;
@@ -25,8 +33,8 @@ struct Settings {
   std::uint64_t seed = 0;
   bool skip_bad_lines = false;
   bool save_weights = false;
-  double raw_fit = 1.0;                        // fraction of raw documents (sampled by id) fitting the raw model
-  std::uint64_t piece_bytes = 8ull << 20;      // the unit of work and of checkpoints
+  double raw_fit = 1.0;                    // fraction of raw documents (sampled by id) fitting the raw model
+  std::uint64_t piece_bytes = 8ull << 20;  // the unit of work and of checkpoints
   std::uint64_t feature_cache_bytes = 2ull << 30;  // per rank; n-grams kept from the raw fit for scoring
 };
 

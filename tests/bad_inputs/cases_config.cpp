@@ -68,7 +68,7 @@ std::vector<Case> config_cases() {
        "empty_ini",
        [](Workspace& ws) { return dsir_with_ini(ws, ""); },
        2,
-       {"missing required config key 'dsir.target'"}},
+       {"missing required config key 'dsir.raw'"}},
       {"config",
        "unknown_option",
        [](Workspace& ws) { return with(dsir_good(ws), "--dsir.num_selct=5"); },

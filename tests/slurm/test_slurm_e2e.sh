@@ -5,7 +5,9 @@
 #      `mpirun -np 2 skein run` writes;
 #   2. preemption: a longer dsir job gets `scancel --signal=USR2 --batch` while it runs; it must checkpoint,
 #      exit 75, be requeued by its batch script, resume, and end with the same selection as an uninterrupted
-#      mpirun run.
+#      mpirun run;
+#   3. a staged dsir run: fit, then scoring as a 3-task array (dsir.shard=array), then the merge, each waiting
+#      for the one before (--dependency=afterok): the selection of test 1's one run, byte for byte.
 # Exit 77 (ctest SKIP_RETURN_CODE) only when Slurm cannot be installed or started here.
 # Usage: test_slurm_e2e.sh SKEIN REPO_ROOT TEST_DATA_DIR
 set -euo pipefail
@@ -202,4 +204,25 @@ if command -v h5diff >/dev/null; then
     fail "dsir.h5 /selected after preemption differs from the uninterrupted run's"
 fi
 say "2. passed (job $id: signalled, checkpointed, requeued, resumed, same selection)"
+
+# ---- 3. a staged run: fit, array of shard scorings, merge ----
+say "3. staged dsir: fit, a 3-task scoring array, merge"
+staged=(--dsir.piece_size=64K --nodes 1 --time 00:05:00)
+submit dsir --config "$work/small.ini" --dsir.stage=fit "${staged[@]}" --ntasks-per-node 2 --out "$work/staged-fit"
+fit_id=$job_id
+submit dsir --config "$work/small.ini" --dsir.stage=score --dsir.model="$work/staged-fit/dsir.h5" --dsir.shard=array \
+  --array 0-2 "${staged[@]}" --ntasks-per-node 1 --sbatch-arg=--dependency=afterok:"$fit_id" --out "$work/staged-score"
+score_id=$job_id
+submit dsir --config "$work/small.ini" --dsir.stage=merge --dsir.shards="$work/staged-score/task-*/dsir.h5" \
+  "${staged[@]}" --ntasks-per-node 2 --sbatch-arg=--dependency=afterok:"$score_id" --out "$work/staged-merge"
+merge_id=$job_id
+job_state=$(wait_done "$merge_id" 300)
+[[ $job_state == COMPLETED ]] || fail "the merge job $merge_id ended $job_state"
+for task in 0 1 2; do
+  grep -qF "shard $task of 3" "$work/staged-score/slurm-${score_id}_$task.log" ||
+    fail "array task $task did not score shard $task of 3"
+done
+cmp -s "$work/staged-merge/selected.jsonl" "$work/small-ref/selected.jsonl" ||
+  fail "selected.jsonl of the staged run differs from one run's"
+say "3. passed (jobs $fit_id, $score_id, $merge_id: the selection of one run)"
 passed=1

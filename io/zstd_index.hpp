@@ -1,0 +1,28 @@
+// Indexing .jsonl.zst inputs (decompressed size, frame starts) so that readers can split them across ranks.
+#pragma once
+
+#include "comm/communicator.hpp"
+#include "io/input_files.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace skein::io {
+
+struct ZstdIndex {
+  std::uint64_t stream_size = 0;       // decompressed bytes of the whole file
+  std::vector<ZstdFrameStart> frames;  // every frame that holds data (skippable frames are left out)
+};
+
+// Reads one file's frame structure. A frame that declares its content size (ZSTD_compress and the zstd CLI
+// write it) is stepped over by its block headers without decoding; one that does not (streaming writers)
+// is decoded to count its bytes. Throws DataError naming the file for data that is not zstd, is damaged or
+// is truncated (with the decompressed offset where the data ends).
+ZstdIndex index_zstd_file(const std::string& path, std::uint64_t size);
+
+// Collective: indexes every .zst file of `files` (the files shared out over the ranks, results gathered),
+// so that each becomes splittable (InputFile::indexed). Errors are agreed: every rank throws.
+void index_zstd_inputs(const comm::Communicator& comm, std::vector<InputFile>& files);
+
+}  // namespace skein::io

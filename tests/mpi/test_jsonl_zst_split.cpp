@@ -1,0 +1,308 @@
+// skein-test-ranks: 1 2 3
+// Compressed inputs split across ranks: index_zstd_inputs learns each .jsonl.zst file's decompressed size and
+// frame starts (single-frame, multi-frame with empty and skippable frames, frames without a declared size),
+// then JsonlShard reads every line exactly once, with its offset in the decompressed stream, whether rank
+// shares or pieces cut the files (also with fewer files than ranks); a truncated file is an agreed DataError
+// naming the file and the decompressed offset.
+#include "comm/communicator.hpp"
+#include "engine/error.hpp"
+#include "io/input_files.hpp"
+#include "io/jsonl_reader.hpp"
+#include "io/zstd_index.hpp"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <zstd.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+#include <vector>
+
+namespace {
+
+using skein::comm::Communicator;
+using skein::io::InputFile;
+using skein::io::JsonlShard;
+using skein::io::Line;
+
+struct Rec {
+  std::uint32_t file;
+  std::uint32_t pad;
+  std::uint64_t offset;
+  std::uint64_t length;
+  std::uint64_t hash;
+  bool operator==(const Rec& o) const {
+    return file == o.file && offset == o.offset && length == o.length && hash == o.hash;
+  }
+  bool operator<(const Rec& o) const { return file != o.file ? file < o.file : offset < o.offset; }
+};
+
+Rec make_rec(std::uint32_t file, std::uint64_t offset, std::string_view bytes) {
+  return {file, 0, offset, bytes.size(), XXH3_64bits(bytes.data(), bytes.size())};
+}
+
+// The lines of each file by the plain definition: split on '\n'; a final piece without '\n' is a line.
+std::vector<Rec> expected_lines(const std::vector<std::string>& contents) {
+  std::vector<Rec> out;
+  for (std::uint32_t f = 0; f < contents.size(); ++f) {
+    const std::string& c = contents[f];
+    for (std::size_t pos = 0; pos < c.size();) {
+      const auto nl = c.find('\n', pos);
+      const std::size_t end = nl == std::string::npos ? c.size() : nl;
+      out.push_back(make_rec(f, pos, std::string_view(c).substr(pos, end - pos)));
+      pos = end + 1;
+    }
+  }
+  return out;
+}
+
+// JSON-ish lines of varied lengths (a few longer than the small blocks the tests read with), some "\r\n".
+std::string make_content(int lines, int seed, bool final_newline) {
+  std::string text;
+  for (int i = 0; i < lines; ++i) {
+    const int length = (i * 37 + seed * 11) % 97 + (i % 50 == 7 ? 700 : 0);
+    text += "{\"text\": \"" + std::to_string(seed) + ":" + std::to_string(i) + " " +
+            std::string(static_cast<std::size_t>(length), static_cast<char>('a' + (i + seed) % 26)) + "\"}" +
+            (i % 9 == 4 ? "\r\n" : "\n");
+  }
+  if (!final_newline) text.pop_back();
+  return text;
+}
+
+std::string compress(const std::string& bytes, bool declare_size = true) {
+  ZSTD_CCtx* cctx = ZSTD_createCCtx();
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, 3);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, declare_size ? 1 : 0);
+  std::string out(ZSTD_compressBound(bytes.size()), '\0');
+  const std::size_t n = ZSTD_compress2(cctx, out.data(), out.size(), bytes.data(), bytes.size());
+  ZSTD_freeCCtx(cctx);
+  EXPECT_FALSE(ZSTD_isError(n));
+  out.resize(n);
+  return out;
+}
+
+// Several frames cut at `cuts` (mid-line), an empty frame and a skippable frame among them; the data
+// frames' start offsets in the decompressed stream go to `starts`.
+std::string multi_frame(const std::string& content, const std::vector<std::size_t>& cuts,
+                        std::vector<std::uint64_t>& starts) {
+  std::string out;
+  std::size_t begin = 0;
+  for (std::size_t k = 0; k <= cuts.size(); ++k) {
+    const std::size_t end = k < cuts.size() ? cuts[k] : content.size();
+    starts.push_back(begin);
+    out += compress(content.substr(begin, end - begin), k != 2);
+    if (k == 1) out += compress("");  // an empty frame: no line starts there
+    if (k == 3) {                     // a skippable frame of 5 bytes
+      const unsigned char skippable[] = {0x50, 0x2A, 0x4D, 0x18, 5, 0, 0, 0, 'h', 'e', 'l', 'l', 'o'};
+      out.append(reinterpret_cast<const char*>(skippable), sizeof skippable);
+    }
+    begin = end;
+  }
+  return out;
+}
+
+class SharedDir {
+ public:
+  explicit SharedDir(const Communicator& comm) : comm_(comm) {
+    if (comm_.rank() == 0) {
+      const auto base = std::filesystem::temp_directory_path() / "skein-zst-XXXXXX";
+      std::string name = base.string();
+      if (::mkdtemp(name.data()) == nullptr) name.clear();
+      path_ = name;
+    }
+    comm_.bcast(path_, 0);
+    if (path_.empty()) throw std::runtime_error("mkdtemp failed");
+  }
+  ~SharedDir() {
+    comm_.barrier();
+    if (comm_.rank() == 0) std::filesystem::remove_all(path_);
+  }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  const Communicator& comm_;
+  std::string path_;
+};
+
+// The corpus: a single-frame file, a multi-frame one, one whose frame declares no size, a plain one.
+struct Corpus {
+  std::vector<std::string> names = {"single.jsonl.zst", "multi.jsonl.zst", "undeclared.jsonl.zst",
+                                    "plain.jsonl"};
+  std::vector<std::string> contents;
+  std::vector<std::string> bytes;  // as written
+  std::vector<std::uint64_t> multi_starts;
+
+  Corpus() {
+    contents = {make_content(900, 1, true), make_content(700, 2, true), make_content(500, 3, false),
+                make_content(300, 4, true)};
+    const std::string& m = contents[1];
+    bytes = {compress(contents[0]),
+             multi_frame(m, {m.size() / 7, m.size() / 3, m.size() / 2, 2 * m.size() / 3}, multi_starts),
+             compress(contents[2], false), contents[3]};
+  }
+  // Rank 0 writes files `which`; every rank gets them resolved (not yet indexed).
+  std::vector<InputFile> write(const Communicator& comm, const SharedDir& dir,
+                               const std::vector<std::size_t>& which) const {
+    std::vector<std::string> paths;
+    for (const std::size_t i : which) {
+      paths.push_back(dir.file(names[i]));
+      if (comm.rank() == 0) std::ofstream(paths.back(), std::ios::binary) << bytes[i];
+    }
+    comm.barrier();
+    return skein::io::resolve_inputs(comm, paths, "test.files");
+  }
+  std::vector<std::string> contents_of(const std::vector<std::size_t>& which) const {
+    std::vector<std::string> out;
+    for (const std::size_t i : which) out.push_back(contents[i]);
+    return out;
+  }
+};
+
+std::vector<Rec> read_all(JsonlShard& shard, std::size_t chunk) {
+  std::vector<Rec> lines;
+  while (shard.next_chunk(
+      chunk, [&](const Line& l) { lines.push_back(make_rec(l.file_index, l.byte_offset, l.bytes)); })) {
+  }
+  return lines;
+}
+
+TEST(ZstdIndex, DecompressedSizeAndFrameStarts) {
+  Communicator comm(MPI_COMM_WORLD);
+  SharedDir dir(comm);
+  const Corpus corpus;
+  auto files = corpus.write(comm, dir, {0, 1, 2, 3});
+  for (const auto& f : files) EXPECT_FALSE(f.indexed);
+  skein::io::index_zstd_inputs(comm, files);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_TRUE(files[i].indexed) << files[i].path;
+    EXPECT_EQ(files[i].stream_size, corpus.contents[i].size()) << files[i].path;
+    EXPECT_EQ(files[i].extent(), corpus.contents[i].size());
+  }
+  EXPECT_FALSE(files[3].indexed);  // plain
+  EXPECT_EQ(files[3].extent(), corpus.contents[3].size());
+  ASSERT_EQ(files[0].frames.size(), 1u);
+  EXPECT_EQ(files[0].frames[0].stream_offset, 0u);
+  std::vector<std::uint64_t> starts;
+  for (const auto& frame : files[1].frames) starts.push_back(frame.stream_offset);
+  EXPECT_EQ(starts, corpus.multi_starts);
+  // Each frame start is a real one: decoding from there gives the stream from there.
+  for (const auto& frame : files[1].frames) {
+    const std::string& b = corpus.bytes[1];
+    const unsigned long long size =
+        ZSTD_getFrameContentSize(b.data() + frame.compressed_offset, b.size() - frame.compressed_offset);
+    if (size == ZSTD_CONTENTSIZE_UNKNOWN || size == ZSTD_CONTENTSIZE_ERROR) continue;
+    std::string out(size, '\0');
+    const std::size_t frame_bytes =
+        ZSTD_findFrameCompressedSize(b.data() + frame.compressed_offset, b.size() - frame.compressed_offset);
+    ASSERT_FALSE(ZSTD_isError(frame_bytes));
+    ZSTD_decompress(out.data(), out.size(), b.data() + frame.compressed_offset, frame_bytes);
+    EXPECT_EQ(out, corpus.contents[1].substr(frame.stream_offset, size));
+  }
+}
+
+// Rank shares of the decompressed byte space: every line once, at its decompressed offset; with a single
+// compressed file every rank reads some of it.
+TEST(ZstdSplit, RankSharesReadEveryLineOnceAndKeepEveryRankBusy) {
+  Communicator comm(MPI_COMM_WORLD);
+  SharedDir dir(comm);
+  const Corpus corpus;
+  for (const std::vector<std::size_t>& which :
+       std::vector<std::vector<std::size_t>>{{0, 1, 2, 3}, {0}, {1}, {2}}) {
+    auto files = corpus.write(comm, dir, which);
+    skein::io::index_zstd_inputs(comm, files);
+    for (const std::size_t block : {std::size_t{64}, std::size_t{4096}, JsonlShard::default_block_bytes}) {
+      JsonlShard shard(files, comm.rank(), comm.size(), block);
+      const auto mine = read_all(shard, 1000);
+      if (which.size() == 1)
+        EXPECT_FALSE(mine.empty()) << "rank " << comm.rank() << " idle on " << files[0].path;
+      auto all = comm.allgatherv(mine);
+      std::sort(all.begin(), all.end());
+      EXPECT_TRUE(all == expected_lines(corpus.contents_of(which))) << files[0].path << ", block " << block;
+      EXPECT_EQ(comm.allreduce<std::uint64_t>(shard.bytes_total(), skein::comm::Op::sum),
+                JsonlShard::total_bytes(files));
+      EXPECT_EQ(shard.bytes_done(), shard.bytes_total());
+    }
+  }
+}
+
+// Pieces read by one reader retargeted from piece to piece (in order, as a rank reads its share, and out of
+// order, as after a resume): each line comes from the piece holding its first decompressed byte.
+TEST(ZstdSplit, OneReaderRetargetedOverPieces) {
+  Communicator comm(MPI_COMM_WORLD);
+  SharedDir dir(comm);
+  const Corpus corpus;
+  auto files = corpus.write(comm, dir, {0, 1, 2, 3});
+  skein::io::index_zstd_inputs(comm, files);
+  std::vector<std::uint64_t> base;
+  std::uint64_t total = 0;
+  for (const auto& f : files) {
+    base.push_back(total);
+    total += f.extent();
+  }
+  const auto expected = expected_lines(corpus.contents_of({0, 1, 2, 3}));
+  for (const std::uint64_t piece_bytes : {997ull, 4096ull, 40000ull}) {
+    const std::uint64_t count = (total + piece_bytes - 1) / piece_bytes;
+    std::vector<std::uint64_t> order;
+    for (std::uint64_t p = 0; p < count; ++p) order.push_back(p);
+    for (const bool shuffled : {false, true}) {
+      if (shuffled) std::reverse(order.begin() + static_cast<std::ptrdiff_t>(count / 3), order.end());
+      JsonlShard shard(files, std::vector<skein::io::ByteRange>{}, 64);
+      std::vector<Rec> seen;
+      for (const std::uint64_t p : order) {
+        shard.retarget({{p * piece_bytes, std::min(total, (p + 1) * piece_bytes)}});
+        while (shard.next_chunk(500, [&](const Line& l) {
+          EXPECT_EQ((base[l.file_index] + l.byte_offset) / piece_bytes, p);
+          seen.push_back(make_rec(l.file_index, l.byte_offset, l.bytes));
+        })) {
+        }
+      }
+      std::sort(seen.begin(), seen.end());
+      EXPECT_TRUE(seen == expected) << "pieces of " << piece_bytes << (shuffled ? ", out of order" : "");
+    }
+  }
+}
+
+// A truncated file: every rank throws the same DataError, naming the file and the decompressed byte where
+// the data ends (within the frame that was cut).
+TEST(ZstdSplit, TruncatedFileIsAnAgreedErrorWithTheDecompressedOffset) {
+  Communicator comm(MPI_COMM_WORLD);
+  SharedDir dir(comm);
+  const Corpus corpus;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"cut-single.jsonl.zst", corpus.bytes[0].substr(0, corpus.bytes[0].size() * 2 / 3)},
+      {"cut-multi.jsonl.zst", corpus.bytes[1].substr(0, corpus.bytes[1].size() - 100)},
+      {"cut-undeclared.jsonl.zst", corpus.bytes[2].substr(0, corpus.bytes[2].size() / 2)}};
+  if (comm.rank() == 0) std::ofstream(dir.file("good.jsonl.zst"), std::ios::binary) << corpus.bytes[0];
+  for (const auto& [name, bytes] : cases) {
+    if (comm.rank() == 0) std::ofstream(dir.file(name), std::ios::binary) << bytes;
+    comm.barrier();
+    // The file after a good one, so that ranks other than 0 index it.
+    auto files = skein::io::resolve_inputs(comm, {dir.file("good.jsonl.zst"), dir.file(name)}, "test.files");
+    std::string message;
+    int code = 0;
+    try {
+      skein::io::index_zstd_inputs(comm, files);
+    } catch (const skein::engine::Error& e) {
+      message = e.what();
+      code = static_cast<int>(e.code());
+    }
+    EXPECT_EQ(code, static_cast<int>(skein::engine::ExitCode::data)) << message;
+    EXPECT_EQ(message.rfind(dir.file(name) + ": truncated zstd stream", 0), 0u) << message;
+    std::smatch match;
+    ASSERT_TRUE(std::regex_search(message, match, std::regex("after decompressed byte (\\d+)"))) << message;
+    const std::uint64_t at = std::stoull(match[1].str());
+    const std::string& content = name == "cut-multi.jsonl.zst"    ? corpus.contents[1]
+                                 : name == "cut-single.jsonl.zst" ? corpus.contents[0]
+                                                                  : corpus.contents[2];
+    EXPECT_LT(at, content.size()) << message;
+    if (name == "cut-multi.jsonl.zst") EXPECT_GE(at, corpus.multi_starts.back()) << message;
+    EXPECT_EQ(comm.allreduce<int>(code, skein::comm::Op::min), code) << "ranks disagree";
+  }
+}
+
+}  // namespace

@@ -5,7 +5,7 @@
 # of each step. Usage: cluster/fuzz.sh [SECONDS]
 #
 # fuzz_hdf5_raw (the input's bytes as an HDF5 file) runs for SECONDS/2 and fails only when the crash is in
-# skein's code: a corrupt file can crash the HDF5 library itself, which skein cannot guard against.
+# skein's code: a corrupt file can crash or hang the HDF5 library itself, which skein cannot guard against.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -77,7 +77,7 @@ for target in "${targets[@]}"; do
   step "fuzz_$target ($run_seconds s): ${summary:-no summary}"
   if ((code != 0)); then
     # The first frame outside the sanitizer runtime and libc says whose code crashed.
-    frame=$(grep -E '^ +#[0-9]+ ' "$log" | grep -vE 'libclang_rt|compiler-rt|__asan|__ubsan|__sanitizer|libc\.so|libstdc\+\+|__interceptor|abort| in (malloc|calloc|realloc|free|operator new)' | head -1 || true)
+    frame=$(grep -E '^ +#[0-9]+ ' "$log" | grep -vE 'libclang_rt|compiler-rt|__asan|__ubsan|__sanitizer|libc\.so|libstdc\+\+|__interceptor|abort|fuzzer::| in (malloc|calloc|realloc|free|operator new)' | head -1 || true)
     echo "fuzz.sh: fuzz_$target crashed (exit $code); first frame: ${frame:-?}" >&2
     tail -n 60 "$log" >&2
     if [[ $target == hdf5_raw && $frame == *libhdf5* ]]; then

@@ -1,9 +1,11 @@
-// libFuzzer target: the input is one JSON Lines file, read by JsonlShard (plain, or compressed to .zst, or
-// handed over as a .zst as it is) and every line featurized as dsir does (JSON field, tokenizer, n-gram
+// libFuzzer target: the input is one JSON Lines file, read by JsonlShard (plain, or compressed to .zst in one
+// or three frames, or handed over as a .zst as it is; .zst files indexed by index_zstd_inputs when they can
+// be) and every line featurized as dsir does (JSON field, tokenizer, n-gram
 // hashing). Checks the reader's contract: every line read exactly once whatever the rank count and block
 // size, each line the file's bytes up to its newline, and every bucket below num_buckets.
 #include "fuzz/fuzz_common.hpp"
 #include "io/jsonl_reader.hpp"
+#include "io/zstd_index.hpp"
 #include "jobs/dsir/featurizer.hpp"
 
 #include <zstd.h>
@@ -64,24 +66,42 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   dsir::Featurizer& featurizer = *featurizers[flags & ~3];
 
+  // mode 0: plain; 1: compressed here as one frame; 2: the bytes are the .zst (then indexed, if they
+  // index); 3: compressed here as three frames, indexed, so the ranks split it by decompressed offset.
   io::InputFile file;
-  file.zstd = mode == 1 || mode == 2;
+  file.zstd = mode != 0;
   std::string on_disk(text);
-  if (mode == 1) {
+  if (mode == 1 || mode == 3) {
     static ZSTD_CCtx* const compressor = ZSTD_createCCtx();
-    on_disk.resize(ZSTD_compressBound(text.size()));
-    const std::size_t n =
-        ZSTD_compressCCtx(compressor, on_disk.data(), on_disk.size(), text.data(), text.size(), 1);
-    if (ZSTD_isError(n)) fuzz::finding("ZSTD_compress failed");
-    on_disk.resize(n);
+    on_disk.clear();
+    const std::size_t parts = mode == 3 ? 3 : 1;
+    for (std::size_t p = 0; p < parts; ++p) {
+      const std::string_view part =
+          text.substr(text.size() * p / parts, text.size() * (p + 1) / parts - text.size() * p / parts);
+      std::string frame(ZSTD_compressBound(part.size()), '\0');
+      const std::size_t n =
+          ZSTD_compressCCtx(compressor, frame.data(), frame.size(), part.data(), part.size(), 1);
+      if (ZSTD_isError(n)) fuzz::finding("ZSTD_compress failed");
+      on_disk.append(frame.data(), n);
+    }
   }
   file.path = fuzz::write_scratch(file.zstd ? "input.jsonl.zst" : "input.jsonl", on_disk);
   file.size = on_disk.size();
   files[0] = file;
+  if (mode >= 2) {
+    try {
+      io::index_zstd_inputs(fuzz::world(), files);
+      if (!files[0].indexed) fuzz::finding("index_zstd_inputs left a .zst unindexed");
+      if (mode == 3 && files[0].stream_size != text.size()) fuzz::finding("indexed stream size is wrong");
+    } catch (const engine::Error&) {
+      if (mode == 3) fuzz::finding("index_zstd_inputs refused a valid .zst");
+      files[0] = file;  // unindexed: read whole by one rank
+    }
+  }
 
   fuzz::expect_skein_errors([&] {
     // One rank with an ordinary block, then three ranks with a tiny one (buffer growth, lines across
-    // blocks, ranges starting mid-line): the same lines.
+    // blocks, ranges starting mid-line or mid-stream): the same lines.
     const auto whole = read_lines(files, 0, 1, 4096);
     std::vector<SeenLine> split;
     for (int r = 0; r < 3; ++r) {
@@ -89,6 +109,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       split.insert(split.end(), part.begin(), part.end());
     }
     if (!(whole == split)) fuzz::finding("lines differ between 1 rank and 3 ranks with tiny blocks");
+    // Four pieces read in order by one shard, retargeted (dsir's pieces): the same lines again.
+    const std::uint64_t total = io::JsonlShard::total_bytes(files);
+    std::vector<SeenLine> pieces;
+    io::JsonlShard shard(files, std::vector<io::ByteRange>{{0, total / 4}}, 32);
+    for (std::uint64_t k = 0; k < 4; ++k) {
+      if (k > 0) shard.retarget({{total * k / 4, total * (k + 1) / 4}});
+      while (shard.next_chunk(32, [&](const io::Line& line) {
+        pieces.push_back({line.byte_offset, std::string(line.bytes)});
+      })) {
+      }
+    }
+    if (!(whole == pieces)) fuzz::finding("lines differ when one shard is retargeted over four pieces");
     if (mode != 2) {
       // The decompressed stream is `text`: each line is its bytes up to the next newline, and the lines
       // tile it.
@@ -103,18 +135,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (expected_offset < text.size()) fuzz::finding("lines end before the file does");
     }
 
-    io::JsonlShard shard(files, 0, 1, 64);
+    io::JsonlShard featurized(files, 0, 1, 64);
     dsir::Tally tally;
     // line_number re-reads the file through a 1 MiB buffer: once per input (dsir calls it once, to throw).
     std::size_t checked_numbers = 0;
-    while (shard.next_chunk(64, [&](const io::Line& line) {
+    while (featurized.next_chunk(64, [&](const io::Line& line) {
       if (mode != 2 && checked_numbers < 1 && line.byte_offset > 0) {
         ++checked_numbers;
         std::uint64_t newlines = 0;
         for (std::uint64_t i = 0; i < line.byte_offset; ++i) newlines += text[i] == '\n';
-        if (shard.line_number(0, line.byte_offset) != newlines + 1) fuzz::finding("wrong line_number");
+        if (featurized.line_number(0, line.byte_offset) != newlines + 1) fuzz::finding("wrong line_number");
       }
-      if (!featurizer.featurize(line, shard, tally)) return;
+      if (!featurizer.featurize(line, featurized, tally)) return;
       for (const auto b : featurizer.buckets()) {
         if (b >= settings.num_buckets) fuzz::finding("bucket out of range");
       }

@@ -101,6 +101,7 @@ CartDecomposition::CartDecomposition(const Communicator& comm, std::array<std::i
   comm.agree([&] { dims_ = choose_dims(comm.size(), global_extent, dims); });
   const std::array<int, 3> periodic{0, 0, 0};
   MPI_Comm cart = MPI_COMM_NULL;
+  const engine::BlockingScope blocking("MPI_Cart_create");
   detail::check("MPI_Cart_create",
                 MPI_Cart_create(comm.native(), 3, dims_.data(), periodic.data(), /*reorder=*/0, &cart));
   comm_ = std::make_shared<const Communicator>(Communicator::adopt(cart));

@@ -91,6 +91,7 @@ Communicator::~Communicator() {
 
 Communicator Communicator::split(int color, int key) const {
   MPI_Comm part = MPI_COMM_NULL;
+  const engine::BlockingScope blocking("MPI_Comm_split");
   detail::check("MPI_Comm_split",
                 MPI_Comm_split(comm_, color == no_color ? MPI_UNDEFINED : color, key, &part));
   return adopt(part);
@@ -150,6 +151,7 @@ void Request::abandon() noexcept {
 }
 
 void Communicator::barrier() const {
+  const engine::BlockingScope blocking("MPI_Barrier");
   detail::check("MPI_Barrier", MPI_Barrier(comm_));
 }
 
@@ -167,6 +169,7 @@ void Communicator::settle(int code, const std::string& message) const {
 
 void Communicator::bcast_bytes(void* data, std::size_t bytes, int root) const {
   auto* cursor = static_cast<char*>(data);
+  const engine::BlockingScope blocking("MPI_Bcast");
   for (std::size_t done = 0; done < bytes;) {
     const int n = chunk(bytes - done);
     detail::check("MPI_Bcast", MPI_Bcast(cursor + done, n, MPI_BYTE, root, comm_));
@@ -183,6 +186,7 @@ void Communicator::bcast(std::string& text, int root) const {
 
 std::vector<std::uint64_t> Communicator::gather_sizes(std::uint64_t bytes, int root) const {
   std::vector<std::uint64_t> sizes(static_cast<std::size_t>(size_));
+  const engine::BlockingScope blocking("MPI_Allgather/MPI_Gather");
   if (root < 0) {
     detail::check("MPI_Allgather",
                   MPI_Allgather(&bytes, 1, MPI_UINT64_T, sizes.data(), 1, MPI_UINT64_T, comm_));
@@ -208,6 +212,7 @@ void Communicator::gather_bytes(const void* local, std::size_t bytes, void* all,
   const int too_big = allreduce(static_cast<int>(offset > INT_MAX || bytes > INT_MAX), Op::max);
   if (too_big) throw engine::InternalError("gather of more than 2 GiB is not supported");
   const int local_count = static_cast<int>(bytes);
+  const engine::BlockingScope blocking("MPI_Allgatherv/MPI_Gatherv");
   if (root < 0) {
     detail::check("MPI_Allgatherv", MPI_Allgatherv(local, local_count, MPI_BYTE, all, counts.data(),
                                                    displacements.data(), MPI_BYTE, comm_));
@@ -220,6 +225,7 @@ void Communicator::gather_bytes(const void* local, std::size_t bytes, void* all,
 std::vector<std::uint64_t> Communicator::exchange_counts(
     const std::vector<std::uint64_t>& send_counts) const {
   std::vector<std::uint64_t> receive_counts(send_counts.size());
+  const engine::BlockingScope blocking("MPI_Alltoall");
   detail::check("MPI_Alltoall", MPI_Alltoall(send_counts.data(), 1, MPI_UINT64_T, receive_counts.data(), 1,
                                              MPI_UINT64_T, comm_));
   return receive_counts;
@@ -245,6 +251,7 @@ void Communicator::exchange_bytes(const void* send, const std::vector<std::uint6
   if (allreduce(static_cast<int>(too_big), Op::max)) {
     throw engine::InternalError("exchange of more than 2 GiB per rank is not supported");
   }
+  const engine::BlockingScope blocking("MPI_Alltoallv");
   detail::check("MPI_Alltoallv", MPI_Alltoallv(send, sc.data(), sd.data(), MPI_BYTE, receive, rc.data(),
                                                rd.data(), MPI_BYTE, comm_));
 }

@@ -6,6 +6,7 @@
 
 #include "comm/request.hpp"
 #include "engine/error.hpp"
+#include "engine/watchdog.hpp"
 
 #include <mpi.h>
 
@@ -146,12 +147,14 @@ class Communicator {
   template <class T, std::enable_if_t<std::is_arithmetic_v<T>, int> = 0>
   T allreduce(T value, Op op) const {
     T result{};
+    const engine::BlockingScope blocking("MPI_Allreduce");
     detail::check("MPI_Allreduce",
                   MPI_Allreduce(&value, &result, 1, detail::mpi_type<T>(), detail::mpi_op(op), comm_));
     return result;
   }
   template <class T>
   void allreduce_inplace(T* data, std::size_t count, Op op) const {
+    const engine::BlockingScope blocking("MPI_Allreduce");
     for (std::size_t done = 0; done < count;) {
       const int n = chunk(count - done);
       detail::check("MPI_Allreduce", MPI_Allreduce(MPI_IN_PLACE, data + done, n, detail::mpi_type<T>(),
@@ -163,6 +166,7 @@ class Communicator {
   template <class T>
   T exscan(T value) const {
     T result{};
+    const engine::BlockingScope blocking("MPI_Exscan");
     detail::check("MPI_Exscan", MPI_Exscan(&value, &result, 1, detail::mpi_type<T>(), MPI_SUM, comm_));
     return rank_ == 0 ? T{} : result;
   }
@@ -183,6 +187,7 @@ class Communicator {
   std::vector<T> allgather(const T& value) const {
     static_assert(std::is_trivially_copyable_v<T>);
     std::vector<T> all(static_cast<std::size_t>(size_));
+    const engine::BlockingScope blocking("MPI_Allgather");
     detail::check("MPI_Allgather",
                   MPI_Allgather(&value, sizeof(T), MPI_BYTE, all.data(), sizeof(T), MPI_BYTE, comm_));
     return all;

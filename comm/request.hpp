@@ -2,6 +2,8 @@
 // until the operation completes.
 #pragma once
 
+#include "engine/watchdog.hpp"
+
 #include <mpi.h>
 
 #include <cstddef>
@@ -43,7 +45,10 @@ class Request {
 
   // Blocks until the operation completes, then releases the buffer. A no-op on an inactive request.
   void wait() {
-    if (request_ != MPI_REQUEST_NULL) detail::check("MPI_Wait", MPI_Wait(&request_, MPI_STATUS_IGNORE));
+    if (request_ != MPI_REQUEST_NULL) {
+      const engine::BlockingScope blocking("MPI_Wait");
+      detail::check("MPI_Wait", MPI_Wait(&request_, MPI_STATUS_IGNORE));
+    }
     keep_alive_.reset();
   }
   // True (and the buffer released) once the operation has completed; never blocks.

@@ -1,6 +1,7 @@
 #include "engine/context.hpp"
 
 #include "engine/error.hpp"
+#include "engine/watchdog.hpp"
 
 #include <Kokkos_Core.hpp>
 
@@ -63,7 +64,12 @@ Context::~Context() {
   Kokkos::finalize();
   int finalized = 0;
   MPI_Finalized(&finalized);
-  if (!finalized) MPI_Finalize();
+  if (!finalized) {
+    // MPI_Finalize synchronises with every rank: a peer that stopped responding would hold it forever.
+    const BlockingScope blocking("MPI_Finalize");
+    MPI_Finalize();
+  }
+  stop_watchdog();
 }
 
 void Context::abort_all(int exit_code) {

@@ -23,6 +23,7 @@ void throw_agreed_error(ExitCode code, const std::string& message) {
       throw_marked<Checkpointed>(message);
     case ExitCode::ok:
     case ExitCode::internal:
+    case ExitCode::unresponsive:
       break;
   }
   throw_marked<InternalError>(message);

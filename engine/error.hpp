@@ -11,6 +11,7 @@ enum class ExitCode : int {
   ok = 0,
   usage = 2,          // bad command line or config
   data = 65,          // bad input data (EX_DATAERR)
+  unresponsive = 69,  // a rank stopped responding within comm_timeout (EX_UNAVAILABLE): watchdog.hpp
   internal = 70,      // a bug or an environment failure (EX_SOFTWARE)
   io = 74,            // writing outputs or checkpoints failed: disk full, permission, quota (EX_IOERR)
   checkpointed = 75,  // checkpointed on a signal; requeue (EX_TEMPFAIL)

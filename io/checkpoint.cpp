@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 
@@ -168,6 +169,21 @@ std::uint64_t share_checksum(const comm::Communicator& comm, const std::string& 
   return partial_checksum(read_block<std::uint64_t>(path, name, offset, extent), first);
 }
 
+// Test hook, inert unless set: SKEIN_FAULT_INJECT=checkpoint_write:N makes this process's Nth checkpoint
+// write (counting from 1) fail on the last rank after the state went into the .tmp file and before the file
+// is complete, as a full disk or a lost file server would: the error is agreed (exit 74), the .tmp removed,
+// and the previous checkpoint must stay the valid one.
+bool checkpoint_write_fault_due() {
+  static const std::int64_t failing_write = [] {
+    const char* text = std::getenv("SKEIN_FAULT_INJECT");
+    const std::string prefix = "checkpoint_write:";
+    if (text == nullptr || std::string(text).rfind(prefix, 0) != 0) return std::int64_t{0};
+    return std::int64_t{std::atoll(text + prefix.size())};
+  }();
+  static std::int64_t writes = 0;
+  return ++writes == failing_write;
+}
+
 }  // namespace
 
 std::string checkpoint_path(const std::string& out_dir) {
@@ -196,6 +212,14 @@ void write_checkpoint(const comm::Communicator& comm, const std::string& out_dir
     h5.create_group("/state");
     CheckpointWriter writer(comm, h5);
     save(writer);
+    const bool inject_fault = checkpoint_write_fault_due();
+    comm.agree([&] {
+      if (inject_fault && comm.rank() == comm.size() - 1) {
+        throw engine::IoError("cannot write " + output.tmp_path() +
+                              ": injected failure (SKEIN_FAULT_INJECT) " +
+                              "after the state was written, before the checkpoint was complete");
+      }
+    });
     // Written last: a checkpoint without it was cut off before it was complete.
     h5.set_attribute("/", "checkpoint_complete", std::int64_t{1});
     h5.close();

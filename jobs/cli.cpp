@@ -5,6 +5,7 @@
 #include "engine/context.hpp"
 #include "engine/error.hpp"
 #include "engine/log.hpp"
+#include "engine/watchdog.hpp"
 #include "io/h5_summary.hpp"
 #include "io/hdf5.hpp"
 #include "io/output_dir.hpp"
@@ -223,10 +224,18 @@ int run(const comm::Communicator& world, const std::vector<std::string>& args) {
   }
   world.bcast(run_id, 0);
   const JobEnv env{world, config, out_dir, started, run_id};
+  double comm_timeout = 0;
   world.agree([&] {
     config = engine::Config::resolve(name, entry.spec.keys, ini_text, config_path, overrides);
+    comm_timeout = config.get_double(kCommTimeoutKey);
+    if (comm_timeout < 0) {
+      throw UsageError("config key '" + name + "." + kCommTimeoutKey + "': '" + config.get(kCommTimeoutKey) +
+                       "' must be 0 (wait forever) or a number of seconds");
+    }
     job = entry.make(env);
   });
+  // From here a rank that stops responding ends the run instead of holding the others forever.
+  engine::start_watchdog(comm_timeout, world.rank());
   auto& log = engine::Log::user();
   log.info("{} on {} rank{}, skein {}, output {}/", name, world.size(), world.size() == 1 ? "" : "s",
            SKEIN_VERSION, out_dir);

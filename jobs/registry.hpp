@@ -17,7 +17,10 @@ struct JobEntry {
   std::function<std::unique_ptr<engine::Job>(const JobEnv&)> make;
 };
 
-// Every job, in the order `skein jobs` lists them.
+// The key every job accepts besides its own: the watchdog's deadline in seconds (engine/watchdog.hpp).
+inline constexpr const char* kCommTimeoutKey = "comm_timeout";
+
+// Every job, in the order `skein jobs` lists them; each spec ends with the runner's keys (comm_timeout).
 const std::vector<JobEntry>& all_jobs();
 // nullptr when there is no such job.
 const JobEntry* find_job(const std::string& name);

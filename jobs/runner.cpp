@@ -2,6 +2,7 @@
 
 #include "engine/log.hpp"
 #include "engine/signals.hpp"
+#include "engine/watchdog.hpp"
 #include "io/checkpoint.hpp"
 
 #include <unistd.h>
@@ -67,7 +68,8 @@ void check_resumable(const io::CheckpointInfo& info, const JobEnv& env,
 
 // Test hook: SKEIN_FAULT=KIND:RANK:STEP makes rank RANK fail at step STEP, to test that every rank ends
 // promptly. KIND: throw (an error agreed at the step boundary), abort (an error on one rank only),
-// kill (the process dies with SIGKILL).
+// kill (the process dies with SIGKILL), stop (the process stops itself with SIGSTOP: the others wait in
+// the step's first collective until comm_timeout ends the run).
 struct Fault {
   std::string kind;
   int rank = -1;
@@ -174,6 +176,8 @@ void run_job(engine::Job& job, const JobEnv& env, const std::vector<engine::Conf
   double last_checkpoint_seconds = -1;  // how long the last checkpoint took (max over ranks); -1: none yet
   std::int64_t steps_since_checkpoint = 0;
   auto checkpoint = [&] {
+    // HDF5's collective writes are out of comm/'s sight: the whole write is one deadline.
+    const engine::BlockingScope blocking("writing a checkpoint");
     const auto begin = Clock::now();
     io::CheckpointInfo info;
     info.job = env.config.section();
@@ -193,12 +197,14 @@ void run_job(engine::Job& job, const JobEnv& env, const std::vector<engine::Conf
   };
 
   std::int64_t next_agreement = step + 1;
+  std::int64_t last_interval = 1;
   auto interval_start = Clock::now();
   std::int64_t interval_first_step = step;
   while (true) {
     if (faults) {
       if (fault.rank == comm.rank() && fault.step == step) {
         if (fault.kind == "kill") ::raise(SIGKILL);
+        if (fault.kind == "stop") ::raise(SIGSTOP);
         if (fault.kind == "abort")
           throw engine::InternalError("injected fault (SKEIN_FAULT) on this rank only");
       }
@@ -237,6 +243,11 @@ void run_job(engine::Job& job, const JobEnv& env, const std::vector<engine::Conf
     std::int64_t interval =
         std::clamp<std::int64_t>(static_cast<std::int64_t>(kAgreementSeconds / std::max(flags[2], 1e-9)), 1,
                                  kMaxStepsBetweenAgreements);
+    // The step time is a guess from the last interval: one fast step (a cheap first iteration, a small
+    // target file) must not set 1000 steps of a slower phase between agreements, which delayed periodic
+    // checkpoints and stop signals by seconds (bench/faults found it). So the interval at most doubles,
+    // and starts again at 1 after a step the job marked as the end of a unit (a new pass or epoch).
+    interval = std::min(interval, job_wants_checkpoint ? std::int64_t{1} : 2 * last_interval);
     if (options.checkpoint_every_steps > 0) {
       interval = std::min(interval,
                           std::max<std::int64_t>(1, options.checkpoint_every_steps - steps_since_checkpoint));
@@ -248,6 +259,7 @@ void run_job(engine::Job& job, const JobEnv& env, const std::vector<engine::Conf
           interval, std::max<std::int64_t>(1, static_cast<std::int64_t>(left / std::max(flags[2], 1e-9))));
     }
     next_agreement = step + interval;
+    last_interval = interval;
     interval_start = Clock::now();
     interval_first_step = step;
 
@@ -273,7 +285,10 @@ void run_job(engine::Job& job, const JobEnv& env, const std::vector<engine::Conf
     }
     if (flags[1] != 0) checkpoint();
   }
-  job.finalize();
+  {
+    const engine::BlockingScope blocking("finalize (writing the outputs)");
+    job.finalize();
+  }
   // The outputs are complete: the checkpoints describe an unfinished run and would only mislead a --resume.
   comm.agree([&] {
     if (comm.rank() != 0) return;

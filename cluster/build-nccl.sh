@@ -12,6 +12,15 @@ launcher=()
 if command -v ccache >/dev/null; then
   launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 fi
+# The Release build of cluster/quickstart.sh (AUTO) already is this configuration where CUDA and NCCL are
+# installed: then check its products instead of compiling every library a second time.
+release=${SKEIN_BUILD_DIR:-build}
+if [[ -z ${SKEIN_NCCL_BUILD_DIR:-} && -f $release/comm/libskein_comm_nccl.a && -x $release/bin/skein ]] &&
+  nm -C "$release/comm/libskein_comm_nccl.a" | grep -q make_nccl_collectives &&
+  ldd "$release/bin/skein" | grep -q libnccl; then
+  echo "build-nccl: the Release build ($release) has the NCCL backend compiled and linked; nothing to rebuild"
+  exit 0
+fi
 start=$(date +%s)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -122,7 +122,10 @@ Config Config::resolve(const std::string& section, const std::vector<ConfigKey>&
   }
 
   const std::string where = ini_path.empty() ? std::string() : " in " + ini_path;
-  for (const auto& [name, value] : overrides) {
+  for (const auto& override_pair : overrides) {
+    // Not a structured binding: C++17 lambdas cannot capture those (clang refuses; the fuzz build uses it).
+    const std::string& name = override_pair.first;
+    const std::string& value = override_pair.second;
     const bool known =
         std::any_of(keys.begin(), keys.end(), [&](const ConfigKey& k) { return k.name == name; });
     if (!known)

@@ -167,7 +167,10 @@ int visible_cuda_devices() {
 }
 
 std::shared_ptr<const DeviceCollectives> make_nccl_collectives(const Communicator& comm, int device) {
-  const auto [local_rank, local_size] = node_share(comm);
+  // Not a structured binding: C++17 does not let a lambda capture one (clang refuses it).
+  const std::pair<int, int> share = node_share(comm);
+  const int local_rank = share.first;
+  const int local_size = share.second;
   comm.agree([&] {
     const int devices = visible_cuda_devices();
     if (devices == 0) {

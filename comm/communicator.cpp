@@ -2,11 +2,23 @@
 
 #include <chrono>
 #include <climits>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 namespace skein::comm {
 
 namespace {
+// Buffers of requests dropped while MPI may still use them, kept for the rest of the process (see
+// request.hpp). Held from a static pointer, never freed: reachable to the end, so not a leak, and never
+// released after Kokkos or MPI have finalized.
+void keep_until_exit(std::shared_ptr<const void> buffer) {
+  static std::mutex mutex;
+  static auto* kept = new std::vector<std::shared_ptr<const void>>();
+  const std::lock_guard<std::mutex> lock(mutex);
+  kept->push_back(std::move(buffer));
+}
+
 std::string mpi_error_text(const char* call, int code) {
   char text[MPI_MAX_ERROR_STRING];
   int length = 0;
@@ -158,7 +170,7 @@ void Request::abandon() noexcept {
   }
   request_ = MPI_REQUEST_NULL;
   // MPI may still use the buffer: keep it allocated for the rest of the process (see request.hpp).
-  static_cast<void>(new std::shared_ptr<const void>(std::move(keep_alive_)));
+  keep_until_exit(std::move(keep_alive_));
 }
 
 void Communicator::barrier() const {

@@ -16,8 +16,8 @@ fi
 # installed: then check its products instead of compiling every library a second time.
 release=${SKEIN_BUILD_DIR:-build}
 if [[ -z ${SKEIN_NCCL_BUILD_DIR:-} && -f $release/comm/libskein_comm_nccl.a && -x $release/bin/skein ]] &&
-  nm -C "$release/comm/libskein_comm_nccl.a" | grep -q make_nccl_collectives &&
-  ldd "$release/bin/skein" | grep -q libnccl; then
+  nm -C "$release/comm/libskein_comm_nccl.a" | grep make_nccl_collectives >/dev/null &&
+  ldd "$release/bin/skein" | grep libnccl >/dev/null; then
   echo "build-nccl: the Release build ($release) has the NCCL backend compiled and linked; nothing to rebuild"
   exit 0
 fi

@@ -4,13 +4,12 @@
 #include "engine/error.hpp"
 #include "io/input_files.hpp"
 #include "io/jsonl_reader.hpp"
+#include "jsonl_test_lines.hpp"
 
 #include <gtest/gtest.h>
 #include <simdjson.h>
 #include <stdlib.h>
 #include <zstd.h>
-#define XXH_INLINE_ALL
-#include <xxhash.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -26,41 +25,6 @@ using skein::io::InputFile;
 using skein::io::JsonlShard;
 using skein::io::Line;
 
-struct Rec {
-  std::uint32_t file;
-  std::uint32_t pad;
-  std::uint64_t offset;
-  std::uint64_t length;
-  std::uint64_t hash;
-  bool operator==(const Rec& o) const {
-    return file == o.file && offset == o.offset && length == o.length && hash == o.hash;
-  }
-  bool operator<(const Rec& o) const { return file != o.file ? file < o.file : offset < o.offset; }
-};
-
-std::ostream& operator<<(std::ostream& os, const Rec& r) {
-  return os << "{file " << r.file << ", offset " << r.offset << ", length " << r.length << "}";
-}
-
-Rec make_rec(std::uint32_t file, std::uint64_t offset, std::string_view bytes) {
-  return {file, 0, offset, bytes.size(), XXH3_64bits(bytes.data(), bytes.size())};
-}
-
-// The lines of each file by the plain definition: split on '\n'; a final piece without '\n' is a line.
-std::vector<Rec> expected_lines(const std::vector<std::string>& contents) {
-  std::vector<Rec> out;
-  for (std::uint32_t f = 0; f < contents.size(); ++f) {
-    const std::string& c = contents[f];
-    for (std::size_t pos = 0; pos < c.size();) {
-      const auto nl = c.find('\n', pos);
-      const std::size_t end = nl == std::string::npos ? c.size() : nl;
-      out.push_back(make_rec(f, pos, std::string_view(c).substr(pos, end - pos)));
-      pos = end + 1;
-    }
-  }
-  return out;
-}
-
 std::string zstd_frames(const std::string& content, int frames) {
   std::string out;
   const std::size_t part = content.size() / static_cast<std::size_t>(frames) + 1;
@@ -74,30 +38,6 @@ std::string zstd_frames(const std::string& content, int frames) {
   }
   return out;
 }
-
-// A temporary directory every rank sees: rank 0 creates it, the others learn its name.
-class SharedDir {
- public:
-  explicit SharedDir(const Communicator& comm) : comm_(comm) {
-    if (comm_.rank() == 0) {
-      const auto base = std::filesystem::temp_directory_path() / "skein-jsonl-XXXXXX";
-      std::string name = base.string();
-      if (::mkdtemp(name.data()) == nullptr) name.clear();
-      path_ = name;
-    }
-    comm_.bcast(path_, 0);
-    if (path_.empty()) throw std::runtime_error("mkdtemp failed");
-  }
-  ~SharedDir() {
-    comm_.barrier();
-    if (comm_.rank() == 0) std::filesystem::remove_all(path_);
-  }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  const Communicator& comm_;
-  std::string path_;
-};
 
 // Rank 0 writes the files (contents uncompressed; ".zst" names get compressed in `frames` frames); every
 // rank gets the resolved list.
@@ -214,7 +154,7 @@ std::vector<std::pair<std::string, std::string>> hand_written_files() {
 
 TEST(JsonlSplit, EveryLineExactlyOnceAcrossRanks) {
   Communicator comm(MPI_COMM_WORLD);
-  SharedDir dir(comm);
+  SharedDir dir(comm, "skein-jsonl");
   const auto spec = hand_written_files();
   const auto files = write_files(comm, dir, spec);
   const auto expected = expected_lines(contents_of(spec));
@@ -227,7 +167,7 @@ TEST(JsonlSplit, EveryLineExactlyOnceAcrossRanks) {
 
 TEST(JsonlSplit, AnyRankCountSimulated) {
   Communicator comm(MPI_COMM_WORLD);
-  SharedDir dir(comm);
+  SharedDir dir(comm, "skein-jsonl");
   const auto spec = hand_written_files();
   const auto files = write_files(comm, dir, spec);
   const auto expected = expected_lines(contents_of(spec));
@@ -243,7 +183,7 @@ TEST(JsonlSplit, RangeBoundaryAtEveryByte) {
   // With small files and up to T + 2 simulated ranks, some range starts at every byte: at a line start,
   // right after a '\n', on an empty line, on a '\r', at a file's first or last byte.
   Communicator comm(MPI_COMM_WORLD);
-  SharedDir dir(comm);
+  SharedDir dir(comm, "skein-jsonl");
   const std::vector<std::pair<std::string, std::string>> spec = {
       {"1.jsonl", "a\n\nbc\n\r\n\nxyz"},
       {"2.jsonl", ""},
@@ -266,7 +206,7 @@ TEST(JsonlSplit, RangeBoundaryAtEveryByte) {
 
 TEST(JsonlSplit, LineLongerThanTheDefaultBlock) {
   Communicator comm(MPI_COMM_WORLD);
-  SharedDir dir(comm);
+  SharedDir dir(comm, "skein-jsonl");
   const std::size_t big = JsonlShard::default_block_bytes + 1'234'567;
   std::string huge(big, 'h');
   for (std::size_t i = 0; i < huge.size(); i += 4099) huge[i] = ' ';
@@ -287,7 +227,7 @@ TEST(JsonlSplit, LineLongerThanTheDefaultBlock) {
 TEST(JsonlSplit, Randomized) {
   Communicator comm(MPI_COMM_WORLD);
   for (std::uint64_t seed = 1; seed <= 8; ++seed) {
-    SharedDir dir(comm);
+    SharedDir dir(comm, "skein-jsonl");
     std::mt19937_64 rng(seed);  // same stream on every rank: every rank knows the expected lines
     std::vector<std::pair<std::string, std::string>> spec;
     const int nfiles = 1 + static_cast<int>(rng() % 5);
@@ -317,7 +257,7 @@ TEST(JsonlSplit, Randomized) {
 
 TEST(JsonlSplit, ZstdFileIsNotSplit) {
   Communicator comm(MPI_COMM_WORLD);
-  SharedDir dir(comm);
+  SharedDir dir(comm, "skein-jsonl");
   std::string content;
   for (int i = 0; i < 1000; ++i) content += "{\"text\": \"line " + std::to_string(i) + "\"}\n";
   const auto files = write_files(comm, dir, {{"only.jsonl.zst", content}}, 3);
@@ -334,7 +274,7 @@ TEST(JsonlSplit, ZstdFileIsNotSplit) {
 
 TEST(JsonlSplit, RewindReadsTheSameLinesAgain) {
   Communicator comm(MPI_COMM_WORLD);
-  SharedDir dir(comm);
+  SharedDir dir(comm, "skein-jsonl");
   const auto spec = hand_written_files();
   const auto files = write_files(comm, dir, spec);
   JsonlShard shard(files, comm.rank(), comm.size(), 128);
@@ -353,7 +293,7 @@ TEST(JsonlSplit, RewindReadsTheSameLinesAgain) {
 
 TEST(JsonlSplit, LineNumbers) {
   Communicator comm(MPI_COMM_WORLD);
-  SharedDir dir(comm);
+  SharedDir dir(comm, "skein-jsonl");
   const auto spec = hand_written_files();
   const auto files = write_files(comm, dir, spec);
   const auto expected = expected_lines(contents_of(spec));
@@ -369,7 +309,7 @@ TEST(JsonlSplit, LineNumbers) {
 
 TEST(JsonlSplit, CorruptZstdIsADataError) {
   Communicator comm(MPI_COMM_WORLD);
-  SharedDir dir(comm);
+  SharedDir dir(comm, "skein-jsonl");
   std::string content;
   for (int i = 0; i < 2000; ++i) content += "{\"text\": \"line " + std::to_string(i) + "\"}\n";
   const std::string compressed = zstd_frames(content, 1);
@@ -405,7 +345,7 @@ std::string error_of(const std::function<void()>& f, int& code) {
 
 TEST(InputFiles, ResolveExpandsSortsAndDeduplicates) {
   Communicator comm(MPI_COMM_WORLD);
-  SharedDir dir(comm);
+  SharedDir dir(comm, "skein-jsonl");
   if (comm.rank() == 0) {
     std::ofstream(dir.file("b.jsonl")) << "{}\n{}\n";
     std::ofstream(dir.file("a.jsonl")) << "{}\n";
@@ -433,7 +373,7 @@ TEST(InputFiles, ResolveExpandsSortsAndDeduplicates) {
 
 TEST(InputFiles, ErrorsNameTheKeyAndPathOnEveryRank) {
   Communicator comm(MPI_COMM_WORLD);
-  SharedDir dir(comm);
+  SharedDir dir(comm, "skein-jsonl");
   if (comm.rank() == 0) {
     std::ofstream(dir.file("notes.txt")) << "text";
     std::ofstream(dir.file("ok.jsonl")) << "{}\n";

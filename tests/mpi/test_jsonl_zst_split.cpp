@@ -9,12 +9,11 @@
 #include "io/input_files.hpp"
 #include "io/jsonl_reader.hpp"
 #include "io/zstd_index.hpp"
+#include "jsonl_test_lines.hpp"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <zstd.h>
-#define XXH_INLINE_ALL
-#include <xxhash.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -29,37 +28,6 @@ using skein::comm::Communicator;
 using skein::io::InputFile;
 using skein::io::JsonlShard;
 using skein::io::Line;
-
-struct Rec {
-  std::uint32_t file;
-  std::uint32_t pad;
-  std::uint64_t offset;
-  std::uint64_t length;
-  std::uint64_t hash;
-  bool operator==(const Rec& o) const {
-    return file == o.file && offset == o.offset && length == o.length && hash == o.hash;
-  }
-  bool operator<(const Rec& o) const { return file != o.file ? file < o.file : offset < o.offset; }
-};
-
-Rec make_rec(std::uint32_t file, std::uint64_t offset, std::string_view bytes) {
-  return {file, 0, offset, bytes.size(), XXH3_64bits(bytes.data(), bytes.size())};
-}
-
-// The lines of each file by the plain definition: split on '\n'; a final piece without '\n' is a line.
-std::vector<Rec> expected_lines(const std::vector<std::string>& contents) {
-  std::vector<Rec> out;
-  for (std::uint32_t f = 0; f < contents.size(); ++f) {
-    const std::string& c = contents[f];
-    for (std::size_t pos = 0; pos < c.size();) {
-      const auto nl = c.find('\n', pos);
-      const std::size_t end = nl == std::string::npos ? c.size() : nl;
-      out.push_back(make_rec(f, pos, std::string_view(c).substr(pos, end - pos)));
-      pos = end + 1;
-    }
-  }
-  return out;
-}
 
 // JSON-ish lines of varied lengths (a few longer than the small blocks the tests read with), some "\r\n".
 std::string make_content(int lines, int seed, bool final_newline) {
@@ -106,29 +74,6 @@ std::string multi_frame(const std::string& content, const std::vector<std::size_
   return out;
 }
 
-class SharedDir {
- public:
-  explicit SharedDir(const Communicator& comm) : comm_(comm) {
-    if (comm_.rank() == 0) {
-      const auto base = std::filesystem::temp_directory_path() / "skein-zst-XXXXXX";
-      std::string name = base.string();
-      if (::mkdtemp(name.data()) == nullptr) name.clear();
-      path_ = name;
-    }
-    comm_.bcast(path_, 0);
-    if (path_.empty()) throw std::runtime_error("mkdtemp failed");
-  }
-  ~SharedDir() {
-    comm_.barrier();
-    if (comm_.rank() == 0) std::filesystem::remove_all(path_);
-  }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  const Communicator& comm_;
-  std::string path_;
-};
-
 // The corpus: a single-frame file, a multi-frame one, one whose frame declares no size, a plain one.
 struct Corpus {
   std::vector<std::string> names = {"single.jsonl.zst", "multi.jsonl.zst", "undeclared.jsonl.zst",
@@ -173,7 +118,7 @@ std::vector<Rec> read_all(JsonlShard& shard, std::size_t chunk) {
 
 TEST(ZstdIndex, DecompressedSizeAndFrameStarts) {
   Communicator comm(MPI_COMM_WORLD);
-  SharedDir dir(comm);
+  SharedDir dir(comm, "skein-zst");
   const Corpus corpus;
   auto files = corpus.write(comm, dir, {0, 1, 2, 3});
   for (const auto& f : files) EXPECT_FALSE(f.indexed);
@@ -209,7 +154,7 @@ TEST(ZstdIndex, DecompressedSizeAndFrameStarts) {
 // compressed file every rank reads some of it.
 TEST(ZstdSplit, RankSharesReadEveryLineOnceAndKeepEveryRankBusy) {
   Communicator comm(MPI_COMM_WORLD);
-  SharedDir dir(comm);
+  SharedDir dir(comm, "skein-zst");
   const Corpus corpus;
   for (const std::vector<std::size_t>& which :
        std::vector<std::vector<std::size_t>>{{0, 1, 2, 3}, {0}, {1}, {2}}) {
@@ -234,7 +179,7 @@ TEST(ZstdSplit, RankSharesReadEveryLineOnceAndKeepEveryRankBusy) {
 // order, as after a resume): each line comes from the piece holding its first decompressed byte.
 TEST(ZstdSplit, OneReaderRetargetedOverPieces) {
   Communicator comm(MPI_COMM_WORLD);
-  SharedDir dir(comm);
+  SharedDir dir(comm, "skein-zst");
   const Corpus corpus;
   auto files = corpus.write(comm, dir, {0, 1, 2, 3});
   skein::io::index_zstd_inputs(comm, files);
@@ -271,7 +216,7 @@ TEST(ZstdSplit, OneReaderRetargetedOverPieces) {
 // the data ends (within the frame that was cut).
 TEST(ZstdSplit, TruncatedFileIsAnAgreedErrorWithTheDecompressedOffset) {
   Communicator comm(MPI_COMM_WORLD);
-  SharedDir dir(comm);
+  SharedDir dir(comm, "skein-zst");
   const Corpus corpus;
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"cut-single.jsonl.zst", corpus.bytes[0].substr(0, corpus.bytes[0].size() * 2 / 3)},

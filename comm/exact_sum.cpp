@@ -78,8 +78,8 @@ double from_exact(ExactInt sum, const ExactScale& scale) {
       negative ? ExactUnsigned(0) - static_cast<ExactUnsigned>(sum) : static_cast<ExactUnsigned>(sum);
   // Round the integer to 53 significant bits (nearest, ties to even) by hand: the conversion is then one
   // exact integer-to-double step and one ldexp, the same everywhere.
-  int length = 0;
-  for (ExactUnsigned m = magnitude; m != 0; m >>= 1) ++length;
+  const auto high = static_cast<std::uint64_t>(magnitude >> 64), low = static_cast<std::uint64_t>(magnitude);
+  const int length = high != 0 ? 128 - __builtin_clzll(high) : (low != 0 ? 64 - __builtin_clzll(low) : 0);
   int dropped = length > 53 ? length - 53 : 0;
   if (dropped > 0) {
     const ExactUnsigned rest = magnitude & ((ExactUnsigned(1) << dropped) - 1);

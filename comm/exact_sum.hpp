@@ -46,9 +46,22 @@ struct ExactScale {
 
 namespace detail {
 SKEIN_EXACT_FUNCTION std::uint64_t double_bits(double x) {
+#if defined(__CUDA_ARCH__)
+  return static_cast<std::uint64_t>(__double_as_longlong(x));
+#else
   std::uint64_t bits;
   __builtin_memcpy(&bits, &x, sizeof bits);
   return bits;
+#endif
+}
+SKEIN_EXACT_FUNCTION double double_from_bits(std::uint64_t bits) {
+#if defined(__CUDA_ARCH__)
+  return __longlong_as_double(static_cast<long long>(bits));
+#else
+  double x;
+  __builtin_memcpy(&x, &bits, sizeof x);
+  return x;
+#endif
 }
 constexpr ExactInt kExactNanCount = 1;
 constexpr ExactInt kExactPosInfCount = ExactInt(1) << kExactTermsLog2;
@@ -91,8 +104,7 @@ SKEIN_EXACT_FUNCTION ExactScale exact_scale(double max_magnitude) {
   // 2^(S - 62) built from its bits, when normal (every max above ~2^-1002); else to_exact takes the bits.
   const int biased_factor = scale.shift - 62 + 1023;
   if (biased_factor >= 1 && biased_factor <= 2046) {
-    const std::uint64_t factor_bits = static_cast<std::uint64_t>(biased_factor) << 52;
-    __builtin_memcpy(&scale.factor, &factor_bits, sizeof factor_bits);
+    scale.factor = detail::double_from_bits(static_cast<std::uint64_t>(biased_factor) << 52);
   }
   return scale;
 }

@@ -3,6 +3,7 @@
 // against a compensated long-double sum, and zeros, subnormals, cancellation, infinities and NaN.
 #include "comm/exact_sum.hpp"
 
+#include "comm/cartesian.hpp"
 #include "comm/communicator.hpp"
 
 #include <gtest/gtest.h>
@@ -189,4 +190,14 @@ TEST(ExactSum, FastPathEqualsBitPath) {
     }
   }
   EXPECT_GE(fast_scales, 8);
+}
+
+// comm.reproducible reaches the communicators that solvers use: splits and Cartesian decompositions keep it.
+TEST(ExactSum, SplitAndCartesianCommunicatorsKeepTheSetting) {
+  Communicator comm(MPI_COMM_WORLD);
+  EXPECT_FALSE(comm.exact_sums());
+  comm.set_exact_sums(true);
+  EXPECT_TRUE(comm.split(0, comm.rank()).exact_sums());
+  const skein::comm::CartDecomposition decomposition(comm, {6, 5, 4});
+  EXPECT_TRUE(decomposition.comm().exact_sums());
 }

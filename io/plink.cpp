@@ -283,7 +283,8 @@ std::vector<PlinkVariant> parse_bim(const std::string& path, const std::string& 
 }
 
 PlinkGenotypes read_plink(const comm::Communicator& comm, const std::string& prefix,
-                          PlinkStandardize standardize) {
+                          PlinkStandardize standardize,
+                          const std::function<comm::IndexRange(std::uint64_t snps)>& partition) {
   PlinkGenotypes g;
   g.prefix = prefix;
   const std::string bed_path = prefix + ".bed";
@@ -298,7 +299,7 @@ PlinkGenotypes read_plink(const comm::Communicator& comm, const std::string& pre
   }
   g.samples = g.sample_ids.size();
   g.snps = g.variants.size();
-  g.local_snps = comm::BlockPartition(g.snps, comm.size()).range(comm.rank());
+  g.local_snps = partition ? partition(g.snps) : comm::BlockPartition(g.snps, comm.size()).range(comm.rank());
 
   const std::uint64_t record = g.record_bytes();
   const std::uint64_t local = g.local_snps.size();

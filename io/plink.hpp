@@ -7,6 +7,7 @@
 #include <Kokkos_Core.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -88,8 +89,11 @@ struct PlinkGenotypes {
 //   a malformed .fam/.bim line (file:line, what was expected); an empty .fam or .bim; duplicate sample ids
 //   (IID, both lines); with PlinkStandardize::scale, a SNP without variance (monomorphic or never observed:
 //   refused, naming it and its .bim line; use standardize=center or filter it out, e.g. plink --maf).
+// `partition` (optional) gives this rank's SNPs from the SNP count instead of the block partition (the cca
+// job's whole column groups under comm.reproducible); every rank's ranges must tile [0, snps) in rank order.
 PlinkGenotypes read_plink(const comm::Communicator& comm, const std::string& prefix,
-                          PlinkStandardize standardize);
+                          PlinkStandardize standardize,
+                          const std::function<comm::IndexRange(std::uint64_t snps)>& partition = {});
 
 // The counts of one packed record (the padding bits of the last byte ignored).
 PlinkSnpCounts count_record(const std::uint8_t* record, std::uint64_t samples);

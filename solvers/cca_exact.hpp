@@ -3,7 +3,9 @@
 #pragma once
 
 #include "comm/communicator.hpp"
+#include "comm/exact_sum.hpp"
 #include "engine/error.hpp"
+#include "solvers/cca_groups.hpp"
 #include "solvers/cca_metrics.hpp"
 #include "solvers/dense_blas.hpp"
 #include "solvers/lapack.hpp"
@@ -59,6 +61,41 @@ std::vector<double> gather_columns(const comm::Communicator& comm, const Block& 
       for (std::int64_t j = 0; j < local; ++j) out[i * global_columns + first + j] = hz(i, j);
   }
   comm.allreduce_inplace(out.data(), out.size(), comm::Op::sum);
+  return out;
+}
+
+// comm.reproducible: scale * M^T M (q x q, row-major) for M sharded by rows in whole groups of `group` rows,
+// each group's product M_g^T M_g one BLAS call on its rows alone, the groups' products summed exactly
+// (comm/exact_sum.hpp). Two passes over the groups (the max of each entry, then the fixed-point sums), so
+// only one q x q product is held at a time.
+template <class Matrix>
+std::vector<double> exact_group_gram(const comm::Communicator& comm, const Matrix& m, std::int64_t group,
+                                     typename Matrix::non_const_value_type scale) {
+  using Scalar = typename Matrix::non_const_value_type;
+  const std::int64_t rows = static_cast<std::int64_t>(m.extent(0)),
+                     q = static_cast<std::int64_t>(m.extent(1));
+  const auto qq = static_cast<std::size_t>(q * q);
+  Matrix part("cca::group_MtM", q, q);
+  const auto for_each_group = [&](auto&& use) {
+    for (std::int64_t g0 = 0; g0 < rows; g0 += group) {
+      const auto mg = Kokkos::subview(m, std::make_pair(g0, std::min(rows, g0 + group)), Kokkos::ALL());
+      blas::gemm(blas::Op::transpose, blas::Op::none, scale, mg, mg, Scalar(0), part);
+      use(Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), part));
+    }
+  };
+  std::vector<double> max_magnitude(qq, 0.0);
+  for_each_group([&](const auto& h) {
+    for (std::size_t i = 0; i < qq; ++i)
+      max_magnitude[i] = std::max(max_magnitude[i], comm::exact_magnitude(h.data()[i]));
+  });
+  std::vector<comm::ExactScale> scales(qq);
+  comm::exact_agree_scales(comm, qq, max_magnitude.data(), scales.data());
+  std::vector<comm::ExactInt> sums(qq, 0);
+  for_each_group([&](const auto& h) {
+    for (std::size_t i = 0; i < qq; ++i) sums[i] += comm::to_exact(h.data()[i], scales[i]);
+  });
+  std::vector<double> out(qq);
+  comm::exact_finish(comm, qq, sums.data(), scales.data(), out.data());
   return out;
 }
 
@@ -135,13 +172,20 @@ ExactSolution<typename BlockX::scalar_type> exact_pls(const comm::Communicator& 
   Matrix m("cca::M", x.columns(), q), mtm("cca::MtM", q, q);
   x.full_cross(ys, m);
   const Scalar inv = Scalar(1) / static_cast<Scalar>(used - 1);
-  blas::gemm(blas::Op::transpose, blas::Op::none, inv * inv, m, m, Scalar(0), mtm);
-  auto hmtm = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), mtm);
   std::vector<double> gram(static_cast<std::size_t>(q * q));
-  for (std::int64_t i = 0; i < q; ++i)
-    for (std::int64_t j = 0; j < q; ++j) gram[i * q + j] = hmtm(i, j);
-  comm.allreduce_inplace(gram.data(), gram.size(), comm::Op::sum);
-  const EigenDecomposition e = symmetric_eigen(static_cast<int>(q), gram, true);
+  if (comm.exact_sums()) {
+    gram = detail::exact_group_gram(comm, m, group_columns(p), inv * inv);
+  } else {
+    blas::gemm(blas::Op::transpose, blas::Op::none, inv * inv, m, m, Scalar(0), mtm);
+    auto hmtm = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), mtm);
+    for (std::int64_t i = 0; i < q; ++i)
+      for (std::int64_t j = 0; j < q; ++j) gram[i * q + j] = hmtm(i, j);
+    comm.allreduce_inplace(gram.data(), gram.size(), comm::Op::sum);
+  }
+  const EigenDecomposition e = [&] {
+    const detail::SingleBlasThread single(comm.exact_sums());
+    return symmetric_eigen(static_cast<int>(q), gram, true);
+  }();
   std::vector<int> top;
   for (int c = 0; c < k; ++c) top.push_back(static_cast<int>(q) - 1 - c);
   const auto signs = detail::sign_convention(e, top, 0, static_cast<int>(q));
@@ -225,6 +269,9 @@ ExactSolution<typename BlockX::scalar_type> dense_cca(const comm::Communicator& 
     }
   EigenDecomposition e;
   try {
+    // comm.reproducible: the covariance is the same bits on every rank count (gather_columns adds zeros to
+    // one value); LAPACK's threaded BLAS is not, so it runs on one thread there (slower at large p + q).
+    const detail::SingleBlasThread single(comm.exact_sums());
     e = generalized_symmetric_eigen(static_cast<int>(d), std::move(a), std::move(b), true);
   } catch (const engine::InternalError& error) {
     throw engine::DataError(std::string("cca: the dense CCA solver needs each view's covariance (blended "

@@ -5,6 +5,7 @@
 #include "comm/communicator.hpp"
 #include "engine/error.hpp"
 #include "engine/random.hpp"
+#include "solvers/cca_groups.hpp"
 #include "solvers/dense_blas.hpp"
 
 #include <Kokkos_Core.hpp>
@@ -73,8 +74,9 @@ namespace skein::solvers::cca {
 // so with p > n (genotypes) or weak signals the p - k noise directions keep moving by ~lr per step and
 // the PCC stalls (0.46-0.70 at relative rate 0.3, 0.90 at 0.1 on planted genotypes, k = 3, batch 100),
 // while a lower constant rate is slow at the start. The decay removes that floor within the planned run
-// (0.93-0.98 after 5 epochs on the same data, PLS and ridge; the table at default_options below). The factor is a function of the step count only: steps() is its whole state, so a checkpoint
-// needs nothing new and any rank count gets the same rate. Without total_steps (0) the rate is constant.
+// (0.93-0.98 after 5 epochs on the same data, PLS and ridge; the table at default_options below). The factor
+// is a function of the step count only: steps() is its whole state, so a checkpoint needs nothing new and any
+// rank count gets the same rate. Without total_steps (0) the rate is constant.
 
 enum class Optimizer { sgd, adam };
 
@@ -287,6 +289,10 @@ class GepEy {
     vy_ = Matrix("cca::second_moment_y", py, k);
     gx_ = Matrix("cca::gradient_x", px, k);
     gy_ = Matrix("cca::gradient_y", py, k);
+    if (comm.exact_sums()) {
+      group_x_ = group_columns(comm.allreduce(x.columns(), comm::Op::sum));
+      group_y_ = group_columns(comm.allreduce(y.columns(), comm::Op::sum));
+    }
   }
 
   const EyOptions& options() const { return options_; }
@@ -475,6 +481,7 @@ class GepEy {
   Projections project(Rows rows) const {
     const std::int64_t k = k_;
     const std::int64_t b = static_cast<std::int64_t>(rows.extent(0));
+    if (exact()) return project_exact(rows);
     Matrix zx("cca::Z_x", b, k), zy("cca::Z_y", b, k);
     x_.multiply(rows, ux_, zx);
     y_.multiply(rows, uy_, zy);
@@ -504,6 +511,45 @@ class GepEy {
     p.gram_x.assign(packed.begin() + 2 * bk, packed.begin() + 2 * bk + kk);
     p.gram_y.assign(packed.begin() + 2 * bk + kk, packed.end());
     return p;
+  }
+
+  // comm.reproducible: one row of terms per column group (the x view's group i and the y view's group i
+  // side by side), each group's projections and Gram matrix computed on its own (solvers/cca_groups.hpp),
+  // the rows summed exactly: the same bits at any rank count.
+  bool exact() const { return group_x_ > 0; }
+  Projections project_exact(Rows rows) const {
+    const std::int64_t k = k_;
+    const std::int64_t b = static_cast<std::int64_t>(rows.extent(0));
+    const std::size_t bk = static_cast<std::size_t>(b * k), kk = static_cast<std::size_t>(k * k);
+    const std::size_t length = 2 * bk + 2 * kk;
+    const std::int64_t groups = std::max(local_groups(x_, group_x_), local_groups(y_, group_y_));
+    std::vector<double> terms(static_cast<std::size_t>(groups) * length, 0.0);
+    add_group_products(x_, rows, ux_, group_x_, terms, length, 0);
+    add_group_products(y_, rows, uy_, group_y_, terms, length, bk);
+    add_group_grams(Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), ux_), group_x_, terms, length,
+                    2 * bk);
+    add_group_grams(Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), uy_), group_y_, terms, length,
+                    2 * bk + kk);
+    const std::vector<double> sum = exact_group_sum(comm_, terms, length);
+    Projections p;
+    p.zx.assign(sum.begin(), sum.begin() + bk);
+    p.zy.assign(sum.begin() + bk, sum.begin() + 2 * bk);
+    p.gram_x.assign(sum.begin() + 2 * bk, sum.begin() + 2 * bk + kk);
+    p.gram_y.assign(sum.begin() + 2 * bk + kk, sum.end());
+    return p;
+  }
+  // The group width of a block (x_ or y_).
+  template <class Block>
+  std::int64_t group_of(const Block& block) const {
+    return static_cast<const void*>(&block) == static_cast<const void*>(&x_) ? group_x_ : group_y_;
+  }
+  // The exact global sum of squares of a column vector v of `block`'s rows.
+  template <class Block>
+  double exact_squared_norm(const Block& block, const Matrix& v) const {
+    const std::int64_t group = group_of(block);
+    std::vector<double> terms(static_cast<std::size_t>(local_groups(block, group)), 0.0);
+    add_group_squares(Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), v), group, terms, 1, 0);
+    return exact_group_sum(comm_, terms, 1)[0];
   }
 
   // The b x k batch gradients G_x, G_y and the k x k V + V' (reused while b stays the same).
@@ -544,10 +590,18 @@ class GepEy {
   template <class Block>
   std::vector<double> centred_projection(const Block& block, Rows rows, const Matrix& v) const {
     const std::int64_t b = static_cast<std::int64_t>(rows.extent(0));
+    std::vector<double> out(static_cast<std::size_t>(b));
+    if (exact()) {
+      const std::int64_t group = group_of(block);
+      std::vector<double> terms(static_cast<std::size_t>(local_groups(block, group) * b), 0.0);
+      add_group_products(block, rows, v, group, terms, static_cast<std::size_t>(b), 0);
+      out = exact_group_sum(comm_, terms, static_cast<std::size_t>(b));
+      detail::centre_rows(out, 1, 0, b);
+      return out;
+    }
     Matrix z("cca::power_z", b, 1);
     block.multiply(rows, v, z);
     auto hz = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), z);
-    std::vector<double> out(static_cast<std::size_t>(b));
     for (std::int64_t r = 0; r < b; ++r) out[r] = hz(r, 0);
     comm_.allreduce_inplace(out.data(), out.size(), comm::Op::sum);
     detail::centre_rows(out, 1, 0, b);
@@ -563,12 +617,15 @@ class GepEy {
     for (std::int64_t r = 0; r < b; ++r) hg(r, 0) = static_cast<Scalar>(z[r] / static_cast<double>(b - 1));
     Kokkos::deep_copy(g, hg);
     block.transpose_multiply(rows, g, v);
+    if (exact()) return exact_squared_norm(block, v);
     auto hv = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), v);
     double norm = 0;
     for (std::size_t i = 0; i < hv.extent(0); ++i) norm += static_cast<double>(hv(i, 0)) * hv(i, 0);
     return comm_.allreduce(norm, comm::Op::sum);
   }
-  double squared_norm(const Matrix& v) const {
+  template <class Block>
+  double squared_norm(const Block& block, const Matrix& v) const {
+    if (exact()) return exact_squared_norm(block, v);
     auto hv = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), v);
     double s = 0;
     for (std::size_t i = 0; i < hv.extent(0); ++i) s += static_cast<double>(hv(i, 0)) * hv(i, 0);
@@ -599,7 +656,7 @@ class GepEy {
     Matrix v = power_start(block, view);
     Matrix w("cca::power_w", block.columns(), 1);
     double lambda = 0;
-    normalise(v, squared_norm(v));
+    normalise(v, squared_norm(block, v));
     for (int it = 0; it < kPowerIterations; ++it) {
       const auto z = centred_projection(block, rows, v);
       const double norm2 = centred_transpose(block, rows, z, w);
@@ -615,7 +672,7 @@ class GepEy {
            wy("cca::power_wy", y_.columns(), 1);
     double sigma = 0;
     for (int it = 0; it < kPowerIterations; ++it) {
-      const double start = squared_norm(vy);
+      const double start = squared_norm(y_, vy);
       normalise(vy, start);
       const double nx = centred_transpose(x_, rows, centred_projection(y_, rows, vy), wx);  // |S_xy v|^2
       sigma = std::sqrt(nx);
@@ -634,6 +691,8 @@ class GepEy {
   mutable Matrix g_batch_x_, g_batch_y_, vsum_;
   std::int64_t steps_ = 0;
   double lr_scale_x_ = 1.0, lr_scale_y_ = 1.0;
+  // comm.reproducible: the column-group widths of x and y (solvers/cca_groups.hpp); 0: ordinary sums.
+  std::int64_t group_x_ = 0, group_y_ = 0;
 };
 
 }  // namespace skein::solvers::cca

@@ -4,6 +4,8 @@
 
 #include "comm/communicator.hpp"
 #include "engine/error.hpp"
+#include "solvers/blas_threads.hpp"
+#include "solvers/cca_groups.hpp"
 #include "solvers/lapack.hpp"
 
 #include <Kokkos_Core.hpp>
@@ -20,6 +22,25 @@ namespace skein::solvers::cca {
 constexpr std::int64_t kRowChunk = 2048;
 
 namespace detail {
+
+// comm.reproducible: one BLAS thread while it lives. OpenBLAS's threaded level-2 kernels under LAPACK's
+// dsyev split their sums by thread, so the small eigenproblems here gave values 1 ulp apart at 1 and 2
+// threads (ranks bound to one core each, or not, see the same weights differently); single-threaded they
+// are the same bits everywhere, and at 2k x 2k no slower.
+class SingleBlasThread {
+ public:
+  explicit SingleBlasThread(bool active) : previous_(active ? blas::threads() : 0) {
+    if (active) blas::set_threads(1);
+  }
+  ~SingleBlasThread() {
+    if (previous_ > 0) blas::set_threads(previous_);
+  }
+  SingleBlasThread(const SingleBlasThread&) = delete;
+  SingleBlasThread& operator=(const SingleBlasThread&) = delete;
+
+ private:
+  int previous_;
+};
 
 // The top `count` eigenvalues (descending) of the symmetric pencil (A, B), n x n row-major (symmetric, so
 // row- and column-major agree), B positive semi-definite: B is whitened through its eigendecomposition with
@@ -86,24 +107,43 @@ std::vector<double> projection_covariance(const comm::Communicator& comm, const 
   if (n < 2) throw engine::UsageError("cca: correlations need at least 2 rows");
   std::vector<double> sums(k2, 0.0), products(k2 * k2, 0.0);
   auto host_rows = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), rows);
+  // comm.reproducible: each chunk's projections summed exactly over column groups (solvers/cca_groups.hpp).
+  const bool exact = comm.exact_sums();
+  const std::int64_t group_x = exact ? group_columns(comm.allreduce(x.columns(), comm::Op::sum)) : 0;
+  const std::int64_t group_y = exact ? group_columns(comm.allreduce(y.columns(), comm::Op::sum)) : 0;
   for (std::int64_t r0 = 0; r0 < n; r0 += kRowChunk) {
     const std::int64_t c = std::min(kRowChunk, n - r0);
     Kokkos::View<std::int64_t*> chunk("cca::rows", c);
     auto host_chunk = Kokkos::create_mirror_view(chunk);
     for (std::int64_t i = 0; i < c; ++i) host_chunk(i) = host_rows(r0 + i);
     Kokkos::deep_copy(chunk, host_chunk);
-    Matrix zx("cca::Z_x", c, k), zy("cca::Z_y", c, k);
-    x.multiply(chunk, ux, zx);
-    y.multiply(chunk, uy, zy);
-    auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), zx);
-    auto hy = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), zy);
     std::vector<double> z(static_cast<std::size_t>(c * k2));
-    for (std::int64_t i = 0; i < c; ++i)
-      for (std::int64_t j = 0; j < k; ++j) {
-        z[i * k2 + j] = hx(i, j);
-        z[i * k2 + k + j] = hy(i, j);
-      }
-    comm.allreduce_inplace(z.data(), z.size(), comm::Op::sum);
+    if (exact) {
+      // Row j of a group's terms: its Z_x row j then its Z_y row j, as in z.
+      const auto ck = static_cast<std::size_t>(c * k), length = 2 * ck;
+      const std::int64_t groups = std::max(local_groups(x, group_x), local_groups(y, group_y));
+      std::vector<double> terms(static_cast<std::size_t>(groups) * length, 0.0);
+      add_group_products(x, chunk, ux, group_x, terms, length, 0);
+      add_group_products(y, chunk, uy, group_y, terms, length, ck);
+      const std::vector<double> sum = exact_group_sum(comm, terms, length);
+      for (std::int64_t i = 0; i < c; ++i)
+        for (std::int64_t j = 0; j < k; ++j) {
+          z[i * k2 + j] = sum[i * k + j];
+          z[i * k2 + k + j] = sum[ck + i * k + j];
+        }
+    } else {
+      Matrix zx("cca::Z_x", c, k), zy("cca::Z_y", c, k);
+      x.multiply(chunk, ux, zx);
+      y.multiply(chunk, uy, zy);
+      auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), zx);
+      auto hy = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), zy);
+      for (std::int64_t i = 0; i < c; ++i)
+        for (std::int64_t j = 0; j < k; ++j) {
+          z[i * k2 + j] = hx(i, j);
+          z[i * k2 + k + j] = hy(i, j);
+        }
+      comm.allreduce_inplace(z.data(), z.size(), comm::Op::sum);
+    }
     for (std::int64_t i = 0; i < c; ++i)
       for (std::int64_t a = 0; a < k2; ++a) {
         const double za = z[i * k2 + a];
@@ -147,14 +187,27 @@ SubspaceScores subspace_scores(const comm::Communicator& comm, const BlockX& x, 
   auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), ux);
   auto hy = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), uy);
   std::vector<double> gram(static_cast<std::size_t>(2 * k * k), 0.0);
-  for (std::size_t r = 0; r < hx.extent(0); ++r)
-    for (int i = 0; i < k; ++i)
-      for (int j = 0; j < k; ++j) gram[i * k + j] += static_cast<double>(hx(r, i)) * hx(r, j);
-  for (std::size_t r = 0; r < hy.extent(0); ++r)
-    for (int i = 0; i < k; ++i)
-      for (int j = 0; j < k; ++j) gram[k * k + i * k + j] += static_cast<double>(hy(r, i)) * hy(r, j);
-  comm.allreduce_inplace(gram.data(), gram.size(), comm::Op::sum);
+  if (comm.exact_sums()) {
+    // comm.reproducible: per column group, summed exactly (solvers/cca_groups.hpp).
+    const std::int64_t group_x = group_columns(comm.allreduce(x.columns(), comm::Op::sum));
+    const std::int64_t group_y = group_columns(comm.allreduce(y.columns(), comm::Op::sum));
+    const auto kk = static_cast<std::size_t>(k * k), length = 2 * kk;
+    const std::int64_t groups = std::max(local_groups(x, group_x), local_groups(y, group_y));
+    std::vector<double> terms(static_cast<std::size_t>(groups) * length, 0.0);
+    add_group_grams(hx, group_x, terms, length, 0);
+    add_group_grams(hy, group_y, terms, length, kk);
+    gram = exact_group_sum(comm, terms, length);
+  } else {
+    for (std::size_t r = 0; r < hx.extent(0); ++r)
+      for (int i = 0; i < k; ++i)
+        for (int j = 0; j < k; ++j) gram[i * k + j] += static_cast<double>(hx(r, i)) * hx(r, j);
+    for (std::size_t r = 0; r < hy.extent(0); ++r)
+      for (int i = 0; i < k; ++i)
+        for (int j = 0; j < k; ++j) gram[k * k + i * k + j] += static_cast<double>(hy(r, i)) * hy(r, j);
+    comm.allreduce_inplace(gram.data(), gram.size(), comm::Op::sum);
+  }
   SubspaceScores out;
+  const detail::SingleBlasThread single(comm.exact_sums());
   // Diverged weights (non-finite projections) score NaN instead of failing inside LAPACK.
   for (double v : s)
     if (!std::isfinite(v)) {
@@ -201,6 +254,7 @@ CanonicalRotation canonical_rotation(const comm::Communicator& comm, const Block
     for (int j = 0; j < k2; ++j) ((i < k) == (j < k) ? b : a)[i * k2 + j] = s[i * k2 + j];
   std::vector<double> vectors;
   CanonicalRotation out;
+  const detail::SingleBlasThread single(comm.exact_sums());
   out.correlations = detail::top_pencil_values(k2, a, b, k, &vectors);
   out.rotation_x.assign(static_cast<std::size_t>(k * k), 0.0);
   out.rotation_y.assign(static_cast<std::size_t>(k * k), 0.0);

@@ -36,6 +36,9 @@ namespace skein::solvers {
 //   void transpose_multiply(Kokkos::View<const std::int64_t*> rows,
 //                           Kokkos::View<const Scalar**, Kokkos::LayoutRight> G,
 //                           Kokkos::View<Scalar**, Kokkos::LayoutRight> out) const;
+//   // comm.reproducible: Z(g) = Xs[rows, local column group g] * U[group g], each group's product
+//   // computed the same way on whichever rank owns it (solvers/cca_groups.hpp).
+//   void multiply_groups(rows, U, std::int64_t group_columns, Kokkos::View<Scalar***, LayoutRight> Z) const;
 //   // out (my columns x q) = Xs[all rows, my columns]^T * Y (n x q, rows in sample order 0..n-1): one pass
 //   // over the data for the exact PLS solver (overwrites out; no communication).
 //   void full_cross(Kokkos::View<const Scalar**, Kokkos::LayoutRight> Y,
@@ -181,6 +184,7 @@ class DenseFeatureBlock {
   using ConstMatrix = Kokkos::View<const Scalar**, Kokkos::LayoutRight>;
   using Matrix = Kokkos::View<Scalar**, Kokkos::LayoutRight>;
   using Source = FeatureSource<Scalar>;
+  using Grouped = Kokkos::View<Scalar***, Kokkos::LayoutRight>;
 
   // Columns gathered per BLAS call.
   static constexpr std::int64_t column_slab = 2048;
@@ -232,6 +236,33 @@ class DenseFeatureBlock {
           auto u = Kokkos::subview(U, std::make_pair(c0, c1), Kokkos::ALL());
           auto z = Kokkos::subview(Z, std::make_pair(r0, r1), Kokkos::ALL());
           blas::gemm(blas::Op::none, blas::Op::none, Scalar(1), slab, u, Scalar(1), z);
+        });
+  }
+
+  // comm.reproducible's partial products (solvers/cca_groups.hpp): Z(g, r, :) = Xs[rows(r), group g] U[group
+  // g] for each local column group g of `group_columns` columns (local columns [g G, min((g + 1) G,
+  // columns()))). A group lies inside one column slab (first_column() is a multiple of G and G divides
+  // column_slab), so its product is one BLAS call per row chunk on its columns alone: the same bits on
+  // whichever rank owns it. Z: groups x b x k, overwritten.
+  void multiply_groups(Rows rows, ConstMatrix U, std::int64_t group_columns, Grouped Z) const {
+    const std::int64_t b = static_cast<std::int64_t>(rows.extent(0));
+    check_shapes("multiply_groups", U.extent(0), Z.extent(1), b, U.extent(1), Z.extent(2));
+    if (group_columns < 1 || column_slab % group_columns != 0 || first_column_ % group_columns != 0 ||
+        static_cast<std::int64_t>(Z.extent(0)) != (columns() + group_columns - 1) / group_columns)
+      throw engine::InternalError("DenseFeatureBlock::multiply_groups: columns from " +
+                                  std::to_string(first_column_) + " do not split into groups of " +
+                                  std::to_string(group_columns));
+    Kokkos::deep_copy(Z, Scalar(0));
+    for_each_slab(
+        rows, false, b,
+        [&](std::int64_t r0, std::int64_t r1, std::int64_t c0, std::int64_t c1, const Matrix& slab) {
+          for (std::int64_t g0 = c0; g0 < c1; g0 += group_columns) {
+            const std::int64_t g1 = std::min(c1, g0 + group_columns);
+            auto x = Kokkos::subview(slab, Kokkos::ALL(), std::make_pair(g0 - c0, g1 - c0));
+            auto u = Kokkos::subview(U, std::make_pair(g0, g1), Kokkos::ALL());
+            auto z = Kokkos::subview(Z, g0 / group_columns, std::make_pair(r0, r1), Kokkos::ALL());
+            blas::gemm(blas::Op::none, blas::Op::none, Scalar(1), x, u, Scalar(0), z);
+          }
         });
   }
 

@@ -256,11 +256,12 @@ void GenotypeFeatureBlock<Scalar>::check_rows(RowsView rows) const {
 }
 
 template <class Scalar>
-std::int64_t GenotypeFeatureBlock<Scalar>::prepare_panel(std::int64_t b) const {
+std::int64_t GenotypeFeatureBlock<Scalar>::prepare_panel(std::int64_t b, std::int64_t fixed) const {
   // Panels of SNPs (a multiple of 4) whose decoded minibatch (b x panel) stays in the L2 cache for BLAS.
   const std::int64_t fit = (std::int64_t{256} << 10) / (b * std::int64_t(sizeof(Scalar)));
   const std::int64_t panel = std::max<std::int64_t>(8, std::min<std::int64_t>(1024, fit)) / 4 * 4;
-  const std::int64_t snps = std::min(panel, (std::max<std::int64_t>(columns(), 1) + 3) / 4 * 4);
+  const std::int64_t snps =
+      fixed > 0 ? fixed : std::min(panel, (std::max<std::int64_t>(columns(), 1) + 3) / 4 * 4);
   if (decoded_.extent(0) != static_cast<std::size_t>(b) ||
       decoded_.extent(1) != static_cast<std::size_t>(snps)) {
     decoded_ = Kokkos::View<Scalar**, Kokkos::LayoutRight>(
@@ -271,9 +272,10 @@ std::int64_t GenotypeFeatureBlock<Scalar>::prepare_panel(std::int64_t b) const {
 
 template <class Scalar>
 template <class Use>
-void GenotypeFeatureBlock<Scalar>::for_each_decoded_panel(RowsView rows, Use&& use) const {
+void GenotypeFeatureBlock<Scalar>::for_each_decoded_panel(RowsView rows, Use&& use,
+                                                          std::int64_t fixed_panel) const {
   const auto b = static_cast<std::int64_t>(rows.extent(0));
-  const std::int64_t panel = prepare_panel(b);
+  const std::int64_t panel = prepare_panel(b, fixed_panel);
   for (std::int64_t first = 0; first < columns(); first += panel) {
     const std::int64_t count = std::min(panel, columns() - first);
     Kokkos::parallel_for("skein::genotype_block::decode_rows", Kokkos::RangePolicy<>(0, b),
@@ -302,6 +304,33 @@ void GenotypeFeatureBlock<Scalar>::multiply(RowsView rows, ConstMatrix U, Matrix
     auto u = Kokkos::subview(U, std::make_pair(first, first + count), Kokkos::ALL);
     blas::gemm(blas::Op::none, blas::Op::none, Scalar(1), x, u, Scalar(1), Z);
   });
+}
+
+template <class Scalar>
+void GenotypeFeatureBlock<Scalar>::multiply_groups(RowsView rows, ConstMatrix U, std::int64_t group_columns,
+                                                   Grouped Z) const {
+  const auto b = static_cast<std::int64_t>(rows.extent(0));
+  const auto k = static_cast<std::int64_t>(U.extent(1));
+  const std::int64_t groups = group_columns > 0 ? (columns() + group_columns - 1) / group_columns : -1;
+  if (group_columns < 4 || group_columns % 4 != 0 || first_column_ % group_columns != 0 ||
+      static_cast<std::int64_t>(U.extent(0)) != columns() ||
+      static_cast<std::int64_t>(Z.extent(0)) != groups || static_cast<std::int64_t>(Z.extent(1)) != b ||
+      static_cast<std::int64_t>(Z.extent(2)) != k)
+    throw std::invalid_argument(
+        "GenotypeFeatureBlock::multiply_groups: groups of " + std::to_string(group_columns) +
+        " SNPs from SNP " + std::to_string(first_column_) + " do not fit U " + std::to_string(U.extent(0)) +
+        "x" + std::to_string(k) + " and Z of " + std::to_string(Z.extent(0)) + " groups");
+  Kokkos::deep_copy(Z, Scalar(0));
+  if (b == 0 || k == 0 || columns() == 0) return;
+  check_rows(rows);
+  for_each_decoded_panel(
+      rows,
+      [&](const auto& x, std::int64_t first, std::int64_t count) {
+        auto u = Kokkos::subview(U, std::make_pair(first, first + count), Kokkos::ALL);
+        auto z = Kokkos::subview(Z, first / group_columns, Kokkos::ALL, Kokkos::ALL);
+        blas::gemm(blas::Op::none, blas::Op::none, Scalar(1), x, u, Scalar(0), z);
+      },
+      group_columns);
 }
 
 template <class Scalar>

@@ -43,6 +43,7 @@ class GenotypeFeatureBlock {
   using ConstMatrix = Kokkos::View<const Scalar**, Kokkos::LayoutRight>;
   using Matrix = Kokkos::View<Scalar**, Kokkos::LayoutRight>;
   using Packed = Kokkos::View<const std::uint8_t**, Kokkos::LayoutRight>;
+  using Grouped = Kokkos::View<Scalar***, Kokkos::LayoutRight>;
 
   // Computes each SNP's statistics over the statistics rows and its lookup tables. A SNP without variance
   // there (monomorphic, or no observed call) is left centred, not scaled, as DenseFeatureBlock does (a
@@ -56,6 +57,10 @@ class GenotypeFeatureBlock {
 
   // Z (b x k) += X[rows, my columns] U (my columns x k). The caller allreduces Z over ranks.
   void multiply(RowsView rows, ConstMatrix U, Matrix Z) const;
+  // comm.reproducible's partial products (feature_block.hpp): Z(g) (b x k) = X[rows, local SNP group g]
+  // U[group g] for groups of `group_columns` SNPs (a multiple of 4, dividing first_column()), each decoded
+  // as one panel of exactly the group's SNPs: the same bits on whichever rank owns the group.
+  void multiply_groups(RowsView rows, ConstMatrix U, std::int64_t group_columns, Grouped Z) const;
   // out (my columns x k) = X[rows, my columns]^T G (b x k). No communication.
   void transpose_multiply(RowsView rows, ConstMatrix G, Matrix out) const;
   // out (my columns x q) = X[all rows, my columns]^T Y (rows() x q): the exact PLS pass. Decodes panels of
@@ -81,11 +86,12 @@ class GenotypeFeatureBlock {
 
   // Scratch of the last product: a panel of SNPs' decoded minibatch values (b x panel).
   void check_rows(RowsView rows) const;
-  std::int64_t prepare_panel(std::int64_t b) const;
+  // fixed > 0: panels of exactly that many SNPs (multiply_groups), else sized for the cache.
+  std::int64_t prepare_panel(std::int64_t b, std::int64_t fixed = 0) const;
   // Decodes the minibatch `rows` panel by panel of SNPs and calls use(x, first, count) with x the decoded
   // b x count values of SNPs [first, first + count) (multiply and transpose_multiply differ only in use).
   template <class Use>
-  void for_each_decoded_panel(RowsView rows, Use&& use) const;
+  void for_each_decoded_panel(RowsView rows, Use&& use, std::int64_t fixed_panel = 0) const;
   mutable Kokkos::View<Scalar**, Kokkos::LayoutRight> decoded_;
 };
 

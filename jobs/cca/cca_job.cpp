@@ -11,6 +11,7 @@
 #include "io/state_views.hpp"
 #include "jobs/cca/inputs.hpp"
 #include "jobs/run_attributes.hpp"
+#include "solvers/blas_threads.hpp"
 #include "solvers/cca_exact.hpp"
 #include "solvers/cca_ey.hpp"
 #include "solvers/cca_metrics.hpp"
@@ -25,6 +26,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <numeric>
 #include <optional>
@@ -191,6 +193,12 @@ template <class Scalar, class BlockX>
 void CcaJob<Scalar, BlockX>::load() {
   const auto begin = Clock::now();
   const PartTimer load_timer;
+  if (comm_.exact_sums()) {
+    // comm.reproducible: OpenBLAS's threaded kernels split some sums by thread (LAPACK's eigensolvers, the
+    // exact solver's products gave values 1 ulp apart at 1 and 2 threads), and ranks bound to a core or not
+    // get different thread counts; one thread per rank makes every product the same bits everywhere.
+    solvers::blas::set_threads(1);
+  }
   read_views();
   load_seconds_ = comm_.allreduce(seconds_since(begin), comm::Op::max);
   engine::Log::user().info("cca: load: {}", load_timer.text(comm_));
@@ -244,8 +252,15 @@ void CcaJob<Scalar, BlockX>::read_views() {
   std::vector<std::string> x_ids;
   std::int64_t x_samples = 0;
   if (settings_.x.plink) {
+    // comm.reproducible: whole column groups per rank (read_views' x_columns), not the block partition.
+    std::function<comm::IndexRange(std::uint64_t)> partition;
+    if (comm_.exact_sums())
+      partition = [&](std::uint64_t snps) {
+        return solvers::cca::grouped_columns(static_cast<std::int64_t>(snps), comm_.size(), comm_.rank());
+      };
     genotypes_ = io::read_plink(comm_, settings_.x.path,
-                                settings_.scale ? io::PlinkStandardize::scale : io::PlinkStandardize::center);
+                                settings_.scale ? io::PlinkStandardize::scale : io::PlinkStandardize::center,
+                                partition);
     x_ids = genotypes_->sample_ids;
     x_samples = static_cast<std::int64_t>(genotypes_->samples);
     p_ = static_cast<std::int64_t>(genotypes_->snps);
@@ -272,10 +287,15 @@ void CcaJob<Scalar, BlockX>::read_views() {
   });
   split_samples();
 
-  const comm::IndexRange x_columns =
-      comm::BlockPartition(static_cast<std::uint64_t>(p_), comm_.size()).range(comm_.rank());
-  const comm::IndexRange y_columns =
-      comm::BlockPartition(static_cast<std::uint64_t>(q_), comm_.size()).range(comm_.rank());
+  // comm.reproducible: ranks own whole column groups (solvers/cca_groups.hpp), whose partial products are
+  // summed exactly; the weights keep their global order, so outputs and checkpoints look the same.
+  const auto columns_of = [&](std::int64_t width) {
+    return comm_.exact_sums()
+               ? solvers::cca::grouped_columns(width, comm_.size(), comm_.rank())
+               : comm::BlockPartition(static_cast<std::uint64_t>(width), comm_.size()).range(comm_.rank());
+  };
+  const comm::IndexRange x_columns = columns_of(p_);
+  const comm::IndexRange y_columns = columns_of(q_);
   const auto standardize = settings_.scale ? solvers::Standardize::scale : solvers::Standardize::center;
   // Which HDF5 views stream (the same choice on every rank: the widest rank's block decides).
   const auto streamed = [&](std::size_t rows, comm::IndexRange columns) {

@@ -235,6 +235,10 @@ class DsirJob final : public engine::Job {
           cache_bytes_ -= cached->second.bytes();
           cache_.erase(cached);
         }
+      } else if (pass_ == Pass::collect && cached != cache_.end() && in_plain_files(cached->second)) {
+        collect_fetched(cached->second);
+        cache_bytes_ -= cached->second.bytes();
+        cache_.erase(cached);
       } else {
         collect_cache_ = pass_ == Pass::collect && cached != cache_.end() ? &cached->second : nullptr;
         collect_cache_index_ = 0;
@@ -297,6 +301,7 @@ class DsirJob final : public engine::Job {
   void begin_pass(Pass pass, const std::vector<std::uint64_t>& done) {
     pass_ = pass;
     reader_.reset();
+    fetcher_.reset();
     pending_.clear();
     finished_.clear();
     done_before_ = done;
@@ -460,6 +465,39 @@ class DsirJob final : public engine::Job {
     count_collected(buckets.data(), buckets.size(), selected, random);
   }
 
+  bool in_plain_files(const CachedPiece& piece) const {
+    return std::none_of(piece.ids.begin(), piece.ids.end(),
+                        [&](std::uint64_t id) { return raw_files_[file_of(id)].zstd; });
+  }
+
+  // The collect pass on a piece the feature cache holds, in plain files: the cache lists the piece's
+  // documents (every one that can be selected) with their n-grams, so only the selected lines are read, each
+  // by one pread up to the next document's start. Reading the whole piece again cost a copy of every byte
+  // (the largest kernel cost of a plain-text run, perf on Brown x64) and a scan for its line ends.
+  void collect_fetched(const CachedPiece& piece) {
+    if (!fetcher_) fetcher_ = std::make_unique<io::LineFetcher>(raw_files_);
+    for (std::size_t i = 0; i < piece.ids.size(); ++i) {
+      const std::uint64_t id = piece.ids[i];
+      const bool selected = selected_cursor_ < selected_.size() && selected_[selected_cursor_].id == id;
+      const bool random = random_cursor_ < random_ids_.size() && random_ids_[random_cursor_] == id;
+      if (!selected && !random) continue;
+      if (selected) {
+        ++selected_cursor_;
+        const bool next_in_file = i + 1 < piece.ids.size() && file_of(piece.ids[i + 1]) == file_of(id);
+        fetcher_->append_line(file_of(id), offset_of(id), next_in_file ? offset_of(piece.ids[i + 1]) : 0,
+                              selected_lines_);
+        selected_lines_.push_back('\n');
+      }
+      if (random) ++random_cursor_;
+      const std::uint64_t begin = i == 0 ? 0 : piece.ends[i - 1];
+      if (narrow_cache()) {
+        count_collected(piece.narrow.data() + begin, piece.ends[i] - begin, selected, random);
+      } else {
+        count_collected(piece.wide.data() + begin, piece.ends[i] - begin, selected, random);
+      }
+    }
+  }
+
   template <class Bucket>
   void count_collected(const Bucket* buckets, std::size_t count, bool selected, bool random) {
     if (selected) {
@@ -611,6 +649,7 @@ class DsirJob final : public engine::Job {
   std::vector<std::uint64_t> done_before_;  // pieces of this pass done before a resume (global)
   std::unique_ptr<Featurizer> featurizer_;
   std::unique_ptr<io::JsonlShard> reader_;  // this pass's reader, kept from piece to piece
+  std::unique_ptr<io::LineFetcher> fetcher_;  // the collect pass' reader of single lines (collect_fetched)
   std::unique_ptr<engine::Progress> progress_;
   double bytes_done_ = 0;
   Tally tally_, target_tally_, raw_tally_;  // tally_: this pass, this rank; the others: global

@@ -444,7 +444,8 @@ int LineFetcher::fd_of(std::uint32_t file_index) {
   int& fd = fds_[file_index];
   if (fd < 0) {
     fd = ::open(files_.at(file_index).path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw engine::DataError("cannot open " + files_[file_index].path + ": " + std::strerror(errno));
+    if (fd < 0)
+      throw engine::DataError("cannot open " + files_[file_index].path + ": " + std::strerror(errno));
   }
   return fd;
 }

@@ -141,10 +141,12 @@ class LineFetcher {
   LineFetcher(const LineFetcher&) = delete;
   LineFetcher& operator=(const LineFetcher&) = delete;
 
-  // Appends to `out` the line of plain file `file_index` that starts at `offset`, without its '\n' (a trailing
+  // Appends to `out` the line of plain file `file_index` that starts at `offset`, without its '\n' (a
+  // trailing
   // '\r' is kept, as JsonlShard delivers it). `end_bound` > offset is an offset the line (with its '\n')
   // ends at or before, when the caller knows one (the next line's start); 0 if not. Throws DataError naming
-  // the file if it cannot be read, or if no '\n' lies before `end_bound` (the file changed since it was read).
+  // the file if it cannot be read, or if no '\n' lies before `end_bound` (the file changed since it was
+  // read).
   void append_line(std::uint32_t file_index, std::uint64_t offset, std::uint64_t end_bound, std::string& out);
 
  private:

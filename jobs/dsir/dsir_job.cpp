@@ -5,6 +5,7 @@
 #include "comm/view_collectives.hpp"
 #include "engine/log.hpp"
 #include "engine/random.hpp"
+#include "engine/watchdog.hpp"
 #include "io/atomic_output.hpp"
 #include "io/hdf5.hpp"
 #include "io/input_files.hpp"
@@ -17,12 +18,15 @@
 #include "jobs/dsir/staged.hpp"
 #include "jobs/run_attributes.hpp"
 
-#include <Kokkos_Core.hpp>
 #include <sys/mman.h>
+#include <Kokkos_Core.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <exception>
 #include <map>
+#include <thread>
 
 namespace skein::dsir {
 namespace {
@@ -38,6 +42,7 @@ enum class DsirStream : std::uint32_t { gumbel = 1, baseline = 2, subsample = 3 
 constexpr double kLogEpsilon = 1e-8;  // the reference's log(p + 1e-8)
 constexpr int kOffsetBits = 40;       // document id = file index << 40 | byte offset
 constexpr int kFileBits = 24;
+constexpr double kStepSeconds = 0.25;  // wall time a step reads pieces for (see DsirJob::step)
 // Pieces of a .jsonl.zst file: 2 = decompressed byte ranges (files indexed), 1 = the whole file in one piece.
 constexpr std::int64_t kZstdPiecesVersion = 2;
 
@@ -221,9 +226,63 @@ class DsirJob final : public engine::Job {
 
   bool step() override {
     if (pass_ == Pass::done) return true;
+    // A step reads pieces until kStepSeconds of wall time have passed, not one piece: the ranks meet at the
+    // agreement below once per step, and with a piece per step a rank waited there for its peer's every
+    // slow piece (descheduled on a loaded machine, or decoding into a compressed file), burning CPU in MPI's
+    // polling. With a time budget both ranks arrive within about one piece of each other however uneven the
+    // pieces are. Which pieces a rank reads, and in what order, does not change.
+    std::exception_ptr failure;
+    try {
+      const auto start = std::chrono::steady_clock::now();
+      while (!pending_.empty()) {
+        read_piece(pending_.front());
+        if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() >= kStepSeconds)
+          break;
+      }
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    wait_for_peers();  // every rank, failed or not; the agreement then reports the failure everywhere
     comm_.agree([&] {
-      if (pending_.empty()) return;
-      const std::uint64_t piece = pending_.front();
+      if (failure) std::rethrow_exception(failure);
+    });
+    const bool all_finished = comm_.allreduce<int>(pending_.empty() ? 1 : 0, comm::Op::min) == 1;
+    if (all_finished) end_pass();
+    return pass_ == Pass::done;
+  }
+
+  // Returns once every rank has called it, sleeping while it waits. A rank that finishes its step first
+  // would otherwise wait in the agreement's collective, where Open MPI polls (sched_yield with
+  // mpi_yield_when_idle): on a loaded machine that polling took 8-17 % of each rank's CPU seconds in a
+  // 2-rank run (perf, Brown x64), CPU the descheduled peer needed. Fan-in of one byte to rank 0, fan-out
+  // back, polled with MPI_Test every 0.2 ms; inside a BlockingScope, so a stopped peer trips the watchdog.
+  void wait_for_peers() const {
+    if (comm_.size() == 1) return;
+    constexpr int kArrivedTag = 0x6473, kGoTag = 0x6474;
+    const engine::BlockingScope blocking("dsir: waiting for the other ranks to finish their pieces");
+    auto poll = [](std::vector<comm::Request>& requests) {
+      while (!std::all_of(requests.begin(), requests.end(), [](comm::Request& r) { return r.test(); }))
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+    };
+    static const char token = 0;
+    std::vector<char> received(static_cast<std::size_t>(comm_.size()));
+    std::vector<comm::Request> requests;
+    if (comm_.rank() == 0) {
+      for (int r = 1; r < comm_.size(); ++r)
+        requests.push_back(comm_.irecv(&received[static_cast<std::size_t>(r)], 1, r, kArrivedTag));
+      poll(requests);
+      requests.clear();
+      for (int r = 1; r < comm_.size(); ++r) requests.push_back(comm_.isend(&token, 1, r, kGoTag));
+      comm::wait_all(requests);
+    } else {
+      requests.push_back(comm_.isend(&token, 1, 0, kArrivedTag));
+      requests.push_back(comm_.irecv(&received[0], 1, 0, kGoTag));
+      poll(requests);
+    }
+  }
+
+  void read_piece(std::uint64_t piece) {
+    {
       const auto& files = pass_ == Pass::fit_target ? target_files_ : raw_files_;
       const auto& pieces = pass_ == Pass::fit_target ? *target_pieces_ : *raw_pieces_;
       const auto cached = cache_.find(piece);
@@ -281,10 +340,7 @@ class DsirJob final : public engine::Job {
       progress_->set_done(bytes_done_);
       pending_.erase(pending_.begin());
       finished_.push_back(piece);
-    });
-    const bool all_finished = comm_.allreduce<int>(pending_.empty() ? 1 : 0, comm::Op::min) == 1;
-    if (all_finished) end_pass();
-    return pass_ == Pass::done;
+    }
   }
 
   void finalize() override;
@@ -648,7 +704,7 @@ class DsirJob final : public engine::Job {
   std::vector<std::uint64_t> finished_;  // this rank's pieces read in this pass (since it began or resumed)
   std::vector<std::uint64_t> done_before_;  // pieces of this pass done before a resume (global)
   std::unique_ptr<Featurizer> featurizer_;
-  std::unique_ptr<io::JsonlShard> reader_;  // this pass's reader, kept from piece to piece
+  std::unique_ptr<io::JsonlShard> reader_;    // this pass's reader, kept from piece to piece
   std::unique_ptr<io::LineFetcher> fetcher_;  // the collect pass' reader of single lines (collect_fetched)
   std::unique_ptr<engine::Progress> progress_;
   double bytes_done_ = 0;

@@ -5,7 +5,6 @@
 #include "comm/view_collectives.hpp"
 #include "engine/log.hpp"
 #include "engine/random.hpp"
-#include "engine/watchdog.hpp"
 #include "io/atomic_output.hpp"
 #include "io/hdf5.hpp"
 #include "io/input_files.hpp"
@@ -26,7 +25,6 @@
 #include <cmath>
 #include <exception>
 #include <map>
-#include <thread>
 
 namespace skein::dsir {
 namespace {
@@ -242,43 +240,15 @@ class DsirJob final : public engine::Job {
     } catch (...) {
       failure = std::current_exception();
     }
-    wait_for_peers();  // every rank, failed or not; the agreement then reports the failure everywhere
+    // Every rank, failed or not, waits here for the others (sleeping, not in the agreement's polling); the
+    // agreement then reports a failure everywhere.
+    io::wait_for_ranks(comm_, "dsir: waiting for the other ranks to finish their pieces");
     comm_.agree([&] {
       if (failure) std::rethrow_exception(failure);
     });
     const bool all_finished = comm_.allreduce<int>(pending_.empty() ? 1 : 0, comm::Op::min) == 1;
     if (all_finished) end_pass();
     return pass_ == Pass::done;
-  }
-
-  // Returns once every rank has called it, sleeping while it waits. A rank that finishes its step first
-  // would otherwise wait in the agreement's collective, where Open MPI polls (sched_yield with
-  // mpi_yield_when_idle): on a loaded machine that polling took 8-17 % of each rank's CPU seconds in a
-  // 2-rank run (perf, Brown x64), CPU the descheduled peer needed. Fan-in of one byte to rank 0, fan-out
-  // back, polled with MPI_Test every 0.2 ms; inside a BlockingScope, so a stopped peer trips the watchdog.
-  void wait_for_peers() const {
-    if (comm_.size() == 1) return;
-    constexpr int kArrivedTag = 0x6473, kGoTag = 0x6474;
-    const engine::BlockingScope blocking("dsir: waiting for the other ranks to finish their pieces");
-    auto poll = [](std::vector<comm::Request>& requests) {
-      while (!std::all_of(requests.begin(), requests.end(), [](comm::Request& r) { return r.test(); }))
-        std::this_thread::sleep_for(std::chrono::microseconds(200));
-    };
-    static const char token = 0;
-    std::vector<char> received(static_cast<std::size_t>(comm_.size()));
-    std::vector<comm::Request> requests;
-    if (comm_.rank() == 0) {
-      for (int r = 1; r < comm_.size(); ++r)
-        requests.push_back(comm_.irecv(&received[static_cast<std::size_t>(r)], 1, r, kArrivedTag));
-      poll(requests);
-      requests.clear();
-      for (int r = 1; r < comm_.size(); ++r) requests.push_back(comm_.isend(&token, 1, r, kGoTag));
-      comm::wait_all(requests);
-    } else {
-      requests.push_back(comm_.isend(&token, 1, 0, kArrivedTag));
-      requests.push_back(comm_.irecv(&received[0], 1, 0, kGoTag));
-      poll(requests);
-    }
   }
 
   void read_piece(std::uint64_t piece) {

@@ -21,7 +21,6 @@
 #include <Kokkos_Core.hpp>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <exception>
 #include <map>
@@ -40,7 +39,6 @@ enum class DsirStream : std::uint32_t { gumbel = 1, baseline = 2, subsample = 3 
 constexpr double kLogEpsilon = 1e-8;  // the reference's log(p + 1e-8)
 constexpr int kOffsetBits = 40;       // document id = file index << 40 | byte offset
 constexpr int kFileBits = 24;
-constexpr double kStepSeconds = 0.25;  // wall time a step reads pieces for (see DsirJob::step)
 // Pieces of a .jsonl.zst file: 2 = decompressed byte ranges (files indexed), 1 = the whole file in one piece.
 constexpr std::int64_t kZstdPiecesVersion = 2;
 
@@ -224,24 +222,16 @@ class DsirJob final : public engine::Job {
 
   bool step() override {
     if (pass_ == Pass::done) return true;
-    // A step reads pieces until kStepSeconds of wall time have passed, not one piece: the ranks meet at the
-    // agreement below once per step, and with a piece per step a rank waited there for its peer's every
-    // slow piece (descheduled on a loaded machine, or decoding into a compressed file), burning CPU in MPI's
-    // polling. With a time budget both ranks arrive within about one piece of each other however uneven the
-    // pieces are. Which pieces a rank reads, and in what order, does not change.
+    // One piece per rank per step (checkpoints, stop signals and SKEIN_FAULT count steps). A rank that
+    // finishes its piece first waits for the others sleeping (io::wait_for_ranks), not in the agreement's
+    // polling, which on a loaded machine burned CPU its descheduled peer needed.
     std::exception_ptr failure;
     try {
-      const auto start = std::chrono::steady_clock::now();
-      while (!pending_.empty()) {
-        read_piece(pending_.front());
-        if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() >= kStepSeconds)
-          break;
-      }
+      if (!pending_.empty()) read_piece(pending_.front());
     } catch (...) {
       failure = std::current_exception();
     }
-    // Every rank, failed or not, waits here for the others (sleeping, not in the agreement's polling); the
-    // agreement then reports a failure everywhere.
+    // Every rank, failed or not, waits here; the agreement then reports a failure everywhere.
     io::wait_for_ranks(comm_, "dsir: waiting for the other ranks to finish their pieces");
     comm_.agree([&] {
       if (failure) std::rethrow_exception(failure);
@@ -251,66 +241,65 @@ class DsirJob final : public engine::Job {
     return pass_ == Pass::done;
   }
 
+  // Reads (or scores from the feature cache) one piece of this rank's pending ones.
   void read_piece(std::uint64_t piece) {
-    {
-      const auto& files = pass_ == Pass::fit_target ? target_files_ : raw_files_;
-      const auto& pieces = pass_ == Pass::fit_target ? *target_pieces_ : *raw_pieces_;
-      const auto cached = cache_.find(piece);
-      if (pass_ == Pass::score && cached != cache_.end()) {
-        score_cached(cached->second);
-        // A full run keeps the piece for the collect pass, which counts the selected and baseline documents'
-        // n-grams from it instead of featurising them again.
-        if (settings_.stage != Stage::all) {
-          cache_bytes_ -= cached->second.bytes();
-          cache_.erase(cached);
-        }
-      } else if (pass_ == Pass::collect && cached != cache_.end() && in_plain_files(cached->second)) {
-        collect_fetched(cached->second);
+    const auto& files = pass_ == Pass::fit_target ? target_files_ : raw_files_;
+    const auto& pieces = pass_ == Pass::fit_target ? *target_pieces_ : *raw_pieces_;
+    const auto cached = cache_.find(piece);
+    if (pass_ == Pass::score && cached != cache_.end()) {
+      score_cached(cached->second);
+      // A full run keeps the piece for the collect pass, which counts the selected and baseline documents'
+      // n-grams from it instead of featurising them again.
+      if (settings_.stage != Stage::all) {
         cache_bytes_ -= cached->second.bytes();
         cache_.erase(cached);
-      } else {
-        collect_cache_ = pass_ == Pass::collect && cached != cache_.end() ? &cached->second : nullptr;
-        collect_cache_index_ = 0;
-        caching_ = pass_ == Pass::fit_raw && settings_.raw_fit >= 1.0 && settings_.stage != Stage::fit &&
-                   cache_bytes_ < settings_.feature_cache_bytes;
-        if (caching_) {
-          caching_piece_ = CachedPiece{};
-          const io::ByteRange range = pieces.range(piece);
-          caching_piece_.start(narrow_cache(), range.end - range.begin);
-        }
-        const Tally before = tally_;
-        // One reader per pass: a .zst file's decoder carries on from one piece of it to the next.
-        if (!reader_) {
-          reader_ = std::make_unique<io::JsonlShard>(files, std::vector<io::ByteRange>{pieces.range(piece)});
-        } else {
-          reader_->retarget({pieces.range(piece)});
-        }
-        io::JsonlShard& shard = *reader_;
-        while (shard.next_chunk(io::JsonlShard::default_block_bytes,
-                                [&](const io::Line& line) { on_line(line, shard); })) {
-        }
-        if (caching_) {
-          const auto now = tally_.to_vector(), then = before.to_vector();
-          std::vector<std::uint64_t> diff(now.size());
-          for (std::size_t i = 0; i < diff.size(); ++i) diff[i] = now[i] - then[i];
-          caching_piece_.tally = Tally::from_vector(diff);
-          caching_piece_.tally.fit = 0;
-          cache_bytes_ += caching_piece_.bytes();
-          cache_.emplace(piece, std::move(caching_piece_));
-          caching_ = false;
-        }
-        if (collect_cache_ != nullptr) {
-          collect_cache_ = nullptr;
-          cache_bytes_ -= cached->second.bytes();
-          cache_.erase(cached);
-        }
       }
-      const io::ByteRange range = pieces.range(piece);
-      bytes_done_ += static_cast<double>(range.end - range.begin);
-      progress_->set_done(bytes_done_);
-      pending_.erase(pending_.begin());
-      finished_.push_back(piece);
+    } else if (pass_ == Pass::collect && cached != cache_.end() && in_plain_files(cached->second)) {
+      collect_fetched(cached->second);
+      cache_bytes_ -= cached->second.bytes();
+      cache_.erase(cached);
+    } else {
+      collect_cache_ = pass_ == Pass::collect && cached != cache_.end() ? &cached->second : nullptr;
+      collect_cache_index_ = 0;
+      caching_ = pass_ == Pass::fit_raw && settings_.raw_fit >= 1.0 && settings_.stage != Stage::fit &&
+                 cache_bytes_ < settings_.feature_cache_bytes;
+      if (caching_) {
+        caching_piece_ = CachedPiece{};
+        const io::ByteRange range = pieces.range(piece);
+        caching_piece_.start(narrow_cache(), range.end - range.begin);
+      }
+      const Tally before = tally_;
+      // One reader per pass: a .zst file's decoder carries on from one piece of it to the next.
+      if (!reader_) {
+        reader_ = std::make_unique<io::JsonlShard>(files, std::vector<io::ByteRange>{pieces.range(piece)});
+      } else {
+        reader_->retarget({pieces.range(piece)});
+      }
+      io::JsonlShard& shard = *reader_;
+      while (shard.next_chunk(io::JsonlShard::default_block_bytes,
+                              [&](const io::Line& line) { on_line(line, shard); })) {
+      }
+      if (caching_) {
+        const auto now = tally_.to_vector(), then = before.to_vector();
+        std::vector<std::uint64_t> diff(now.size());
+        for (std::size_t i = 0; i < diff.size(); ++i) diff[i] = now[i] - then[i];
+        caching_piece_.tally = Tally::from_vector(diff);
+        caching_piece_.tally.fit = 0;
+        cache_bytes_ += caching_piece_.bytes();
+        cache_.emplace(piece, std::move(caching_piece_));
+        caching_ = false;
+      }
+      if (collect_cache_ != nullptr) {
+        collect_cache_ = nullptr;
+        cache_bytes_ -= cached->second.bytes();
+        cache_.erase(cached);
+      }
     }
+    const io::ByteRange range = pieces.range(piece);
+    bytes_done_ += static_cast<double>(range.end - range.begin);
+    progress_->set_done(bytes_done_);
+    pending_.erase(pending_.begin());
+    finished_.push_back(piece);
   }
 
   void finalize() override;

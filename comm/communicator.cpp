@@ -1,5 +1,6 @@
 #include "comm/communicator.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <mutex>
@@ -179,6 +180,31 @@ void Request::abandon() noexcept {
 void Communicator::barrier() const {
   const engine::BlockingScope blocking("MPI_Barrier");
   detail::check("MPI_Barrier", MPI_Barrier(comm_));
+}
+
+void Communicator::sleeping_barrier(const char* operation) const {
+  if (size_ == 1) return;
+  constexpr int kArrivedTag = 0x6473, kGoTag = 0x6474;
+  const engine::BlockingScope blocking(operation);
+  auto poll = [](std::vector<Request>& requests) {
+    while (!std::all_of(requests.begin(), requests.end(), [](Request& r) { return r.test(); }))
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+  };
+  static const char token = 0;
+  std::vector<char> received(static_cast<std::size_t>(size_));
+  std::vector<Request> requests;
+  if (rank_ == 0) {
+    for (int r = 1; r < size_; ++r)
+      requests.push_back(irecv(&received[static_cast<std::size_t>(r)], 1, r, kArrivedTag));
+    poll(requests);
+    requests.clear();
+    for (int r = 1; r < size_; ++r) requests.push_back(isend(&token, 1, r, kGoTag));
+    wait_all(requests);
+  } else {
+    requests.push_back(isend(&token, 1, 0, kArrivedTag));
+    requests.push_back(irecv(&received[0], 1, 0, kGoTag));
+    poll(requests);
+  }
 }
 
 void Communicator::settle(int code, const std::string& message) const {

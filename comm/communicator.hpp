@@ -95,6 +95,14 @@ class Communicator {
   MPI_Comm native() const { return comm_; }
 
   void barrier() const;
+  // A barrier that sleeps while it waits, for a rank about to enter a collective ahead of its peers (one
+  // indexes a file, or reads a slower piece, while another has nothing left to do). Waiting in a collective
+  // polls: Open MPI with mpi_yield_when_idle calls sched_yield in a loop, which on a loaded machine burned
+  // 8-17 % of each rank's CPU seconds in a 2-rank dsir run (perf), CPU the descheduled peer needed. A
+  // one-byte fan-in to rank 0 and fan-out back, tested every 0.2 ms (a delay that matters only before
+  // collectives seconds apart), inside an engine::BlockingScope named `operation`, so that a stopped peer
+  // trips the watchdog as a blocking MPI call would.
+  void sleeping_barrier(const char* operation) const;
 
   // --- Device memory (comm/backend.hpp chooses; a job never calls these) ---------------------------------
   // Views in memory the host cannot read go through `device` (NCCL) when set; else straight to MPI when

@@ -223,7 +223,7 @@ class DsirJob final : public engine::Job {
   bool step() override {
     if (pass_ == Pass::done) return true;
     // One piece per rank per step (checkpoints, stop signals and SKEIN_FAULT count steps). A rank that
-    // finishes its piece first waits for the others sleeping (io::wait_for_ranks), not in the agreement's
+    // finishes its piece first waits for the others sleeping (comm::Communicator::sleeping_barrier), not in the agreement's
     // polling, which on a loaded machine burned CPU its descheduled peer needed.
     std::exception_ptr failure;
     try {
@@ -232,7 +232,7 @@ class DsirJob final : public engine::Job {
       failure = std::current_exception();
     }
     // Every rank, failed or not, waits here; the agreement then reports a failure everywhere.
-    io::wait_for_ranks(comm_, "dsir: waiting for the other ranks to finish their pieces");
+    comm_.sleeping_barrier("dsir: waiting for the other ranks to finish their pieces");
     comm_.agree([&] {
       if (failure) std::rethrow_exception(failure);
     });

@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <ctime>
 #include <numeric>
+#include <thread>
 
 using skein::comm::Communicator;
 using skein::comm::Op;
@@ -18,6 +21,25 @@ TEST(Communicator, ScalarCollectives) {
   std::string text = r == 0 ? "hello from rank 0" : "";
   comm.bcast(text, 0);
   EXPECT_EQ(text, "hello from rank 0");
+}
+
+// The last rank arrives late; nobody may leave before it arrives, and the barrier sleeps rather than spins:
+// the early ranks use much less CPU than the wall time they wait.
+TEST(Communicator, SleepingBarrierWaitsForTheLastRankWithoutSpinning) {
+  Communicator comm(MPI_COMM_WORLD);
+  using Clock = std::chrono::steady_clock;
+  const double late_seconds = 0.3;
+  comm.barrier();
+  const auto start = Clock::now();
+  std::clock_t cpu_start = std::clock();
+  if (comm.rank() == comm.size() - 1)
+    std::this_thread::sleep_for(std::chrono::duration<double>(late_seconds));
+  comm.sleeping_barrier("test sleeping barrier");
+  const double waited = std::chrono::duration<double>(Clock::now() - start).count();
+  const double cpu = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
+  EXPECT_GE(waited, comm.size() > 1 ? late_seconds : 0.0);
+  if (comm.size() > 1 && comm.rank() != comm.size() - 1) EXPECT_LT(cpu, 0.5 * waited) << "the wait spun";
+  comm.sleeping_barrier("test sleeping barrier, again");  // reusable: tags do not leak between calls
 }
 
 TEST(Communicator, GathervConcatenatesInRankOrder) {
@@ -62,8 +84,9 @@ TEST(Communicator, OneRanksErrorReachesEveryRankWithItsMessage) {
     });
     FAIL() << "agree did not throw";
   } catch (const skein::engine::DataError& e) {
-    const std::string expected =
-        comm.size() > 1 ? "rank " + std::to_string(failing) + ": corpus.jsonl:7: bad line" : "corpus.jsonl:7: bad line";
+    const std::string expected = comm.size() > 1
+                                     ? "rank " + std::to_string(failing) + ": corpus.jsonl:7: bad line"
+                                     : "corpus.jsonl:7: bad line";
     EXPECT_EQ(std::string(e.what()), expected);
     EXPECT_TRUE(e.agreed());
     EXPECT_EQ(e.code(), skein::engine::ExitCode::data);

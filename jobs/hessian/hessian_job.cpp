@@ -194,10 +194,17 @@ std::string first_values(const std::vector<double>& values, std::size_t count) {
   return text;
 }
 
-// OpenBLAS threads of this rank: OPENBLAS_NUM_THREADS or OMP_NUM_THREADS win; else the cores this process may
+// OpenBLAS threads of this rank: 1 under comm.reproducible; else OPENBLAS_NUM_THREADS or OMP_NUM_THREADS win;
+// else the cores this process may
 // run on (mpirun binds each rank to one core by default: then 1), shared with the other ranks of this host
 // when the ranks are not bound. Collective (counts the ranks per host).
 int choose_blas_threads(const comm::Communicator& comm) {
+  if (comm.exact_sums()) {
+    // comm.reproducible: the thread count would follow the rank count (cores / ranks per host), and
+    // OpenBLAS's threaded kernels and LAPACK's eigensolvers may round differently at other thread counts.
+    solvers::blas::set_threads(1);
+    return 1;
+  }
   char host[256] = {};
   gethostname(host, sizeof host - 1);
   const std::uint64_t mine = std::hash<std::string>{}(host);
@@ -256,6 +263,8 @@ class HessianJob final : public engine::Job {
 
   solvers::nn::MlpShape shape_;
   std::int64_t parameters_ = 0, samples_ = 0, analysed_samples_ = 0;
+  std::int64_t first_row_ = 0, shard_rows_ = 0;  // this rank's rows of the data
+  std::int64_t group_rows_ = 0;                  // comm.reproducible: rows per row group (inputs.hpp); else 0
   // This rank's samples (device), and the ones of the analysed set (all of them, or its minibatch rows).
   Matrix x_, targets_;
   Kokkos::View<int*> labels_;
@@ -304,7 +313,13 @@ void HessianJob<Scalar>::load() {
   });
   const DataShard data = read_data(comm_, settings_.data, shape_);
   samples_ = data.samples;
+  first_row_ = data.first_row;
+  shard_rows_ = data.rows;
+  group_rows_ = data.group_rows;
   self_ = std::make_unique<comm::Communicator>(comm_.split(comm_.rank(), 0));
+  // The vectors are replicated: one rank's sums are rank-count independent already, and exact ones
+  // (comm.reproducible) would only slow the eigensolvers down.
+  self_->set_exact_sums(false);
   space_ = std::make_unique<Space>(*self_, parameters_, 0, parameters_);
   params_ = space_->create("hessian::params");
   grad_ = space_->create("hessian::gradient");
@@ -352,7 +367,7 @@ std::int64_t workspace_rows(const solvers::nn::MlpShape& shape, std::int64_t chu
 
 // Device copies of this rank's rows; the analysed set is either all of them or this rank's share of a
 // fixed minibatch chosen by the smallest keys random_bits(seed, BATC, row) over all rows, which no rank
-// count changes.
+// count changes. Under comm.reproducible both go by row group.
 template <class Scalar>
 void HessianJob<Scalar>::build_samples(const DataShard& data) {
   const std::int64_t d = data.features, t = data.classification ? 0 : data.outputs;
@@ -386,6 +401,21 @@ void HessianJob<Scalar>::build_samples(const DataShard& data) {
     batch.targets = targets;
     return batch;
   };
+  // comm.reproducible: the analysed rows and every training minibatch go by row group (inputs.hpp), summed
+  // exactly (DataParallelLoss). The Mlps' rows depend on the model and settings only, never on the shard,
+  // so a group is split into the same chunks on any rank.
+  const bool grouped = group_rows_ > 0;
+  const std::int64_t mlp_rows =
+      workspace_rows<Scalar>(shape_, settings_.chunk_rows, std::numeric_limits<std::int64_t>::max());
+  auto group_of = [&](std::int64_t local_row) { return (data.first_row + local_row) / group_rows_; };
+  // One Mlp per group (every group's forward and backward pass kept between products) when the rank's
+  // analysed rows fit the workspace the plain loss would give them in one chunk; else one shared Mlp.
+  auto make_grouped_loss = [&](std::vector<solvers::nn::Batch<Scalar>> groups, std::int64_t local_rows) {
+    const bool per_group = local_rows <= mlp_rows;
+    analysis_loss_ = std::make_unique<DataParallelLoss<Scalar>>(
+        comm_, shape_, std::move(groups), analysed_samples_,
+        per_group ? mlp_rows : std::min(mlp_rows, group_rows_), per_group);
+  };
   analysed_samples_ = samples_;
   if (settings_.batch_size > 0 && settings_.batch_size < samples_) {
     // Every rank ranks all n keys (cheap next to one product) and keeps its own rows among the smallest.
@@ -400,13 +430,44 @@ void HessianJob<Scalar>::build_samples(const DataShard& data) {
       if (row >= data.first_row && row < data.first_row + data.rows) mine.push_back(row - data.first_row);
     }
     std::sort(mine.begin(), mine.end());
-    Matrix bx, bt;
-    Kokkos::View<int*> bl;
-    upload(mine, bx, bl, bt, "hessian::minibatch");
     analysed_samples_ = settings_.batch_size;
-    analysis_loss_ = std::make_unique<DataParallelLoss<Scalar>>(
-        comm_, shape_, batch_of(bx, bl, bt), analysed_samples_,
-        workspace_rows<Scalar>(shape_, settings_.chunk_rows, static_cast<std::int64_t>(mine.size())));
+    if (grouped) {
+      // Each row group's minibatch rows in their own allocation: BLAS sees the same alignment anywhere.
+      std::vector<solvers::nn::Batch<Scalar>> groups;
+      for (std::size_t begin = 0, end = 0; begin < mine.size(); begin = end) {
+        end = begin;
+        while (end < mine.size() && group_of(mine[end]) == group_of(mine[begin])) ++end;
+        Matrix gx, gt;
+        Kokkos::View<int*> gl;
+        upload(std::vector<std::int64_t>(mine.begin() + begin, mine.begin() + end), gx, gl, gt,
+               "hessian::minibatch_group");
+        groups.push_back(batch_of(gx, gl, gt));
+      }
+      make_grouped_loss(std::move(groups), static_cast<std::int64_t>(mine.size()));
+    } else {
+      Matrix bx, bt;
+      Kokkos::View<int*> bl;
+      upload(mine, bx, bl, bt, "hessian::minibatch");
+      analysis_loss_ = std::make_unique<DataParallelLoss<Scalar>>(
+          comm_, shape_, batch_of(bx, bl, bt), analysed_samples_,
+          workspace_rows<Scalar>(shape_, settings_.chunk_rows, static_cast<std::int64_t>(mine.size())));
+    }
+  } else if (grouped) {
+    if (settings_.batch_size > samples_) {
+      engine::Log::user().warn("hessian: batch_size {} is larger than the {} samples; analysing all of them",
+                               settings_.batch_size, samples_);
+    }
+    // The shard's row groups: views into it (each starts a multiple of group_rows_ rows in).
+    std::vector<solvers::nn::Batch<Scalar>> groups;
+    for (std::int64_t begin = 0; begin < data.rows; begin += group_rows_) {
+      const auto rows = std::make_pair(begin, std::min(data.rows, begin + group_rows_));
+      solvers::nn::Batch<Scalar> batch;
+      batch.x = Kokkos::subview(x_, rows, Kokkos::ALL);
+      if (labels_.extent(0) > 0) batch.labels = Kokkos::subview(labels_, rows);
+      if (targets_.extent(0) > 0) batch.targets = Kokkos::subview(targets_, rows, Kokkos::ALL);
+      groups.push_back(batch);
+    }
+    make_grouped_loss(std::move(groups), data.rows);
   } else {
     if (settings_.batch_size > samples_) {
       engine::Log::user().warn("hessian: batch_size {} is larger than the {} samples; analysing all of them",
@@ -422,9 +483,16 @@ void HessianJob<Scalar>::build_samples(const DataShard& data) {
     batch_targets_ = Matrix("hessian::train_targets", t > 0 ? most : 0, t);
     batch_labels_ = Kokkos::View<int*>("hessian::train_labels", data.classification ? most : 0);
     batch_rows_ = Kokkos::View<std::int64_t*>("hessian::train_rows", most);
-    train_loss_ = std::make_unique<DataParallelLoss<Scalar>>(
-        comm_, shape_, batch_of(batch_x_, batch_labels_, batch_targets_), settings_.train_batch,
-        workspace_rows<Scalar>(shape_, settings_.chunk_rows, most));
+    if (grouped) {
+      // A minibatch's rows of one row group are at most min(train_batch, group_rows_): one chunk each.
+      train_loss_ = std::make_unique<DataParallelLoss<Scalar>>(
+          comm_, shape_, std::vector<solvers::nn::Batch<Scalar>>{}, settings_.train_batch,
+          std::min(mlp_rows, std::min(settings_.train_batch, group_rows_)), false);
+    } else {
+      train_loss_ = std::make_unique<DataParallelLoss<Scalar>>(
+          comm_, shape_, batch_of(batch_x_, batch_labels_, batch_targets_), settings_.train_batch,
+          workspace_rows<Scalar>(shape_, settings_.chunk_rows, most));
+    }
   }
 }
 
@@ -617,8 +685,8 @@ void HessianJob<Scalar>::shuffle_epoch() {
   const std::vector<std::int64_t> order =
       engine::seeded_order(settings_.seed, kShuffleStream,
                            static_cast<std::uint64_t>(epoch_) * static_cast<std::uint64_t>(samples_), rows);
-  const comm::IndexRange mine =
-      comm::BlockPartition(static_cast<std::uint64_t>(samples_), comm_.size()).range(comm_.rank());
+  const comm::IndexRange mine{static_cast<std::uint64_t>(first_row_),
+                              static_cast<std::uint64_t>(first_row_ + shard_rows_)};
   order_positions_.clear();
   order_rows_.clear();
   for (std::int64_t position = 0; position < samples_; ++position) {
@@ -639,19 +707,43 @@ void HessianJob<Scalar>::train_step() {
   const auto lo = std::lower_bound(order_positions_.begin(), order_positions_.end(), first);
   const auto hi = std::lower_bound(order_positions_.begin(), order_positions_.end(), last);
   const std::int64_t local = hi - lo;
-  auto rows_host = Kokkos::create_mirror_view(batch_rows_);
-  for (std::int64_t i = 0; i < local; ++i) rows_host(i) = order_rows_[(lo - order_positions_.begin()) + i];
-  Kokkos::deep_copy(batch_rows_, rows_host);
-  GatherRows<Scalar> gather{x_, targets_, labels_, batch_x_, batch_targets_, batch_labels_, batch_rows_};
-  Kokkos::parallel_for("hessian::gather_rows", Kokkos::RangePolicy<Kokkos::IndexType<std::int64_t>>(0, local),
-                       gather);
-  const auto range = std::make_pair(std::int64_t{0}, local);
-  solvers::nn::Batch<Scalar> batch;
-  batch.x = Kokkos::subview(batch_x_, range, Kokkos::ALL);
-  if (batch_labels_.extent(0) > 0) batch.labels = Kokkos::subview(batch_labels_, range);
-  if (batch_targets_.extent(0) > 0) batch.targets = Kokkos::subview(batch_targets_, range, Kokkos::ALL);
-  train_loss_->set_batch(batch, last - first);
-  const double loss = train_loss_->gradient(params_, grad_);
+  const std::int64_t* local_rows = order_rows_.data() + (lo - order_positions_.begin());
+  // Rows local_rows[0, count) (indices into this rank's shard) gathered into the minibatch buffers.
+  auto gather_rows = [&](const std::int64_t* rows, std::int64_t count) {
+    auto rows_host = Kokkos::create_mirror_view(batch_rows_);
+    for (std::int64_t i = 0; i < count; ++i) rows_host(i) = rows[i];
+    Kokkos::deep_copy(batch_rows_, rows_host);
+    GatherRows<Scalar> gather{x_, targets_, labels_, batch_x_, batch_targets_, batch_labels_, batch_rows_};
+    Kokkos::parallel_for("hessian::gather_rows",
+                         Kokkos::RangePolicy<Kokkos::IndexType<std::int64_t>>(0, count), gather);
+    const auto range = std::make_pair(std::int64_t{0}, count);
+    solvers::nn::Batch<Scalar> batch;
+    batch.x = Kokkos::subview(batch_x_, range, Kokkos::ALL);
+    if (batch_labels_.extent(0) > 0) batch.labels = Kokkos::subview(batch_labels_, range);
+    if (batch_targets_.extent(0) > 0) batch.targets = Kokkos::subview(batch_targets_, range, Kokkos::ALL);
+    return batch;
+  };
+  double loss = 0.0;
+  if (group_rows_ > 0) {
+    // comm.reproducible: the minibatch's rows by row group (in minibatch order within a group), each group
+    // gathered to the start of the buffers in turn (the same alignment anywhere) and its gradient summed
+    // exactly with the other groups'.
+    std::vector<std::int64_t> rows(local_rows, local_rows + local);
+    auto group_of = [&](std::int64_t row) { return (first_row_ + row) / group_rows_; };
+    std::stable_sort(rows.begin(), rows.end(),
+                     [&](std::int64_t a, std::int64_t b) { return group_of(a) < group_of(b); });
+    std::vector<std::int64_t> starts;
+    for (std::int64_t i = 0; i < local; ++i)
+      if (i == 0 || group_of(rows[i]) != group_of(rows[i - 1])) starts.push_back(i);
+    starts.push_back(local);
+    const auto groups = static_cast<std::int64_t>(starts.size()) - 1;
+    loss = train_loss_->gradient_by_group(params_, grad_, groups, last - first, [&](std::int64_t g) {
+      return gather_rows(rows.data() + starts[g], starts[g + 1] - starts[g]);
+    });
+  } else {
+    train_loss_->set_batch(gather_rows(local_rows, local), last - first);
+    loss = train_loss_->gradient(params_, grad_);
+  }
   ++optimizer_steps_;
   const auto policy = space_->policy();
   if (settings_.optimizer == Optimizer::adam) {

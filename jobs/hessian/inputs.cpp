@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <exception>
 #include <stdexcept>
@@ -132,6 +133,14 @@ ModelFile read_model(const comm::Communicator& comm, const std::string& path) {
   return model;
 }
 
+comm::IndexRange shard_rows(std::int64_t samples, int ranks, int rank, bool grouped) {
+  const auto n = static_cast<std::uint64_t>(samples);
+  if (!grouped) return comm::BlockPartition(n, ranks).range(rank);
+  const auto size = static_cast<std::uint64_t>(row_group_size(samples));
+  const comm::IndexRange groups = comm::BlockPartition((n + size - 1) / size, ranks).range(rank);
+  return {std::min(groups.begin * size, n), std::min(groups.end * size, n)};
+}
+
 DataShard read_data(const comm::Communicator& comm, const std::string& path,
                     const solvers::nn::MlpShape& shape) {
   DataShard shard;
@@ -170,7 +179,8 @@ DataShard read_data(const comm::Communicator& comm, const std::string& path,
   });
   shard.samples = static_cast<std::int64_t>(x_shape[0]);
   shard.features = static_cast<std::int64_t>(x_shape[1]);
-  const comm::IndexRange range = comm::BlockPartition(x_shape[0], comm.size()).range(comm.rank());
+  const comm::IndexRange range = shard_rows(shard.samples, comm.size(), comm.rank(), comm.exact_sums());
+  if (comm.exact_sums()) shard.group_rows = row_group_size(shard.samples);
   shard.first_row = static_cast<std::int64_t>(range.begin);
   shard.rows = static_cast<std::int64_t>(range.size());
   const std::uint64_t rows = range.size(), first = range.begin;

@@ -6,6 +6,8 @@
 # and packed as .gpu/sysroot.tar.gz. Everything stays in .gpu/ (ignored by .gitignore), which the device call
 # carries (64 MiB at most; this makes about 35).
 # Usage: bench/gpu/make_sysroot.sh [KOKKOS_GIT_DIR]   (default /work/.mirror/kokkos+kokkos/repo)
+#   SKEIN_KOKKOS_CUDA: an installed Kokkos CUDA (default /opt/kokkos-4.6.01-cuda) packed when present.
+# Run it in the checkout that the device tool sends (the session's own), since .gpu/ must travel with it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 debs=$(mktemp -d)
@@ -15,6 +17,13 @@ mkdir -p .gpu "$sysroot"
 kokkos_git=${1:-/work/.mirror/kokkos+kokkos/repo}
 if [[ ! -f .gpu/kokkos-4.6.01.tar.gz ]]; then
   git -C "$kokkos_git" archive --prefix=kokkos-4.6.01/ 4.6.01 | gzip -9 >.gpu/kokkos-4.6.01.tar.gz
+fi
+# A Kokkos CUDA install made here (README "Building for GPUs"), so the GPU machine need not spend 2-3 minutes
+# building it: relocatable (its CMake package and launcher find themselves), about 1.2 MB.
+kokkos_cuda=${SKEIN_KOKKOS_CUDA:-/opt/kokkos-4.6.01-cuda}
+if [[ -f $kokkos_cuda/lib/cmake/Kokkos/KokkosConfig.cmake && ! -f .gpu/kokkos-4.6.01-cuda-install.tar.gz ]]; then
+  tar -czf .gpu/kokkos-4.6.01-cuda-install.tar.gz -C "$(dirname "$kokkos_cuda")" \
+    --transform "s|^$(basename "$kokkos_cuda")|kokkos-4.6.01-cuda|" "$(basename "$kokkos_cuda")"
 fi
 # skein's build and run dependencies without what a CUDA image already has (compilers, libc, libstdc++, zlib).
 packages=(openmpi-bin libopenmpi-dev libopenmpi3 openmpi-common libpmix2 libhwloc15 libevent-core-2.1-7

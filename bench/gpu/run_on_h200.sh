@@ -9,15 +9,18 @@
 # A device command may run 600 s at most, so the script watches a budget (SKEIN_GPU_BUDGET_S, default 570 s)
 # and is resumable: every phase skips what is already done (Kokkos installed, skein configured, objects
 # built, workloads with a row in runs.txt), so when a call ends with "rerun to resume" the same command in
-# the next call (while the machine is still warm: 30 s) carries on. Expected on 16 cores: Kokkos ~2-3 min,
-# skein and the NCCL tests ~4 min, workloads ~2.5 min, the rest of the suite's build and run ~5+ min, i.e. two
-# calls in all.
+# the next call (while the machine is still warm: 30 s) carries on. Estimated for 16 cores from the CPU time
+# of the build on the project's machine (README "Building for GPUs"; not yet measured there): Kokkos 0 min
+# when its install is carried (else ~3); skein and the NCCL tests ~4-5 min (cnn3d.cpp alone is the longest
+# file); workloads ~3 min; the rest of the suite's build and run ~5 min more, i.e. a second call, which a
+# 15-minute lease (machine start included) may not leave room for: the workloads come first.
 #
 # Run from the repository root on the device machine, e.g. with the device tool:
 #   run(command="bench/gpu/run_on_h200.sh", carry=[".gpu"], timeout_s=600)
 # Inputs, carried in .gpu/ (ignored by .gitignore), made here by bench/gpu/make_sysroot.sh in the checkout
 # the device tool sends (the session's own):
-#   .gpu/kokkos-4.6.01.tar.gz  Kokkos' source
+#   .gpu/kokkos-4.6.01-cuda-install.tar.gz  Kokkos CUDA as installed on the project's machine (used if there)
+#   .gpu/kokkos-4.6.01.tar.gz  Kokkos' source (built here otherwise)
 #   .gpu/sysroot.tar.gz        skein's Debian 12 libraries (Open MPI, parallel HDF5, Boost.Program_options,
 #                              simdjson, spdlog, OpenBLAS, GTest, pkg-config, ...), which the image lacks.
 # Environment: SKEIN_GPU_JOBS (16), SKEIN_GPU_BUDGET_S (570), SKEIN_GPU_RESULTS (bench/results/DATE-h200),
@@ -78,6 +81,10 @@ if [[ -z ${SKEIN_GPU_NO_BUILD:-} ]]; then
   # 1. Kokkos 4.6.01, CUDA + Serial, Hopper, with Kokkos' nvcc_wrapper; CUDA 13's nvcc refuses
   #    nvcc_wrapper's default sm_70, hence -arch=sm_90 for CMake's compiler check.
   kokkos=/tmp/kokkos-4.6.01-cuda
+  if [[ ! -d $kokkos && -f .gpu/kokkos-4.6.01-cuda-install.tar.gz ]]; then
+    # Built on the project's machine with the same CUDA 13.0 (make_sysroot.sh packs it).
+    tar -xzf .gpu/kokkos-4.6.01-cuda-install.tar.gz -C /tmp && say "Kokkos CUDA: the carried install"
+  fi
   if [[ ! -f $kokkos/lib/cmake/Kokkos/KokkosConfig.cmake && ! -f $kokkos/lib64/cmake/Kokkos/KokkosConfig.cmake ]]; then
     [[ -f .gpu/kokkos-4.6.01.tar.gz ]] || { say "missing .gpu/kokkos-4.6.01.tar.gz"; finish 1; }
     src=/tmp/kokkos-4.6.01
@@ -156,8 +163,8 @@ run_job() { # NAME RANKS BACKEND -- skein run arguments
   h5=$(ls "$out"/*.h5 2>/dev/null | grep -v checkpoint | head -1)
   if [[ -n $h5 ]]; then
     "$skein" inspect "$h5" 2>&1 | grep -E "seconds|iterations|residual|eigen|converged" | head -20 >>"$runs"
-  else
-    tail -5 "$out.log" >>"$runs"
+  else # skein's own message (a refusal, an error), else the log's end
+    grep -m 3 "^skein: " "$out.log" >>"$runs" || tail -5 "$out.log" >>"$runs"
   fi
 }
 grid=256 mlp=784,1024,512,10 samples=10000 dim=784 dcdm_grid=32
@@ -202,7 +209,7 @@ for ranks in 1 2; do
       --dcdm-train.train_vectors=200
   done
 done
-model=$(ls $work/dcdm-train-np1-nccl/*.h5 $work/dcdm-train-np1-mpi/*.h5 2>/dev/null | grep -v checkpoint | head -1)
+model=$(ls $work/dcdm-train-np*/*.h5 2>/dev/null | grep -v checkpoint | head -1)
 if [[ -n $model ]]; then
   smoke=(poisson --poisson.problem=smoke --poisson.grid=$dcdm_grid --poisson.tol=1e-4)
   run_job poisson-dcdm 1 nccl -- "${smoke[@]}" --poisson.solver=dcdm --poisson.model="$model"

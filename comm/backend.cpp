@@ -24,6 +24,12 @@ std::vector<engine::ConfigKey> backend_keys() {
        "auto|on|off: hand device pointers to MPI (auto: when MPI reports CUDA support); off stages through "
        "pinned host buffers",
        false, false},
+      {"reproducible", "false",
+       "true|false: sums over ranks (dot products of the Krylov and Lanczos solvers, gradients over samples) "
+       "in exact fixed point (comm/exact_sum.hpp), so results are the same bits at any rank count and a "
+       "checkpoint resumes on another rank count to the uninterrupted output; costs 30-60% of a CG "
+       "iteration (bench/README.md, faults)",
+       false, false},
   };
 }
 
@@ -90,10 +96,13 @@ bool choose_gpu_aware(const Communicator& comm, const std::string& setting, cons
 std::string configure_backend(Communicator& comm, const engine::Config& settings) {
   const DeviceFacts facts = local_device_facts(comm);
   std::string backend, gpu_aware_setting;
+  bool reproducible = false;
   comm.agree([&] {
     backend = settings.get_choice("backend", {"mpi", "nccl", "auto"});
     gpu_aware_setting = settings.get_choice("gpu_aware", {"auto", "on", "off"});
+    reproducible = settings.get_bool("reproducible");
   });
+  comm.set_exact_sums(reproducible);
   const std::string chosen = choose_backend(comm, backend, facts);
   const bool gpu_aware = choose_gpu_aware(comm, gpu_aware_setting, facts);
   std::shared_ptr<const DeviceCollectives> device;
@@ -110,6 +119,7 @@ std::string configure_backend(Communicator& comm, const engine::Config& settings
 #endif
   comm.set_device_backend(device, gpu_aware);
   std::string text = chosen;
+  if (reproducible) text += ", exact (rank-count independent) sums";
   if (device) text += " on device " + std::to_string(device->device());
   if (!facts.device_memory) return text + " (Kokkos memory is host memory: MPI on host buffers)";
   return text + ", GPU-aware MPI " +

@@ -107,6 +107,7 @@ CartDecomposition::CartDecomposition(const Communicator& comm, std::array<std::i
   auto cartesian = Communicator::adopt(cart);
   // reorder=0 and every rank in the grid: the same ranks in the same order, so the device backend applies.
   if (cartesian.size() == comm.size()) cartesian.set_device_backend(comm.device_backend(), comm.gpu_aware());
+  cartesian.set_exact_sums(comm.exact_sums());
   comm_ = std::make_shared<const Communicator>(std::move(cartesian));
   for (int a = 0; a < 3; ++a) {
     const BlockPartition partition(static_cast<std::uint64_t>(global_[a]), dims_[a]);

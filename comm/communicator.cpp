@@ -80,6 +80,7 @@ Communicator::Communicator(Communicator&& other) noexcept
       staging_(std::move(other.staging_)),
       device_(std::move(other.device_)),
       gpu_aware_(std::exchange(other.gpu_aware_, false)),
+      exact_sums_(std::exchange(other.exact_sums_, false)),
       pinned_staging_(std::move(other.pinned_staging_)),
       pinned_staging_bytes_(std::exchange(other.pinned_staging_bytes_, 0)) {}
 
@@ -92,6 +93,7 @@ Communicator& Communicator::operator=(Communicator&& other) noexcept {
     staging_ = std::move(other.staging_);
     device_ = std::move(other.device_);
     gpu_aware_ = std::exchange(other.gpu_aware_, false);
+    exact_sums_ = std::exchange(other.exact_sums_, false);
     pinned_staging_ = std::move(other.pinned_staging_);
     pinned_staging_bytes_ = std::exchange(other.pinned_staging_bytes_, 0);
   }
@@ -117,6 +119,7 @@ Communicator Communicator::split(int color, int key) const {
   Communicator result = adopt(part);
   // Other ranks, so not the device backend (an NCCL communicator is fixed to its ranks); MPI is the same.
   result.gpu_aware_ = gpu_aware_;
+  result.exact_sums_ = exact_sums_;
   return result;
 }
 

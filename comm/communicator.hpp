@@ -108,6 +108,12 @@ class Communicator {
   const std::shared_ptr<const DeviceCollectives>& device_backend() const { return device_; }
   bool gpu_aware() const { return gpu_aware_; }
 
+  // comm.reproducible (comm/backend.cpp): sums over ranks that solvers and jobs take exactly
+  // (comm/exact_sum.hpp), so their results are the same bits at any rank count. Communicators split or
+  // made Cartesian from this one keep it.
+  void set_exact_sums(bool exact) { exact_sums_ = exact; }
+  bool exact_sums() const { return exact_sums_; }
+
   // Collective: ranks with the same `color` form a new communicator, ordered by (key, old rank). A rank
   // passing `no_color` takes part in the call but gets a null communicator.
   static constexpr int no_color = -1;
@@ -346,6 +352,7 @@ class Communicator {
   mutable std::vector<std::max_align_t> staging_;
   std::shared_ptr<const DeviceCollectives> device_;
   bool gpu_aware_ = false;
+  bool exact_sums_ = false;
   // Pinned host staging for device Views (a Kokkos View, type-erased: this header has no Kokkos), grown on
   // demand by comm/view_collectives.hpp and reused.
   mutable std::shared_ptr<void> pinned_staging_;

@@ -433,4 +433,51 @@ std::uint64_t JsonlShard::line_number(std::uint32_t file_index, std::uint64_t by
   return newlines == std::numeric_limits<std::uint64_t>::max() ? 0 : newlines + 1;
 }
 
+LineFetcher::~LineFetcher() {
+  for (const int fd : fds_) {
+    if (fd >= 0) ::close(fd);
+  }
+}
+
+int LineFetcher::fd_of(std::uint32_t file_index) {
+  if (fds_.size() <= file_index) fds_.resize(file_index + 1, -1);
+  int& fd = fds_[file_index];
+  if (fd < 0) {
+    fd = ::open(files_.at(file_index).path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      throw engine::DataError("cannot open " + files_[file_index].path + ": " + std::strerror(errno));
+  }
+  return fd;
+}
+
+void LineFetcher::append_line(std::uint32_t file_index, std::uint64_t offset, std::uint64_t end_bound,
+                              std::string& out) {
+  const InputFile& file = files_.at(file_index);
+  if (file.zstd) throw engine::InternalError("LineFetcher: " + file.path + " is compressed");
+  const int fd = fd_of(file_index);
+  const std::uint64_t limit = end_bound > offset ? std::min(end_bound, file.size) : file.size;
+  const std::size_t start = out.size();
+  std::uint64_t at = offset;
+  // With a bound, one read of exactly the bytes up to it; without, 64 KiB at a time until a '\n'.
+  const std::uint64_t step = end_bound > offset ? limit - offset : min_read;
+  while (at < limit) {
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(step, limit - at));
+    const std::size_t before = out.size();
+    out.resize(before + want);
+    const std::size_t got = read_fully(fd, out.data() + before, want, at, file.path);
+    out.resize(before + got);
+    const void* nl = std::memchr(out.data() + before, '\n', got);
+    if (nl != nullptr) {
+      out.resize(static_cast<std::size_t>(static_cast<const char*>(nl) - out.data()));
+      return;
+    }
+    if (got < want) break;  // the file ended early
+    at += got;
+  }
+  if (offset + (out.size() - start) == file.size) return;  // the last line, without a final '\n'
+  out.resize(start);
+  throw engine::DataError(file.path + ": no line ends between byte " + std::to_string(offset) + " and byte " +
+                          std::to_string(limit) + " (the file changed while it was read)");
+}
+
 }  // namespace skein::io

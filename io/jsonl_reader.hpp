@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -129,6 +130,29 @@ class JsonlShard {
   std::int64_t zstd_file_ = -1;    // the file the decoder (and fd_) is positioned in; -1 none
   bool have_byte_before_ = false;  // byte_before_ holds the stream byte at buffer_offset_ - 1
   char byte_before_ = 0;
+};
+
+// Reads single lines of plain (uncompressed) files at known offsets with pread, for a pass that needs only a
+// few known lines and should not read the bytes between them (dsir's collect pass). Files open on first use.
+class LineFetcher {
+ public:
+  explicit LineFetcher(const std::vector<InputFile>& files) : files_(files) {}
+  ~LineFetcher();
+  LineFetcher(const LineFetcher&) = delete;
+  LineFetcher& operator=(const LineFetcher&) = delete;
+
+  // Appends to `out` the line of plain file `file_index` that starts at `offset`, without its '\n' (a
+  // trailing
+  // '\r' is kept, as JsonlShard delivers it). `end_bound` > offset is an offset the line (with its '\n')
+  // ends at or before, when the caller knows one (the next line's start); 0 if not. Throws DataError naming
+  // the file if it cannot be read, or if no '\n' lies before `end_bound` (the file changed since it was
+  // read).
+  void append_line(std::uint32_t file_index, std::uint64_t offset, std::uint64_t end_bound, std::string& out);
+
+ private:
+  int fd_of(std::uint32_t file_index);
+  const std::vector<InputFile>& files_;
+  std::vector<int> fds_;
 };
 
 }  // namespace skein::io

@@ -1,6 +1,7 @@
 #include "io/zstd_index.hpp"
 
 #include "engine/error.hpp"
+#include "engine/watchdog.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -9,9 +10,12 @@
 #define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <memory>
+#include <thread>
 
 namespace skein::io {
 
@@ -210,6 +214,8 @@ void index_zstd_inputs(const comm::Communicator& comm, std::vector<InputFile>& f
     code = static_cast<int>(engine::ExitCode::internal);
     message = std::string("internal error: ") + e.what();
   }
+  // Ranks with fewer (or no) files to index wait here for the others without polling.
+  wait_for_ranks(comm, "indexing .jsonl.zst inputs");
   // The lowest failing rank's error, on every rank, without a "rank R:" prefix: the problem is the input's.
   const std::vector<int> codes = comm.allgather(code);
   for (int r = 0; r < comm.size(); ++r) {
@@ -226,6 +232,31 @@ void index_zstd_inputs(const comm::Communicator& comm, std::vector<InputFile>& f
     file.frames.clear();
     for (std::uint64_t k = 0; k < count; ++k, pos += 2) file.frames.push_back({all[pos], all[pos + 1]});
     file.indexed = true;
+  }
+}
+
+void wait_for_ranks(const comm::Communicator& comm, const char* operation) {
+  if (comm.size() == 1) return;
+  constexpr int kArrivedTag = 0x6473, kGoTag = 0x6474;
+  const engine::BlockingScope blocking(operation);
+  auto poll = [](std::vector<comm::Request>& requests) {
+    while (!std::all_of(requests.begin(), requests.end(), [](comm::Request& r) { return r.test(); }))
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+  };
+  static const char token = 0;
+  std::vector<char> received(static_cast<std::size_t>(comm.size()));
+  std::vector<comm::Request> requests;
+  if (comm.rank() == 0) {
+    for (int r = 1; r < comm.size(); ++r)
+      requests.push_back(comm.irecv(&received[static_cast<std::size_t>(r)], 1, r, kArrivedTag));
+    poll(requests);
+    requests.clear();
+    for (int r = 1; r < comm.size(); ++r) requests.push_back(comm.isend(&token, 1, r, kGoTag));
+    comm::wait_all(requests);
+  } else {
+    requests.push_back(comm.isend(&token, 1, 0, kArrivedTag));
+    requests.push_back(comm.irecv(&received[0], 1, 0, kGoTag));
+    poll(requests);
   }
 }
 

@@ -440,6 +440,13 @@ struct FluidSumKernel {
     if (t(i, j, k) == k_fluid) sum += v(i, j, k);
   }
 };
+struct FluidSumTerm {  // the same terms, summed exactly (solvers/exact_reduce.hpp)
+  ConstField v;
+  ConstCells t;
+  KOKKOS_INLINE_FUNCTION double operator()(int i, int j, int k) const {
+    return t(i, j, k) == k_fluid ? v(i, j, k) : 0.0;
+  }
+};
 
 // v -= shift on fluid cells, v = 0 elsewhere.
 struct ShiftFluidKernel {
@@ -456,6 +463,10 @@ struct DotKernel {
   KOKKOS_INLINE_FUNCTION void operator()(int i, int j, int k, double& sum) const {
     sum += a(i, j, k) * b(i, j, k);
   }
+};
+struct DotTerm {  // the same terms, summed exactly (solvers/exact_reduce.hpp)
+  ConstField a, b;
+  KOKKOS_INLINE_FUNCTION double operator()(int i, int j, int k) const { return a(i, j, k) * b(i, j, k); }
 };
 
 }  // namespace skein::solvers::detail

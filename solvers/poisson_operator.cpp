@@ -1,6 +1,7 @@
 #include "solvers/poisson_operator.hpp"
 
 #include "engine/error.hpp"
+#include "solvers/exact_reduce.hpp"
 #include "solvers/poisson_kernels.hpp"
 
 #include <cmath>
@@ -80,10 +81,12 @@ void PoissonOperator::diagonal(const PoissonField& d) const {
 }
 
 double PoissonOperator::fluid_sum(const PoissonField& v) const {
+  const auto& comm = decomposition_.comm();
+  const auto policy = detail::owned_policy(decomposition_.owned().extent, 1);
+  if (comm.exact_sums()) return exact_sum(comm, policy, detail::FluidSumTerm{v, cells_});
   double sum = 0.0;
-  Kokkos::parallel_reduce("poisson_fluid_sum", detail::owned_policy(decomposition_.owned().extent, 1),
-                          detail::FluidSumKernel{v, cells_}, sum);
-  return decomposition_.comm().allreduce(sum, comm::Op::sum);
+  Kokkos::parallel_reduce("poisson_fluid_sum", policy, detail::FluidSumKernel{v, cells_}, sum);
+  return comm.allreduce(sum, comm::Op::sum);
 }
 
 double PoissonOperator::null_space_fraction(const PoissonField& b) const {
@@ -104,10 +107,12 @@ void PoissonOperator::mask(const PoissonField& v) const {
 }
 
 double PoissonOperator::dot(const PoissonField& a, const PoissonField& b) const {
+  const auto& comm = decomposition_.comm();
+  const auto policy = detail::owned_policy(decomposition_.owned().extent, 1);
+  if (comm.exact_sums()) return exact_sum(comm, policy, detail::DotTerm{a, b});
   double sum = 0.0;
-  Kokkos::parallel_reduce("poisson_dot", detail::owned_policy(decomposition_.owned().extent, 1),
-                          detail::DotKernel{a, b}, sum);
-  return decomposition_.comm().allreduce(sum, comm::Op::sum);
+  Kokkos::parallel_reduce("poisson_dot", policy, detail::DotKernel{a, b}, sum);
+  return comm.allreduce(sum, comm::Op::sum);
 }
 
 }  // namespace skein::solvers

@@ -1,10 +1,13 @@
 // The VectorSpace policy (vector_space.hpp) for ghosted 3-D Poisson fields, so CgSolver runs on the
 // operator's own layout with no copy in or out: element-wise operations run over the whole padded array
-// (contiguous, and ghosts stay harmless combinations), reductions over the owned cells only.
+// (contiguous, and ghosts stay harmless combinations), reductions over the owned cells only; exact
+// (comm/exact_sum.hpp) when the communicator asks for it (comm.reproducible), and then the same bits at any
+// rank count, so CG iterates do not depend on it.
 #pragma once
 
 #include "comm/cartesian.hpp"
 #include "engine/random.hpp"
+#include "solvers/exact_reduce.hpp"
 #include "solvers/poisson_operator.hpp"
 
 #include <Kokkos_Core.hpp>
@@ -14,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace skein::solvers {
 
@@ -58,13 +62,18 @@ struct SpaceCombine {
     out[i] = sum;
   }
 };
-// One dot product over the owned cells. Several are several kernels (one allreduce for all): in Kokkos 3.4
-// an MDRange array reduction is slower than separate scalar ones.
+// One dot product over the owned cells: a plain sum, or its terms summed exactly when the communicator asks
+// for exact sums (solvers/exact_reduce.hpp). Several are several kernels (one allreduce for all, two when
+// exact): in Kokkos 3.4 an MDRange array reduction is slower than separate scalar ones.
 struct SpaceDot {
   Kokkos::View<const double***, Kokkos::LayoutRight> x, y;
   KOKKOS_INLINE_FUNCTION void operator()(int i, int j, int k, double& sum) const {
     sum += x(i, j, k) * y(i, j, k);
   }
+};
+struct SpaceDotTerm {  // its terms (a functor with one operator(): Kokkos deduces a reducer's type from it)
+  Kokkos::View<const double***, Kokkos::LayoutRight> x, y;
+  KOKKOS_INLINE_FUNCTION double operator()(int i, int j, int k) const { return x(i, j, k) * y(i, j, k); }
 };
 struct SpaceFillNormal {
   PoissonField v;
@@ -124,10 +133,17 @@ class PoissonVectorSpace {
   }
   void dots(std::size_t count, const vector_type* const* xs, const vector_type* const* ys,
             double* result) const {
+    const auto& comm = decomposition_.comm();
+    if (comm.exact_sums()) {
+      std::vector<detail::SpaceDotTerm> terms(count);
+      for (std::size_t m = 0; m < count; ++m) terms[m] = detail::SpaceDotTerm{*xs[m], *ys[m]};
+      exact_sums(comm, owned(), count, terms.data(), result);
+      return;
+    }
     for (std::size_t m = 0; m < count; ++m)
       Kokkos::parallel_reduce("poisson_space_dot", owned(), detail::SpaceDot{*xs[m], *ys[m]}, result[m]);
     Kokkos::fence();
-    decomposition_.comm().allreduce_inplace(result, count, comm::Op::sum);
+    comm.allreduce_inplace(result, count, comm::Op::sum);
   }
   void combine(std::size_t count, const vector_type* const* xs, const double* coeffs,
                const vector_type& out) const {

@@ -4,6 +4,7 @@
 
 #include "comm/view_collectives.hpp"
 #include "engine/random.hpp"
+#include "solvers/exact_reduce.hpp"
 
 #include <Kokkos_Core.hpp>
 
@@ -13,6 +14,7 @@
 #include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace skein::solvers {
 
@@ -49,8 +51,10 @@ namespace skein::solvers {
 //
 // Reductions are reproducible for a fixed rank count and backend (each rank's partial sum is a
 // deterministic Kokkos reduction, then one MPI allreduce); across rank counts the partial sums group
-// differently, so results may differ in the last bits. Decisions taken from reduced values (convergence,
-// breakdown) are the same on every rank because MPI gives every rank the same reduced value.
+// differently, so results may differ in the last bits, unless the communicator asks for exact sums
+// (comm.reproducible: comm/exact_sum.hpp, solvers/exact_reduce.hpp), which are the same bits at any rank
+// count and block split. Decisions taken from reduced values (convergence, breakdown) are the same on every
+// rank because every rank gets the same reduced value.
 
 namespace detail {
 
@@ -72,6 +76,15 @@ struct FusedDots {
     for (unsigned k = 0; k < value_count; ++k) {
       sums[k] += static_cast<double>(x[k](i)) * static_cast<double>(y[k](i));
     }
+  }
+};
+
+// One dot product's terms, summed exactly (solvers/exact_reduce.hpp); always in double.
+template <class ConstView>
+struct DotTerm {
+  ConstView x, y;
+  KOKKOS_INLINE_FUNCTION double operator()(const std::int64_t i) const {
+    return static_cast<double>(x(i)) * static_cast<double>(y(i));
   }
 };
 
@@ -156,6 +169,12 @@ class DistributedVectorSpace {
 
   void dots(std::size_t count, const vector_type* const* xs, const vector_type* const* ys,
             double* result) const {
+    if (comm_->exact_sums()) {
+      std::vector<detail::DotTerm<const_vector_type>> terms(count);
+      for (std::size_t k = 0; k < count; ++k) terms[k] = {*xs[k], *ys[k]};
+      exact_sums(*comm_, policy(), count, terms.data(), result);
+      return;
+    }
     for (std::size_t begin = 0; begin < count; begin += detail::kFused) {
       detail::FusedDots<const_vector_type> functor;
       functor.value_count =

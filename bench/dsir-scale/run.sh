@@ -18,8 +18,10 @@
 #                        each rank had a core of its own and never waited. Ranks run with
 #                        mpi_yield_when_idle=1: on a loaded machine a busy-polling rank burns the CPU its
 #                        descheduled peer needs (measured here: 13.2 CPU s for a 2-rank run that takes 9.4
-#                        with yielding), which says nothing about dedicated cores. Time a rank spends waiting
-#                        for a slower peer is then mostly not counted, so this figure reflects extra work
+#                        with yielding), which says nothing about dedicated cores. dsir's ranks also wait
+#                        for each other sleeping between pieces and while one indexes (io::wait_for_ranks).
+#                        Time a rank spends waiting for a slower peer is then mostly not counted, so this
+#                        figure reflects extra work
 #                        (decoding to skip into a single-frame file, start-up per rank), and the shares
 #                        measured with zst_shares.cpp below give the balance.
 # The projection is printed with each of the two efficiencies; the lower one is the headline.

@@ -1,5 +1,6 @@
 #include "jobs/dcdm_train/dcdm_train_job.hpp"
 
+#include "comm/exact_sum.hpp"
 #include "comm/view_collectives.hpp"
 #include "engine/error.hpp"
 #include "engine/log.hpp"
@@ -139,6 +140,8 @@ class DcdmTrainJob final : public engine::Job {
   std::unique_ptr<LossWorkspace> work_;
   PoissonField b_, q_, dq_;
   Kokkos::View<float*> grad_;
+  Kokkos::View<float*> sample_grad_;  // one sample's gradient, before the exact sum over samples
+  std::vector<double> sample_grads_;  // this rank's samples' gradients and losses, a row each
   std::vector<std::int64_t> order_;
   std::int64_t epoch_ = 0, batch_ = 0;  // next batch to run
   double epoch_loss_sum_ = 0;           // sum of this epoch's per-sample losses so far
@@ -163,6 +166,9 @@ void DcdmTrainJob::load() {
   // Data-parallel: every rank holds the whole grid (a one-rank decomposition), so samples, not cells, are
   // dealt to ranks, and the model does not depend on the rank count.
   self_ = std::make_unique<comm::Communicator>(comm_.split(comm_.rank(), 0));
+  // One rank alone, whatever the rank count: its sums are already rank-count independent, so exact ones
+  // (comm.reproducible) would only slow the Ritz basis down. The samples' sum over ranks stays exact.
+  self_->set_exact_sums(false);
   whole_ = std::make_unique<comm::CartDecomposition>(*self_, settings_.problem.grid);
   auto cells = comm::make_field<std::uint8_t>(*whole_, 1, "dcdm::cells");
   auto rhs = comm::make_field<double>(*whole_, 1, "dcdm::problem_rhs");
@@ -204,6 +210,7 @@ void DcdmTrainJob::load() {
   q_ = op_->make_vector("dcdm::q");
   dq_ = op_->make_vector("dcdm::dq");
   grad_ = Kokkos::View<float*>("dcdm::grad", settings_.architecture.parameter_count());
+  sample_grad_ = Kokkos::View<float*>("dcdm::sample_grad", settings_.architecture.parameter_count());
   make_order();
   start_ = last_report_ = Clock::now();
   engine::Log::user().info("dcdm-train: set up in {:.1f} s; {} epochs of {} batches of {}",
@@ -216,24 +223,54 @@ bool DcdmTrainJob::step() {
   if (epoch_ >= settings_.epochs) return true;
   const std::int64_t first = batch_ * settings_.batch_size;
   const std::int64_t count = std::min(settings_.batch_size, settings_.train_vectors - first);
+  // With comm.reproducible each sample's gradient and loss is one row of an exact sum (comm/exact_sum.hpp):
+  // whoever computes a sample computes it the same way (every rank holds the whole grid), and the exact sum
+  // does not depend on which rank holds which rows, so the model is the same bits at any rank count.
+  // Otherwise a rank accumulates its samples' gradients and the ranks' sums are summed (last bits differ).
+  const bool exact = comm_.exact_sums();
+  const std::size_t parameters = grad_.extent(0);
+  std::vector<double> sample_losses;
+  sample_grads_.clear();
   Kokkos::deep_copy(grad_, 0.0f);
-  double local_loss = 0;
   const auto begin = Clock::now();
   int mine = 0;
+  const auto host_sample_grad = Kokkos::create_mirror_view(sample_grad_);
   for (std::int64_t t = comm_.rank(); t < count; t += comm_.size()) {
     solvers::training_vector(*op_, basis_, order_[static_cast<std::size_t>(first + t)], low_count_,
                              settings_.low_weight, settings_.seed, b_);
     net_->forward_for_training(b_, q_);
-    local_loss += dcdm_loss(*op_, b_, q_, dq_, *work_);
-    net_->backward(dq_, grad_);
+    sample_losses.push_back(dcdm_loss(*op_, b_, q_, dq_, *work_));
+    if (exact) {
+      Kokkos::deep_copy(sample_grad_, 0.0f);
+      net_->backward(dq_, sample_grad_);
+      Kokkos::deep_copy(host_sample_grad, sample_grad_);
+      sample_grads_.insert(sample_grads_.end(), host_sample_grad.data(),
+                           host_sample_grad.data() + parameters);
+      sample_grads_.push_back(sample_losses.back());  // the row's last column: one exact sum for both
+    } else {
+      net_->backward(dq_, grad_);
+    }
     ++mine;
   }
   if (mine > 0) {
     sample_seconds_ += std::chrono::duration<double>(Clock::now() - begin).count();
     samples_timed_ += mine;
   }
-  comm_.allreduce(grad_, comm::Op::sum);
-  const double loss_sum = comm_.allreduce(local_loss, comm::Op::sum);
+  double loss_sum = 0;
+  if (exact) {
+    std::vector<double> grad_sum(parameters + 1);
+    comm::exact_sum_columns(comm_, parameters + 1, static_cast<std::size_t>(mine), sample_grads_.data(),
+                            grad_sum.data());
+    loss_sum = grad_sum[parameters];
+    const auto host_grad = Kokkos::create_mirror_view(grad_);
+    for (std::size_t x = 0; x < parameters; ++x) host_grad(x) = static_cast<float>(grad_sum[x]);
+    Kokkos::deep_copy(grad_, host_grad);
+  } else {
+    double local_loss = 0;
+    for (const double loss : sample_losses) local_loss += loss;
+    comm_.allreduce(grad_, comm::Op::sum);
+    loss_sum = comm_.allreduce(local_loss, comm::Op::sum);
+  }
   const float scale = 1.0f / static_cast<float>(count);
   const auto grad = grad_;
   Kokkos::parallel_for(

@@ -17,10 +17,12 @@
 #include "jobs/dsir/staged.hpp"
 #include "jobs/run_attributes.hpp"
 
+#include <sys/mman.h>
 #include <Kokkos_Core.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <map>
 
 namespace skein::dsir {
@@ -107,6 +109,7 @@ struct CachedPiece {
   // else 4. One of the two is used.
   std::vector<std::uint16_t> narrow;
   std::vector<std::uint32_t> wide;
+  std::uintptr_t populated_end = 0;  // the buckets' pages below this address are mapped (prefaulted)
 
   // Reserves room for the n-grams of `piece_bytes` of input (about one per 3 bytes of English JSONL), so
   // that the buffer is not copied as it grows; pages are touched only as they are filled.
@@ -121,14 +124,34 @@ struct CachedPiece {
   void append(std::uint64_t id, const std::vector<std::uint32_t>& buckets, bool use_narrow) {
     ids.push_back(id);
     if (use_narrow) {
-      for (const std::uint32_t b : buckets) narrow.push_back(static_cast<std::uint16_t>(b));  // no zero-fill
+      prefault(narrow, buckets.size());
+      // One range insert (a converting copy the compiler vectorises), not a capacity check per bucket.
+      narrow.insert(narrow.end(), buckets.begin(), buckets.end());
       ends.push_back(narrow.size());
     } else {
+      prefault(wide, buckets.size());
       wide.insert(wide.end(), buckets.begin(), buckets.end());
       ends.push_back(wide.size());
     }
   }
   std::uint64_t bytes() const { return 16 * ids.size() + 2 * narrow.size() + 4 * wide.size(); }
+
+  // Maps the reserved buckets' next pages ahead of the appends, 1 MiB at a time (MADV_POPULATE_WRITE,
+  // Linux 5.14): a page fault per 4 KiB page as they were filled cost ~8 % of a plain-text run's CPU (perf,
+  // Brown x64), mostly the fault's entry and exit. The pages are the ones the appends would touch anyway; on
+  // older kernels the madvise fails and the pages fault in as before.
+  template <class Vector>
+  void prefault(const Vector& v, std::size_t more) {
+    constexpr std::uintptr_t kPage = 4096, kAhead = std::uintptr_t{1} << 20;
+    const auto data = reinterpret_cast<std::uintptr_t>(v.data());
+    const std::uintptr_t need = data + (v.size() + more) * sizeof(v[0]);
+    if (need <= populated_end || v.size() + more > v.capacity()) return;
+    const std::uintptr_t limit = (data + v.capacity() * sizeof(v[0])) / kPage * kPage;
+    const std::uintptr_t from = std::max(populated_end, data) / kPage * kPage;
+    const std::uintptr_t to = std::min(limit, (need + kAhead + kPage - 1) / kPage * kPage);
+    if (to > from) ::madvise(reinterpret_cast<void*>(from), to - from, MADV_POPULATE_WRITE);
+    populated_end = std::max(to, need);
+  }
 };
 
 // The passes over the data, in order. Each is a sequence of steps; a step is one piece per rank.
@@ -199,55 +222,84 @@ class DsirJob final : public engine::Job {
 
   bool step() override {
     if (pass_ == Pass::done) return true;
+    // One piece per rank per step (checkpoints, stop signals and SKEIN_FAULT count steps). A rank that
+    // finishes its piece first waits for the others sleeping (io::wait_for_ranks), not in the agreement's
+    // polling, which on a loaded machine burned CPU its descheduled peer needed.
+    std::exception_ptr failure;
+    try {
+      if (!pending_.empty()) read_piece(pending_.front());
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    // Every rank, failed or not, waits here; the agreement then reports a failure everywhere.
+    io::wait_for_ranks(comm_, "dsir: waiting for the other ranks to finish their pieces");
     comm_.agree([&] {
-      if (pending_.empty()) return;
-      const std::uint64_t piece = pending_.front();
-      const auto& files = pass_ == Pass::fit_target ? target_files_ : raw_files_;
-      const auto& pieces = pass_ == Pass::fit_target ? *target_pieces_ : *raw_pieces_;
-      const auto cached = cache_.find(piece);
-      if (pass_ == Pass::score && cached != cache_.end()) {
-        score_cached(cached->second);
-        cache_bytes_ -= cached->second.bytes();
-        cache_.erase(cached);
-      } else {
-        caching_ = pass_ == Pass::fit_raw && settings_.raw_fit >= 1.0 && settings_.stage != Stage::fit &&
-                   cache_bytes_ < settings_.feature_cache_bytes;
-        if (caching_) {
-          caching_piece_ = CachedPiece{};
-          const io::ByteRange range = pieces.range(piece);
-          caching_piece_.start(narrow_cache(), range.end - range.begin);
-        }
-        const Tally before = tally_;
-        // One reader per pass: a .zst file's decoder carries on from one piece of it to the next.
-        if (!reader_) {
-          reader_ = std::make_unique<io::JsonlShard>(files, std::vector<io::ByteRange>{pieces.range(piece)});
-        } else {
-          reader_->retarget({pieces.range(piece)});
-        }
-        io::JsonlShard& shard = *reader_;
-        while (shard.next_chunk(io::JsonlShard::default_block_bytes,
-                                [&](const io::Line& line) { on_line(line, shard); })) {
-        }
-        if (caching_) {
-          const auto now = tally_.to_vector(), then = before.to_vector();
-          std::vector<std::uint64_t> diff(now.size());
-          for (std::size_t i = 0; i < diff.size(); ++i) diff[i] = now[i] - then[i];
-          caching_piece_.tally = Tally::from_vector(diff);
-          caching_piece_.tally.fit = 0;
-          cache_bytes_ += caching_piece_.bytes();
-          cache_.emplace(piece, std::move(caching_piece_));
-          caching_ = false;
-        }
-      }
-      const io::ByteRange range = pieces.range(piece);
-      bytes_done_ += static_cast<double>(range.end - range.begin);
-      progress_->set_done(bytes_done_);
-      pending_.erase(pending_.begin());
-      finished_.push_back(piece);
+      if (failure) std::rethrow_exception(failure);
     });
     const bool all_finished = comm_.allreduce<int>(pending_.empty() ? 1 : 0, comm::Op::min) == 1;
     if (all_finished) end_pass();
     return pass_ == Pass::done;
+  }
+
+  // Reads (or scores from the feature cache) one piece of this rank's pending ones.
+  void read_piece(std::uint64_t piece) {
+    const auto& files = pass_ == Pass::fit_target ? target_files_ : raw_files_;
+    const auto& pieces = pass_ == Pass::fit_target ? *target_pieces_ : *raw_pieces_;
+    const auto cached = cache_.find(piece);
+    if (pass_ == Pass::score && cached != cache_.end()) {
+      score_cached(cached->second);
+      // A full run keeps the piece for the collect pass, which counts the selected and baseline documents'
+      // n-grams from it instead of featurising them again.
+      if (settings_.stage != Stage::all) {
+        cache_bytes_ -= cached->second.bytes();
+        cache_.erase(cached);
+      }
+    } else if (pass_ == Pass::collect && cached != cache_.end() && in_plain_files(cached->second)) {
+      collect_fetched(cached->second);
+      cache_bytes_ -= cached->second.bytes();
+      cache_.erase(cached);
+    } else {
+      collect_cache_ = pass_ == Pass::collect && cached != cache_.end() ? &cached->second : nullptr;
+      collect_cache_index_ = 0;
+      caching_ = pass_ == Pass::fit_raw && settings_.raw_fit >= 1.0 && settings_.stage != Stage::fit &&
+                 cache_bytes_ < settings_.feature_cache_bytes;
+      if (caching_) {
+        caching_piece_ = CachedPiece{};
+        const io::ByteRange range = pieces.range(piece);
+        caching_piece_.start(narrow_cache(), range.end - range.begin);
+      }
+      const Tally before = tally_;
+      // One reader per pass: a .zst file's decoder carries on from one piece of it to the next.
+      if (!reader_) {
+        reader_ = std::make_unique<io::JsonlShard>(files, std::vector<io::ByteRange>{pieces.range(piece)});
+      } else {
+        reader_->retarget({pieces.range(piece)});
+      }
+      io::JsonlShard& shard = *reader_;
+      while (shard.next_chunk(io::JsonlShard::default_block_bytes,
+                              [&](const io::Line& line) { on_line(line, shard); })) {
+      }
+      if (caching_) {
+        const auto now = tally_.to_vector(), then = before.to_vector();
+        std::vector<std::uint64_t> diff(now.size());
+        for (std::size_t i = 0; i < diff.size(); ++i) diff[i] = now[i] - then[i];
+        caching_piece_.tally = Tally::from_vector(diff);
+        caching_piece_.tally.fit = 0;
+        cache_bytes_ += caching_piece_.bytes();
+        cache_.emplace(piece, std::move(caching_piece_));
+        caching_ = false;
+      }
+      if (collect_cache_ != nullptr) {
+        collect_cache_ = nullptr;
+        cache_bytes_ -= cached->second.bytes();
+        cache_.erase(cached);
+      }
+    }
+    const io::ByteRange range = pieces.range(piece);
+    bytes_done_ += static_cast<double>(range.end - range.begin);
+    progress_->set_done(bytes_done_);
+    pending_.erase(pending_.begin());
+    finished_.push_back(piece);
   }
 
   void finalize() override;
@@ -264,6 +316,7 @@ class DsirJob final : public engine::Job {
   void begin_pass(Pass pass, const std::vector<std::uint64_t>& done) {
     pass_ = pass;
     reader_.reset();
+    fetcher_.reset();
     pending_.clear();
     finished_.clear();
     done_before_ = done;
@@ -399,18 +452,74 @@ class DsirJob final : public engine::Job {
     const bool selected = selected_cursor_ < selected_.size() && selected_[selected_cursor_].id == id;
     const bool random = random_cursor_ < random_ids_.size() && random_ids_[random_cursor_] == id;
     if (!selected && !random) return;
-    Tally ignored;
-    featurizer_->featurize(line, shard, ignored);
-    const auto& buckets = featurizer_->buckets();
     if (selected) {
       ++selected_cursor_;
       selected_lines_.append(line.bytes.data(), line.bytes.size());
       selected_lines_.push_back('\n');
-      for (const auto b : buckets) ++selected_counts_(b);
+    }
+    if (random) ++random_cursor_;
+    if (collect_cache_ != nullptr) {
+      // The fit pass kept this piece's n-grams: ids ascend in it as the lines do.
+      const CachedPiece& piece = *collect_cache_;
+      while (collect_cache_index_ < piece.ids.size() && piece.ids[collect_cache_index_] < id)
+        ++collect_cache_index_;
+      if (collect_cache_index_ < piece.ids.size() && piece.ids[collect_cache_index_] == id) {
+        const std::size_t i = collect_cache_index_;
+        const std::uint64_t begin = i == 0 ? 0 : piece.ends[i - 1];
+        if (narrow_cache()) {
+          count_collected(piece.narrow.data() + begin, piece.ends[i] - begin, selected, random);
+        } else {
+          count_collected(piece.wide.data() + begin, piece.ends[i] - begin, selected, random);
+        }
+        return;
+      }
+    }
+    Tally ignored;
+    featurizer_->featurize(line, shard, ignored);
+    const auto& buckets = featurizer_->buckets();
+    count_collected(buckets.data(), buckets.size(), selected, random);
+  }
+
+  bool in_plain_files(const CachedPiece& piece) const {
+    return std::none_of(piece.ids.begin(), piece.ids.end(),
+                        [&](std::uint64_t id) { return raw_files_[file_of(id)].zstd; });
+  }
+
+  // The collect pass on a piece the feature cache holds, in plain files: the cache lists the piece's
+  // documents (every one that can be selected) with their n-grams, so only the selected lines are read, each
+  // by one pread up to the next document's start. Reading the whole piece again cost a copy of every byte
+  // (the largest kernel cost of a plain-text run, perf on Brown x64) and a scan for its line ends.
+  void collect_fetched(const CachedPiece& piece) {
+    if (!fetcher_) fetcher_ = std::make_unique<io::LineFetcher>(raw_files_);
+    for (std::size_t i = 0; i < piece.ids.size(); ++i) {
+      const std::uint64_t id = piece.ids[i];
+      const bool selected = selected_cursor_ < selected_.size() && selected_[selected_cursor_].id == id;
+      const bool random = random_cursor_ < random_ids_.size() && random_ids_[random_cursor_] == id;
+      if (!selected && !random) continue;
+      if (selected) {
+        ++selected_cursor_;
+        const bool next_in_file = i + 1 < piece.ids.size() && file_of(piece.ids[i + 1]) == file_of(id);
+        fetcher_->append_line(file_of(id), offset_of(id), next_in_file ? offset_of(piece.ids[i + 1]) : 0,
+                              selected_lines_);
+        selected_lines_.push_back('\n');
+      }
+      if (random) ++random_cursor_;
+      const std::uint64_t begin = i == 0 ? 0 : piece.ends[i - 1];
+      if (narrow_cache()) {
+        count_collected(piece.narrow.data() + begin, piece.ends[i] - begin, selected, random);
+      } else {
+        count_collected(piece.wide.data() + begin, piece.ends[i] - begin, selected, random);
+      }
+    }
+  }
+
+  template <class Bucket>
+  void count_collected(const Bucket* buckets, std::size_t count, bool selected, bool random) {
+    if (selected) {
+      for (std::size_t i = 0; i < count; ++i) ++selected_counts_(buckets[i]);
     }
     if (random) {
-      ++random_cursor_;
-      for (const auto b : buckets) ++random_counts_(b);
+      for (std::size_t i = 0; i < count; ++i) ++random_counts_(buckets[i]);
     }
   }
 
@@ -497,8 +606,6 @@ class DsirJob final : public engine::Job {
         }
         selection_.reset();
         baseline_.reset();
-        cache_.clear();
-        cache_bytes_ = 0;
         begin_pass(Pass::collect, {});
         break;
       }
@@ -511,6 +618,8 @@ class DsirJob final : public engine::Job {
         });
         comm_.allreduce(selected_counts_, comm::Op::sum);
         comm_.allreduce(random_counts_, comm::Op::sum);
+        cache_.clear();  // pieces this rank kept but did not read in the collect pass (after a resume)
+        cache_bytes_ = 0;
         begin_pass(Pass::done, {});
         break;
       }
@@ -554,7 +663,8 @@ class DsirJob final : public engine::Job {
   std::vector<std::uint64_t> finished_;  // this rank's pieces read in this pass (since it began or resumed)
   std::vector<std::uint64_t> done_before_;  // pieces of this pass done before a resume (global)
   std::unique_ptr<Featurizer> featurizer_;
-  std::unique_ptr<io::JsonlShard> reader_;  // this pass's reader, kept from piece to piece
+  std::unique_ptr<io::JsonlShard> reader_;    // this pass's reader, kept from piece to piece
+  std::unique_ptr<io::LineFetcher> fetcher_;  // the collect pass' reader of single lines (collect_fetched)
   std::unique_ptr<engine::Progress> progress_;
   double bytes_done_ = 0;
   Tally tally_, target_tally_, raw_tally_;  // tally_: this pass, this rank; the others: global
@@ -579,6 +689,8 @@ class DsirJob final : public engine::Job {
   std::uint64_t cache_bytes_ = 0;
   bool caching_ = false;
   CachedPiece caching_piece_;
+  const CachedPiece* collect_cache_ = nullptr;  // the collect pass' current piece, if the cache holds it
+  std::size_t collect_cache_index_ = 0;         // its first document not before the current line
 };
 
 // --- checkpoint state ----------------------------------------------------------------------------------

@@ -123,8 +123,8 @@ engine::JobSpec job_spec() {
            "'all', or the fraction of raw documents (sampled by id) that fit the raw model"},
           {"piece_size", "8M", "input is processed (and checkpointed) in pieces of this many bytes per rank"},
           {"feature_cache", "2G",
-           "memory per rank for keeping raw documents' n-grams between the fit and "
-           "score passes (saves re-reading them; 0 turns it off)",
+           "memory per rank for keeping raw documents' n-grams from the fit pass for the score and "
+           "collect passes (saves re-reading and re-featurising them; 0 turns it off)",
            false, false},
       },
       {"selected.jsonl", "dsir.h5"}};

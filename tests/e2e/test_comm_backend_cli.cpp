@@ -53,7 +53,8 @@ TEST(CommBackendCli, BadCommKeysAndValuesAreUsageErrors) {
     EXPECT_NE(r.output.find("unknown config key 'comm.backnd'"), std::string::npos) << r.output;
     EXPECT_NE(r.output.find("did you mean 'comm.backend'"), std::string::npos) << r.output;
   }
-  for (const std::string option : {"--comm.backend=gpu", "--comm.gpu_aware=maybe"}) {
+  for (const std::string option :
+       {"--comm.backend=gpu", "--comm.gpu_aware=maybe", "--comm.reproducible=maybe"}) {
     auto args = poisson_args(make_temp_dir("comm-value"));
     args.push_back(option);
     const RunResult r = run_skein(2, args);
@@ -64,6 +65,7 @@ TEST(CommBackendCli, BadCommKeysAndValuesAreUsageErrors) {
   const RunResult help = run_skein(0, {"run", "poisson", "--help"});
   EXPECT_NE(help.output.find("--comm.backend"), std::string::npos) << help.output;
   EXPECT_NE(help.output.find("--comm.gpu_aware"), std::string::npos) << help.output;
+  EXPECT_NE(help.output.find("--comm.reproducible"), std::string::npos) << help.output;
 }
 
 TEST(CommBackendCli, NcclWithoutAGpuFailsCleanlyAtStart) {

@@ -175,21 +175,22 @@ TEST(PoissonSolvers, EveryOneReachesTheTolerance) {
   EXPECT_NEAR(errors[1], errors[2], 1e-4 * errors[2]);
 }
 
-// The same problem at 1, 2 and 3 ranks (uneven, non-cubic splits): the same solution within 1e-10. The
-// level count is pinned: left automatic it depends on the blocks' sizes, and so would the iterates.
+// The same problem at 1, 2 and 3 ranks (uneven, non-cubic splits): with comm.reproducible (exact dot
+// products) the same solution bit for bit. The level count is pinned: left automatic it depends on the
+// blocks' sizes, and so would the iterates.
 TEST(PoissonRanks, SolutionsAgreeAcrossRankCounts) {
   for (const char* problem : {"smoke", "manufactured"}) {
     std::vector<double> reference;
     for (const int ranks : {1, 2, 3}) {
-      const auto r =
-          run_poisson(ranks, {"grid=25,15,13", std::string("problem=") + problem, "mg_levels=3"}, "ranks");
+      const auto r = run_poisson(ranks, {"grid=25,15,13", std::string("problem=") + problem, "mg_levels=3"},
+                                 "ranks", {"--comm.reproducible=true"});
       ASSERT_EQ(r.run.exit_code, 0) << r.run.output;
       EXPECT_EQ(int_attribute(r.h5, "ranks"), ranks);
       const auto solution = skein::io::read_dataset<double>(r.h5, "/solution");
       if (reference.empty()) {
         reference = solution;
       } else {
-        EXPECT_LE(max_abs_difference(reference, solution), 1e-10) << problem << " at " << ranks << " ranks";
+        EXPECT_EQ(reference, solution) << problem << " at " << ranks << " ranks";
       }
       const auto cells = skein::io::read_dataset<std::uint8_t>(r.h5, "/cell_type");
       ASSERT_EQ(cells.size(), solution.size());
@@ -358,14 +359,15 @@ namespace {
 void check_resume(const std::string& solver, const std::vector<std::string>& more = {}) {
   std::vector<std::string> keys = {"grid=24,18,16", "problem=smoke", solver, "mg_levels=2", "tol=1e-10"};
   keys.insert(keys.end(), more.begin(), more.end());
-  const auto straight = run_poisson(1, keys, "straight");
+  const auto straight = run_poisson(1, keys, "straight", {"--comm.reproducible=true"});
   ASSERT_EQ(straight.run.exit_code, 0) << straight.run.output;
   const auto iterations = int_attribute(straight.h5, "iterations");
   ASSERT_GT(iterations, 8);
 
   for (const auto& [first, second] : {std::pair<int, int>{3, 2}, std::pair<int, int>{2, 3}}) {
     const std::string out = make_temp_dir("poisson-ckpt");
-    std::vector<std::string> args = {"run", "poisson", "--out", out, "--checkpoint-steps", "4"};
+    std::vector<std::string> args = {
+        "run", "poisson", "--out", out, "--checkpoint-steps", "4", "--comm.reproducible=true"};
     for (const auto& key : keys) args.push_back("--poisson." + key);
     // Fails on purpose at step 6 (after the checkpoint of step 4).
     auto stopped = start_skein(first, args, {{"SKEIN_FAULT", "throw:1:6"}});
@@ -380,18 +382,20 @@ void check_resume(const std::string& solver, const std::vector<std::string>& mor
     const std::string h5 = out + "/poisson.h5";
     EXPECT_EQ(int_attribute(h5, "converged"), 1);
     EXPECT_EQ(int_attribute(h5, "iterations"), iterations);
-    EXPECT_LE(max_abs_difference(skein::io::read_dataset<double>(straight.h5, "/solution"),
-                                 skein::io::read_dataset<double>(h5, "/solution")),
-              1e-10)
+    // Exact sums (comm.reproducible): the uninterrupted 1-rank run's bits.
+    EXPECT_EQ(skein::io::read_dataset<double>(straight.h5, "/solution"),
+              skein::io::read_dataset<double>(h5, "/solution"))
         << solver << " " << first << " -> " << second << " ranks";
     const auto history = skein::io::read_dataset<double>(h5, "/history/residual");
     EXPECT_EQ(static_cast<std::int64_t>(history.size()), iterations + 1);
+    EXPECT_EQ(history, skein::io::read_dataset<double>(straight.h5, "/history/residual"));
   }
 }
 
 }  // namespace
 
-// A solve stopped after a checkpoint resumes on another rank count to the uninterrupted run's solution.
+// A solve stopped after a checkpoint resumes on another rank count to the uninterrupted run's solution, bit
+// for bit with comm.reproducible.
 // The multigrid levels are pinned (automatic, they depend on the blocks: see README, poisson).
 TEST(PoissonCheckpoint, ResumesOnAnotherRankCount) {
   for (const char* solver : {"cg", "mgpcg"}) {

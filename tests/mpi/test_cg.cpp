@@ -349,3 +349,28 @@ TEST(Cg, ZeroRightHandSideAndIndefiniteOperator) {
   EXPECT_FALSE(capped.converged);
   EXPECT_EQ(capped.iterations, 3);
 }
+
+// With exact sums (comm.reproducible) CG and PCG-Jacobi take the same iterates at any rank count: the
+// residual history and the solution are the 1-rank run's bits (143 unknowns split unevenly).
+TEST(Cg, ExactSumsGiveTheSameBitsAtAnyRankCount) {
+  Communicator comm(MPI_COMM_WORLD), self(MPI_COMM_SELF);
+  comm.set_exact_sums(true);
+  self.set_exact_sums(true);
+  const Csr matrix = laplacian_2d(kNx, kNy, 40.0, false);
+  const int n = matrix.n;
+  const std::vector<double> b_host = rhs(n, 6);
+  const Space space = Space::even(comm, n), serial = Space::even(self, n);
+  const CsrOperator op(space, matrix), op1(serial, matrix);
+  const JacobiPreconditioner<Space> jacobi(space, op.diagonal());
+  const JacobiPreconditioner<Space> jacobi1(serial, op1.diagonal());
+  const StoppingRule rule{1e-10, 500};
+  using Solver = CgSolver<Space, CsrOperator, JacobiPreconditioner<Space>>;
+  Vec b = op.scatter(b_host), x = space.create("x");
+  Vec b1 = op1.scatter(b_host), x1 = serial.create("x1");
+  Solver here(space, op, jacobi, rule), alone(serial, op1, jacobi1, rule);
+  const SolveResult distributed = here.solve(b, x), single = alone.solve(b1, x1);
+  ASSERT_TRUE(distributed.converged);
+  EXPECT_EQ(distributed.iterations, single.iterations);
+  EXPECT_EQ(distributed.residual_history, single.residual_history);
+  EXPECT_EQ(op.gather(x), op1.gather(x1));
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The sanitizer build: configures build-asan with -DSKEIN_SANITIZE=ON (AddressSanitizer + UBSan), builds it
 # and runs the whole test suite (MPI tests included) under the run-time options and leak suppressions of
-# cluster/sanitizers/, printing how long the build and the tests took. Any sanitizer finding fails its test.
+# cluster/sanitizers/, printing how long the build and the tests took (wall and CPU seconds: on a shared
+# machine the CPU seconds / cores estimate the quiet wall time). Any sanitizer finding fails the run.
 # Usage: cluster/sanitize.sh [extra ctest arguments, e.g. -LE asan-slow or -R test_hdf5]
 # Environment: SKEIN_ASAN_BUILD_DIR (build-asan), SKEIN_JOBS (nproc).
 set -euo pipefail
@@ -20,11 +21,23 @@ if command -v ccache >/dev/null; then
   launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 fi
 
+# CPU seconds (user + sys) of this script's finished children so far, into the variable named $1: bash's
+# `times`, run in this shell (a subshell's children start from zero), its second line.
+times_file=$(mktemp)
+trap 'rm -f "$times_file"' EXIT
+cpu_seconds() {
+  times >"$times_file"
+  printf -v "$1" '%s' "$(awk 'function sec(t, m) { m = t; sub(/m.*/, "", m); sub(/^[0-9]+m/, "", t); sub(/s$/, "", t); return m * 60 + t }
+    NR == 2 { printf "%d", sec($1) + sec($2) }' "$times_file")"
+}
+
 start=$(date +%s)
+cpu_seconds cpu_start
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSKEIN_SANITIZE=ON "${launcher[@]}"
 cmake --build "$build" -j "$jobs"
 built=$(date +%s)
-echo "sanitize: build took $((built - start)) s"
+cpu_seconds cpu_built
+echo "sanitize: build took $((built - start)) s ($((cpu_built - cpu_start)) CPU s)"
 
 # The reports of this run only; the options are set for the tests, not for the compilers above.
 reports=$(cd "$build" && pwd)/sanitizer-reports
@@ -35,6 +48,7 @@ source cluster/sanitizers/environment.sh "$root" "$reports"
 status=0
 (cd "$build" && ctest --output-on-failure -j "$jobs" --timeout 900 "$@") || status=$?
 done_at=$(date +%s)
+cpu_seconds cpu_done
 if compgen -G "$reports/*" >/dev/null; then
   echo "sanitize: sanitizer reports (each fails the run):"
   for report in "$reports"/*; do
@@ -43,5 +57,6 @@ if compgen -G "$reports/*" >/dev/null; then
   done
   status=1
 fi
-echo "sanitize: build took $((built - start)) s, tests took $((done_at - built)) s"
+echo "sanitize: build took $((built - start)) s ($((cpu_built - cpu_start)) CPU s), tests took" \
+  "$((done_at - built)) s ($((cpu_done - cpu_built)) CPU s) on $jobs cores"
 exit "$status"

@@ -323,7 +323,11 @@ void CcaJob<Scalar, BlockX>::read_views() {
     for (std::size_t i = 0; i < train_.size(); ++i) statistics(i) = train_[i];
     options.row_samples = samples;
     options.statistics_rows = statistics;
-    x_ = std::make_unique<BlockX>(genotypes_->packed, static_cast<std::int64_t>(genotypes_->samples),
+    // The block's kernels read the records in the default memory space: the same View on a host build, a
+    // device copy of the host-read records under CUDA.
+    const auto packed = Kokkos::create_mirror_view_and_copy(Kokkos::DefaultExecutionSpace::memory_space(),
+                                                            genotypes_->packed);
+    x_ = std::make_unique<BlockX>(packed, static_cast<std::int64_t>(genotypes_->samples),
                                   static_cast<std::int64_t>(x_columns.begin), options);
   } else if (!stream_x_) {
     x_values_ = read_view_columns<Scalar>(comm_, settings_.x, match_.x_rows, x_columns);

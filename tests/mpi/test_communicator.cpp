@@ -53,11 +53,18 @@ TEST(Communicator, GathervConcatenatesInRankOrder) {
   EXPECT_EQ(at_root, comm.rank() == 0 ? expected : std::vector<int>{});
 }
 
+namespace {
+// values(i) = i. A kernel at namespace scope: nvcc refuses device lambdas in a TEST body (a private member).
+void fill_with_index(const Kokkos::View<double*>& values) {
+  Kokkos::parallel_for(
+      "fill", values.extent(0), KOKKOS_LAMBDA(const int i) { values(i) = i; });
+}
+}  // namespace
+
 TEST(Communicator, KokkosViewCollectives) {
   Communicator comm(MPI_COMM_WORLD);
   Kokkos::View<double*> values("values", 5);
-  Kokkos::parallel_for(
-      "fill", 5, KOKKOS_LAMBDA(int i) { values(i) = i; });
+  fill_with_index(values);
   comm.allreduce(values, Op::sum);
   auto host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), values);
   for (int i = 0; i < 5; ++i) EXPECT_EQ(host(i), i * comm.size());

@@ -26,6 +26,14 @@ namespace {
 using test::fill;
 using test::uniform;
 
+// out = x + s * d on every cell. A kernel at namespace scope: nvcc refuses device lambdas in protected or
+// private member functions (the fixture's).
+void axpy_into(const PoissonField& out, const PoissonField& x, double s, const PoissonField& d) {
+  Kokkos::parallel_for(
+      "shift", Kokkos::RangePolicy<>(0, out.span()),
+      KOKKOS_LAMBDA(const std::int64_t e) { out.data()[e] = x.data()[e] + s * d.data()[e]; });
+  Kokkos::fence();
+}
 
 class DcdmLossTest : public ::testing::Test {
  protected:
@@ -54,10 +62,7 @@ class DcdmLossTest : public ::testing::Test {
   // x + s * d on every cell.
   PoissonField shifted(const PoissonField& x, double s, const PoissonField& d) const {
     PoissonField out = op->make_vector("shifted");
-    Kokkos::parallel_for(
-        "shift", Kokkos::RangePolicy<>(0, out.span()),
-        KOKKOS_LAMBDA(const std::int64_t e) { out.data()[e] = x.data()[e] + s * d.data()[e]; });
-    Kokkos::fence();
+    axpy_into(out, x, s, d);
     return out;
   }
   double loss_at(const PoissonField& x) {

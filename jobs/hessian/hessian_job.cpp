@@ -195,9 +195,8 @@ std::string first_values(const std::vector<double>& values, std::size_t count) {
 }
 
 // OpenBLAS threads of this rank: 1 under comm.reproducible; else OPENBLAS_NUM_THREADS or OMP_NUM_THREADS win;
-// else the cores this process may
-// run on (mpirun binds each rank to one core by default: then 1), shared with the other ranks of this host
-// when the ranks are not bound. Collective (counts the ranks per host).
+// else the cores this process may run on (mpirun binds each rank to one core by default: then 1), shared with
+// the other ranks of this host when the ranks are not bound. Collective (counts the ranks per host).
 int choose_blas_threads(const comm::Communicator& comm) {
   if (comm.exact_sums()) {
     // comm.reproducible: the thread count would follow the rank count (cores / ranks per host), and

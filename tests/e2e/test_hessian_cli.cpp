@@ -3,6 +3,7 @@
 // count, and every bad input's exit code and message.
 #include "io/h5_summary.hpp"
 #include "tests/e2e/cli_runner.hpp"
+#include "tests/e2e/hessian_test_inputs.hpp"
 
 #include <gtest/gtest.h>
 #include <hdf5.h>
@@ -18,36 +19,6 @@
 using namespace skein::test;
 
 namespace {
-
-// splitmix64 -> uniform [-1, 1): test inputs that do not depend on skein's own generators.
-double uniform(std::uint64_t z) {
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  z ^= z >> 31;
-  return static_cast<double>(z >> 11) * 0x1.0p-52 - 1.0;
-}
-
-void write_dataset(hid_t file, const std::string& name, const std::vector<hsize_t>& shape, hid_t file_type,
-                   hid_t memory_type, const void* data) {
-  const hid_t space = H5Screate_simple(static_cast<int>(shape.size()), shape.data(), nullptr);
-  const hid_t set = H5Dcreate2(file, name.c_str(), file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  ASSERT_GE(set, 0) << name;
-  H5Dwrite(set, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
-  H5Dclose(set);
-  H5Sclose(space);
-}
-
-void write_string_attribute(hid_t object, const std::string& name, const std::string& value) {
-  const hid_t type = H5Tcopy(H5T_C_S1);
-  H5Tset_size(type, value.size());
-  const hid_t space = H5Screate(H5S_SCALAR);
-  const hid_t attribute = H5Acreate2(object, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT);
-  H5Awrite(attribute, type, value.data());
-  H5Aclose(attribute);
-  H5Sclose(space);
-  H5Tclose(type);
-}
 
 struct ModelSpec {
   std::vector<int> sizes = {8, 16, 4};

@@ -5,6 +5,7 @@
 // depends on the blocks' sizes (pin mg_levels for mgpcg).
 #include "io/h5_reader.hpp"
 #include "tests/e2e/cli_runner.hpp"
+#include "tests/e2e/hessian_test_inputs.hpp"
 
 #include <gtest/gtest.h>
 #include <hdf5.h>
@@ -78,78 +79,11 @@ std::vector<std::string> cca_args(const std::string& out) {
           kReproducible};
 }
 
-// splitmix64 -> uniform [-1, 1): hessian inputs independent of skein's own generators.
-double uniform(std::uint64_t z) {
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  z ^= z >> 31;
-  return static_cast<double>(z >> 11) * 0x1.0p-52 - 1.0;
-}
-
-void write_dataset(hid_t file, const std::string& name, const std::vector<hsize_t>& shape, hid_t file_type,
-                   hid_t memory_type, const void* data) {
-  const hid_t space = H5Screate_simple(static_cast<int>(shape.size()), shape.data(), nullptr);
-  const hid_t set = H5Dcreate2(file, name.c_str(), file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  ASSERT_GE(set, 0) << name;
-  H5Dwrite(set, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
-  H5Dclose(set);
-  H5Sclose(space);
-}
-
-void write_string_attribute(hid_t object, const std::string& name, const std::string& value) {
-  const hid_t type = H5Tcopy(H5T_C_S1);
-  H5Tset_size(type, value.size());
-  const hid_t space = H5Screate(H5S_SCALAR);
-  const hid_t attribute = H5Acreate2(object, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT);
-  H5Awrite(attribute, type, value.data());
-  H5Aclose(attribute);
-  H5Sclose(space);
-  H5Tclose(type);
-}
-
 // A 12-24-4 tanh MLP (tools/hessian/make_model.py's layout) and 200 labelled rows of 12 features: 13 row
 // groups of 16 (the last of 8), so 2 and 3 ranks split them unevenly. Made once per test binary.
-struct HessianInputs {
-  std::string model, data;
-};
-const HessianInputs& hessian_inputs() {
-  static const HessianInputs inputs = [] {
-    const std::string dir = make_temp_dir("repro-hessian-in");
-    HessianInputs made{dir + "/model.h5", dir + "/data.h5"};
-    hid_t file = H5Fcreate(made.model.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    const hid_t group = H5Gcreate2(file, "/model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    write_string_attribute(group, "activation", "tanh");
-    write_string_attribute(group, "loss", "cross_entropy");
-    const std::vector<hsize_t> sizes = {12, 24, 4};
-    std::uint64_t counter = 1000;
-    for (std::size_t l = 0; l + 1 < sizes.size(); ++l) {
-      const hsize_t rows = sizes[l + 1], cols = sizes[l];
-      std::vector<float> w(rows * cols), b(rows);
-      for (auto& v : w) v = static_cast<float>(1.5 / std::sqrt(double(cols)) * uniform(counter++));
-      for (auto& v : b) v = static_cast<float>(1.5 / std::sqrt(double(cols)) * uniform(counter++));
-      write_dataset(file, "/model/W" + std::to_string(l), {rows, cols}, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT,
-                    w.data());
-      write_dataset(file, "/model/b" + std::to_string(l), {rows}, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, b.data());
-    }
-    H5Gclose(group);
-    H5Fclose(file);
-    const hsize_t rows = 200, features = 12;
-    std::vector<float> x(rows * features);
-    std::vector<std::int64_t> y(rows);
-    for (hsize_t i = 0; i < rows; ++i) {
-      y[i] = static_cast<std::int64_t>((uniform(5000 + i) + 1.0) * 2) % 4;
-      for (hsize_t j = 0; j < features; ++j) {
-        x[i * features + j] =
-            static_cast<float>((j % 4 == hsize_t(y[i]) ? 1.0 : 0.0) + 0.7 * uniform(9000 + i * 64 + j));
-      }
-    }
-    file = H5Fcreate(made.data.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    write_dataset(file, "/X", {rows, features}, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, x.data());
-    write_dataset(file, "/y", {rows}, H5T_STD_I64LE, H5T_NATIVE_INT64, y.data());
-    H5Fclose(file);
-    return made;
-  }();
+const HessianInputFiles& hessian_inputs() {
+  static const HessianInputFiles inputs =
+      write_tanh_mlp_inputs(make_temp_dir("repro-hessian-in"), {12, 24, 4}, 200);
   return inputs;
 }
 

@@ -105,10 +105,14 @@ start_munge() {
   return 4
 }
 
+# The CPUs this process may use. nproc alone answers OMP_NUM_THREADS when it is set: a test suite run with
+# OMP_NUM_THREADS=1 made a 1-CPU node, on which no 2-task job ever started.
+host_cpus() { env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc; }
+
 write_config() {
   local host cpus memory
   host=$(hostname -s)
-  cpus=$(nproc)
+  cpus=$(host_cpus)
   # Slurm wants MB; leave some for the system. Memory is not a consumable here (CR_CPU), so this only informs.
   memory=$(awk '/MemTotal/ { printf "%d", $2 / 1024 * 0.9 }' /proc/meminfo)
   mkdir -p "$state/ctld" "$state/d" "$state/log"
@@ -172,7 +176,7 @@ usage_hint() {
   local env=""
   [[ -e "$state/installed-etc-conf" ]] || env="SLURM_CONF=$conf "
   cat >&2 <<EOF
-$prog: Slurm is up: node $(hostname -s), $(nproc) CPUs, partition debug (default)
+$prog: Slurm is up: node $(hostname -s), $(host_cpus) CPUs, partition debug (default)
   ${env}sinfo; ${env}squeue
   ${env}skein submit dsir --config my.ini --nodes 1 --ntasks-per-node 2 --time 00:10:00 --out runs/x
   logs: $state/log/   stop: $0 stop

@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "jobs/dsir/sha256.hpp"
 
@@ -98,51 +101,165 @@ inline std::uint64_t hash_of_hashes(const std::uint64_t* h) {
 #endif
 }
 
-// An n-gram of up to 55 bytes as the single SHA-256 block it is hashed in: its bytes, 0x80, zeros, and its
-// length in bits. The first 56 bytes determine the n-gram (the last non-zero byte among them is the 0x80),
-// so they are also its exact key in NgramCache.
-struct alignas(64) OneBlock {
-  unsigned char bytes[64];
-};
+// The longest n-gram hashed in one SHA-256 block: its bytes, 0x80, zeros, its length in bits (8 bytes).
 constexpr std::size_t kMaxOneBlockBytes = 55;
-constexpr std::size_t kKeyBytes = 56;
 
-// Direct-mapped cache of n-gram -> sha256 bucket: one 64-byte slot per entry (the key's 56 bytes, the
-// bucket), indexed by XXH3 of the key; a miss computes the bucket and replaces the slot. Replacing, not
-// filling up, keeps the cache on the corpus' current vocabulary; small enough to stay in the CPU caches (a
-// probe that goes to memory costs about as much as a SHA-256 with the SHA extensions).
-class NgramCache {
- public:
-#ifndef SKEIN_DSIR_CACHE_BITS
-#define SKEIN_DSIR_CACHE_BITS 16
+// The sha256 bucket cache. Exactness does not rest on any hash: every cached token and n-gram gets an id,
+// unique over the cache's lifetime (a 32-bit counter; before it would wrap, both tables are cleared and it
+// restarts), and
+// - a token's slot holds its bytes, compared in full on a probe (tokens of up to 23 bytes are cached);
+// - an n-gram's slot (n >= 2) is keyed by (id of its first n - 1 tokens as an (n-1)-gram, id of its last
+//   token): the ids identify those strings exactly, so equal keys mean equal n-grams, and a key compare
+//   (8 bytes) replaces the 56-byte compare of the padded block and its XXH3 the cache had before.
+// Token and n-gram ids come from one counter, so a bigram id never equals a token id. A replaced slot's id
+// is never issued again, so n-grams keyed on it simply miss. Both tables are direct-mapped and replace on
+// conflict, which keeps them on the corpus' current vocabulary.
+//
+// Misses are batched: each gets its id at once (so longer n-grams can be keyed on it) and its padded block
+// joins a batch of 16, compressed together in AVX-512 lanes (sha256::digest_padded_blocks16) when the batch
+// is full and at the end of each document. Ids are issued in batch order, so a probe that hits a slot whose
+// id is in the open batch (id >= first_id) knows its bucket is pending and copies it at the flush.
+struct SlotHead {
+  std::uint32_t id;  // 0: empty
+  std::uint32_t bucket;
+};
+constexpr std::size_t kMaxCachedTokenBytes = 23;
+struct alignas(32) TokenSlot {
+  SlotHead head;
+  std::uint8_t size;
+  char bytes[kMaxCachedTokenBytes];
+};
+struct alignas(16) NgramSlot {
+  SlotHead head;
+  std::uint64_t key;  // (prefix id << 32) | last token id; 0: empty (ids start at 1)
+};
+
+#ifndef SKEIN_DSIR_TOKEN_CACHE_BITS
+#define SKEIN_DSIR_TOKEN_CACHE_BITS 16
 #endif
-  static constexpr std::size_t kSlots = std::size_t{1} << SKEIN_DSIR_CACHE_BITS;  // 4 MiB
+#ifndef SKEIN_DSIR_NGRAM_CACHE_BITS
+#define SKEIN_DSIR_NGRAM_CACHE_BITS 18
+#endif
 
-  NgramCache() : slots_(new Slot[kSlots]()) {}
+class Sha256Cache {
+ public:
+  static constexpr int kTokenBits = SKEIN_DSIR_TOKEN_CACHE_BITS;  // 2 MiB
+  static constexpr int kNgramBits = SKEIN_DSIR_NGRAM_CACHE_BITS;  // 4 MiB
+  static constexpr std::size_t kLanes = 16;
 
-  static std::size_t slot_of(const OneBlock& block) {
-    return static_cast<std::size_t>(XXH3_64bits(block.bytes, kKeyBytes)) & (kSlots - 1);
+  Sha256Cache()
+      : tokens_(new TokenSlot[std::size_t{1} << kTokenBits]()),
+        ngrams_(new NgramSlot[std::size_t{1} << kNgramBits]()),
+        lanes_pay_(sha256::resolved16(sha256::Backend::automatic) == sha256::Backend::avx512) {}
+
+  // Makes room for `count` new ids: clears both tables and restarts the counter if they would wrap.
+  void reserve_ids(std::uint64_t count) {
+    if (std::uint64_t{first_id_} + batch_size_ + count + kLanes < std::uint64_t{1} << 32) return;
+    std::memset(static_cast<void*>(tokens_.get()), 0, sizeof(TokenSlot) << kTokenBits);
+    std::memset(static_cast<void*>(ngrams_.get()), 0, sizeof(NgramSlot) << kNgramBits);
+    first_id_ = 1;
   }
-  void prefetch(std::size_t slot) const {
-    __builtin_prefetch(&slots_[slot]);
+  // Starts the counter at `id` (tests of the wrap-around); the tables must then be cleared by reserve_ids.
+  void set_next_id(std::uint32_t id) { first_id_ = id; }
+
+  std::uint64_t token_hash(std::string_view t) const { return XXH3_64bits(t.data(), t.size()); }
+  TokenSlot* token_slot(std::uint64_t hash) const { return &tokens_[hash & ((std::size_t{1} << kTokenBits) - 1)]; }
+  static std::uint64_t ngram_key(std::uint32_t prefix_id, std::uint32_t last_id) {
+    return (std::uint64_t{prefix_id} << 32) | last_id;
+  }
+  NgramSlot* ngram_slot(std::uint64_t key) const {
+    return &ngrams_[(key * 0x9E3779B97F4A7C15ULL) >> (64 - kNgramBits)];
   }
 
-  // The bucket of `block`'s n-gram, computing it with `hash` on a miss.
-  template <class HashFn>
-  std::uint32_t find_or_insert(const OneBlock& block, std::size_t slot, HashFn&& hash) {
-    Slot& s = slots_[slot];
-    if (std::memcmp(s.key, block.bytes, kKeyBytes) == 0) return s.bucket;  // an empty slot has no 0x80
-    s.bucket = hash(block);
-    std::memcpy(s.key, block.bytes, kKeyBytes);
-    return s.bucket;
+  // The id the next miss gets.
+  std::uint32_t next_id() const { return first_id_ + batch_size_; }
+  // Whether a slot's bucket is still being computed in the open batch.
+  bool pending(const SlotHead& head) const { return head.id >= first_id_; }
+  // A hit on a pending slot: out[out_index] is copied from its miss at the flush.
+  void copy_at_flush(std::uint32_t out_index, const SlotHead& head) {
+    copies_.push_back({out_index, head.id - first_id_});
+  }
+
+  // A miss: the next id's n-gram tokens[i .. i + k) (`bytes` long, at most kMaxOneBlockBytes) goes into the
+  // batch; its bucket goes to out[out_index] and, if the slot still holds that id then, to `slot`.
+  template <class Flush>
+  void add_miss(const std::vector<std::string_view>& tokens, std::size_t i, std::size_t k, std::size_t bytes,
+                std::uint32_t out_index, SlotHead* slot, Flush&& flush) {
+    unsigned char* b = blocks_ + 64 * batch_size_;
+    std::memset(b, 0, 64);
+    std::size_t o = 0;
+    for (std::size_t j = 0; j < k; ++j) {
+      if (j > 0) b[o++] = ' ';
+      const std::string_view t = tokens[i + j];
+      if (!t.empty()) std::memcpy(b + o, t.data(), t.size());
+      o += t.size();
+    }
+    b[o] = 0x80;
+    const std::uint64_t bits = std::uint64_t{bytes} * 8;
+    b[62] = static_cast<unsigned char>(bits >> 8);
+    b[63] = static_cast<unsigned char>(bits);
+    out_index_[batch_size_] = out_index;
+    slot_[batch_size_] = slot;
+#ifdef SKEIN_DSIR_STATS
+    ++stat_miss[k > 1];
+#endif
+    if (++batch_size_ == kLanes) flush();
+  }
+
+  // Compresses the open batch, writes its buckets to `out` and to the slots that still hold their ids, and
+  // resolves the copies.
+  template <class Reduce>
+  void flush(std::uint32_t* out, Reduce&& reduce) {
+    if (batch_size_ == 0) return;
+#ifdef SKEIN_DSIR_STATS
+    ++stat_flush[batch_size_ == kLanes];
+#endif
+    // One 16-lane compression costs about as much as 7 single ones: fewer misses go one at a time.
+    if (lanes_pay_ && batch_size_ >= 7) {
+      std::uint32_t words[8][kLanes];
+      sha256::digest_padded_blocks16(blocks_, words);
+      for (std::uint32_t m = 0; m < batch_size_; ++m) {
+        std::uint32_t lane[8];
+        for (int w = 0; w < 8; ++w) lane[w] = words[w][m];
+        finish(out, m, reduce(lane));
+      }
+    } else {
+      for (std::uint32_t m = 0; m < batch_size_; ++m) {
+        std::uint32_t lane[8];
+        sha256::digest_padded_block(blocks_ + 64 * m, lane);
+        finish(out, m, reduce(lane));
+      }
+    }
+    for (const auto& c : copies_) out[c.first] = out[out_index_[c.second]];
+    copies_.clear();
+    first_id_ += batch_size_;
+    batch_size_ = 0;
   }
 
  private:
-  struct alignas(64) Slot {
-    unsigned char key[kKeyBytes];
-    std::uint32_t bucket;
-  };
-  std::unique_ptr<Slot[]> slots_;
+  void finish(std::uint32_t* out, std::uint32_t m, std::uint32_t bucket) {
+    out[out_index_[m]] = bucket;
+    if (slot_[m] != nullptr && slot_[m]->id == first_id_ + m) slot_[m]->bucket = bucket;
+  }
+
+  std::unique_ptr<TokenSlot[]> tokens_;
+  std::unique_ptr<NgramSlot[]> ngrams_;
+  bool lanes_pay_;
+  std::uint32_t first_id_ = 1;  // id of the batch's first miss; every id below it has its bucket
+  std::uint32_t batch_size_ = 0;
+  alignas(64) unsigned char blocks_[64 * kLanes] = {};
+  std::uint32_t out_index_[kLanes] = {};
+  SlotHead* slot_[kLanes] = {};
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> copies_;  // (out index, miss in the batch)
+#ifdef SKEIN_DSIR_STATS
+ public:
+  std::uint64_t stat_miss[2] = {}, stat_flush[2] = {}, stat_calls[2] = {};
+  ~Sha256Cache() {
+    std::fprintf(stderr, "misses: unigram %llu of %llu, n-gram %llu of %llu; flushes %llu partial, %llu full\n",
+                 (unsigned long long)stat_miss[0], (unsigned long long)stat_calls[0], (unsigned long long)stat_miss[1],
+                 (unsigned long long)stat_calls[1], (unsigned long long)stat_flush[0], (unsigned long long)stat_flush[1]);
+  }
+#endif
 };
 
 }  // namespace
@@ -214,7 +331,9 @@ struct NgramHasher::Impl {
   std::unique_ptr<char[]> scratch;
   std::size_t scratch_cap = 0;
   std::vector<std::uint64_t> hashes;
-  std::unique_ptr<NgramCache> cache;
+  std::vector<std::uint32_t> token_ids, ids, sizes, miss_pos;  // sha256: per position
+  std::vector<std::uint64_t> miss_key;
+  std::unique_ptr<Sha256Cache> cache;
 };
 
 // xxh3 (bucket version 2): each token is hashed once; an n-gram's bucket hashes its tokens' 64-bit hashes
@@ -238,71 +357,138 @@ void NgramHasher::Impl::buckets_xxh3(const std::vector<std::string_view>& tokens
   }
 }
 
-// Every n-gram, in output order, goes through three stages a few positions apart: written into its padded
-// SHA-256 block, then (once those byte stores have left the store buffer: reading them back at once as
-// 8-byte words stalls store forwarding) hashed to its cache slot, whose line is prefetched, then looked
-// up. N-grams longer than one block (rare) are hashed directly.
+// Unigrams first: each token is looked up by its bytes (slots prefetched a few tokens ahead); then each
+// n-gram level k = 2 .. ngrams by the key (id of the (k-1)-gram at i, id of token i + k - 1), from the ids
+// the previous level left in `ids` (slots prefetched ahead). Misses go to the batch (Sha256Cache); n-grams
+// longer than one block, and the rare document with more n-grams than ids, are hashed directly.
 void NgramHasher::Impl::buckets_sha256(const std::vector<std::string_view>& tokens, std::uint32_t* out) {
-  constexpr std::size_t kFillAhead = 16;  // the ring's size, a power of two
-  constexpr std::size_t kLocateAhead = 8;
-  if (!cache) cache = std::make_unique<NgramCache>();
+  #ifndef SKEIN_DSIR_AHEAD
+#define SKEIN_DSIR_AHEAD 8
+#endif
+  constexpr std::size_t kAhead = SKEIN_DSIR_AHEAD;
   const std::size_t n = tokens.size();
   const std::size_t max_k = std::min(static_cast<std::size_t>(ngrams), n);
-
-  struct Stage {
-    OneBlock block;
-    std::size_t slot;
-    std::size_t k, i;  // tokens[i, i + k)
-    bool fits;         // at most kMaxOneBlockBytes
-  };
-  Stage ring[kFillAhead];
-  std::size_t fill_k = 1, fill_i = 0;  // the next n-gram to fill
-  auto fill = [&](Stage& a) {
-    a.k = fill_k;
-    a.i = fill_i;
-    if (++fill_i + fill_k > n) {
-      ++fill_k;
-      fill_i = 0;
-    }
-    std::size_t size = a.k - 1;
-    for (std::size_t j = 0; j < a.k; ++j) size += tokens[a.i + j].size();
-    a.fits = size <= kMaxOneBlockBytes;
-    if (!a.fits) return;
-    unsigned char* b = a.block.bytes;
-    std::memset(b, 0, 64);
-    std::size_t o = 0;
-    for (std::size_t j = 0; j < a.k; ++j) {
-      if (j > 0) b[o++] = ' ';
-      const std::string_view t = tokens[a.i + j];
-      if (!t.empty()) std::memcpy(b + o, t.data(), t.size());
-      o += t.size();
-    }
-    b[o] = 0x80;
-    const std::uint64_t bits = std::uint64_t{o} * 8;
-    b[62] = static_cast<unsigned char>(bits >> 8);
-    b[63] = static_cast<unsigned char>(bits);
-  };
-  auto locate = [&](Stage& a) {
-    if (!a.fits) return;
-    a.slot = NgramCache::slot_of(a.block);
-    cache->prefetch(a.slot);
-  };
-  auto hash_block = [this](const OneBlock& block) {
-    std::uint32_t words[8];
-    sha256::digest_padded_block(block.bytes, words);
-    return digest_mod(words);
-  };
-
   std::size_t total = 0;
   for (std::size_t k = 1; k <= max_k; ++k) total += n - k + 1;
-  for (std::size_t j = 0; j < std::min(total, kFillAhead); ++j) fill(ring[j]);
-  for (std::size_t j = 0; j < std::min(total, kLocateAhead); ++j) locate(ring[j]);
-  for (std::size_t j = 0; j < total; ++j) {
-    if (j + kLocateAhead < total) locate(ring[(j + kLocateAhead) & (kFillAhead - 1)]);
-    Stage& a = ring[j & (kFillAhead - 1)];
-    out[j] = a.fits ? cache->find_or_insert(a.block, a.slot, hash_block) : sha256(join(tokens, a.i, a.k));
-    if (j + kFillAhead < total) fill(a);
+  if (total >= (std::size_t{1} << 31)) {  // more than ids: uncached
+    std::uint32_t* o = out;
+    for (std::size_t k = 1; k <= max_k; ++k)
+      for (std::size_t i = 0; i + k <= n; ++i) *o++ = sha256(join(tokens, i, k));
+    return;
   }
+  if (!cache) cache = std::make_unique<Sha256Cache>();
+  Sha256Cache& c = *cache;
+  c.reserve_ids(total);
+#ifdef SKEIN_DSIR_STATS
+  c.stat_calls[0] += n;
+  c.stat_calls[1] += total - n;
+#endif
+  const auto reduce = [this](const std::uint32_t words[8]) { return digest_mod(words); };
+  const auto flush = [&] { c.flush(out, reduce); };
+  token_ids.resize(n);
+  ids.resize(n);
+  sizes.resize(n);
+  hashes.resize(n);
+
+  // Unigrams.
+  const auto hash_ahead = [&](std::size_t i) {
+    if (i < n && tokens[i].size() - 1 < kMaxCachedTokenBytes) {
+      hashes[i] = c.token_hash(tokens[i]);
+      __builtin_prefetch(c.token_slot(hashes[i]));
+    }
+  };
+  for (std::size_t i = 0; i < kAhead; ++i) hash_ahead(i);
+  for (std::size_t i = 0; i < n; ++i) {
+    hash_ahead(i + kAhead);
+    const std::string_view t = tokens[i];
+    sizes[i] = static_cast<std::uint32_t>(std::min<std::size_t>(t.size(), kMaxOneBlockBytes + 1));
+    if (t.size() - 1 < kMaxCachedTokenBytes) {  // 1 .. 23 bytes
+      TokenSlot* slot = c.token_slot(hashes[i]);
+      if (slot->head.id != 0 && slot->size == t.size() && std::memcmp(slot->bytes, t.data(), t.size()) == 0) {
+        if (c.pending(slot->head)) {
+          c.copy_at_flush(static_cast<std::uint32_t>(i), slot->head);
+        } else {
+          out[i] = slot->head.bucket;
+        }
+        token_ids[i] = slot->head.id;
+        continue;
+      }
+      const std::uint32_t id = c.next_id();
+      slot->head.id = id;
+      slot->size = static_cast<std::uint8_t>(t.size());
+      std::memcpy(slot->bytes, t.data(), t.size());
+      token_ids[i] = id;
+      c.add_miss(tokens, i, 1, t.size(), static_cast<std::uint32_t>(i), &slot->head, flush);
+    } else if (t.size() <= kMaxOneBlockBytes) {  // empty or too long to cache, one block
+      token_ids[i] = 0;
+      c.add_miss(tokens, i, 1, t.size(), static_cast<std::uint32_t>(i), nullptr, flush);
+    } else {
+      token_ids[i] = 0;
+      out[i] = sha256(t);
+    }
+  }
+  std::memcpy(ids.data(), token_ids.data(), n * sizeof(std::uint32_t));
+
+  // Longer n-grams; ids[i] turns from the id of the (k-1)-gram at i into that of the k-gram. Two sweeps per
+  // level: the first probes every n-gram without branching on the outcome (about half of a cold corpus'
+  // bigrams miss, at random, and each mispredicted branch would also discard the probes in flight behind
+  // it), keeping the hits' buckets and ids and listing the rest with their keys; the second handles those in
+  // order, probing again (an earlier one may have inserted the same n-gram), inserting, and batching.
+  std::size_t j0 = n;  // output index of the level's first n-gram
+  for (std::size_t k = 2; k <= max_k; j0 += n - k + 1, ++k) {
+    const std::size_t count = n - k + 1;
+    miss_pos.resize(count);
+    miss_key.resize(count);
+    std::size_t misses = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+      if (i + kAhead < count) {
+        __builtin_prefetch(c.ngram_slot(Sha256Cache::ngram_key(ids[i + kAhead], token_ids[i + kAhead + k - 1])));
+      }
+      const std::uint32_t prefix_id = ids[i], last_id = token_ids[i + k - 1];
+      sizes[i] = static_cast<std::uint32_t>(
+          std::min<std::size_t>(sizes[i] + 1 + tokens[i + k - 1].size(), kMaxOneBlockBytes + 1));
+      const std::uint64_t key = Sha256Cache::ngram_key(prefix_id, last_id);
+      const NgramSlot* slot = c.ngram_slot(key);
+      const SlotHead head = slot->head;
+      // A key with an id 0 is never inserted, but (0, 0) is an empty slot's.
+      const bool hit = (slot->key == key) & (prefix_id != 0) & (last_id != 0) & !c.pending(head);
+      out[j0 + i] = head.bucket;
+      ids[i] = head.id;
+      miss_pos[misses] = static_cast<std::uint32_t>(i);
+      miss_key[misses] = key;
+      misses += !hit;
+    }
+    for (std::size_t m = 0; m < misses; ++m) {
+      const std::size_t i = miss_pos[m];
+      const std::uint64_t key = miss_key[m];
+      const auto j = static_cast<std::uint32_t>(j0 + i);
+      const std::size_t bytes = sizes[i];
+      if (bytes > kMaxOneBlockBytes) {
+        ids[i] = 0;
+        out[j] = sha256(join(tokens, i, k));
+      } else if ((key >> 32) == 0 || (key & 0xFFFFFFFFu) == 0) {
+        ids[i] = 0;
+        c.add_miss(tokens, i, k, bytes, j, nullptr, flush);
+      } else {
+        NgramSlot* slot = c.ngram_slot(key);
+        if (slot->key == key) {
+          if (c.pending(slot->head)) {
+            c.copy_at_flush(j, slot->head);
+          } else {
+            out[j] = slot->head.bucket;
+          }
+          ids[i] = slot->head.id;
+        } else {
+          const std::uint32_t id = c.next_id();
+          slot->head.id = id;
+          slot->key = key;
+          ids[i] = id;
+          c.add_miss(tokens, i, k, bytes, j, &slot->head, flush);
+        }
+      }
+    }
+  }
+  flush();
 }
 
 NgramHasher::NgramHasher(HashKind kind, int ngrams, std::uint32_t num_buckets) {

@@ -11,6 +11,12 @@
 
 #include "jobs/dsir/sha256.hpp"
 
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(SKEIN_DSIR_NO_SHANI)
+#define SKEIN_DSIR_X86 1  // AVX-512 code compiled with target attributes, run only where sha256.hpp found it
+#include <immintrin.h>
+#endif
+
 // xxHash in header-only mode: no call through the shared library per (short) n-gram; same results.
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -57,8 +63,35 @@ class DigestModulus {
       power = mod_(power << 32);
     }
     two64_ = mod_(std::uint64_t{mod_(std::uint64_t{1} << 32)} << 32);  // 2^64 mod d
+    small_ = d <= (std::uint32_t{1} << 28);
   }
+  // Whether sixteen digests' weighted sums fit 64 bits (d <= 2^28), so that lane_sums16 applies.
+  bool small() const { return small_; }
+  // The reduction of a sum from lane_sums16.
+  std::uint32_t of_sum(std::uint64_t sum) const { return mod_(sum); }
+  // sums[l] = sum_i words[i][l] * (2^(32 (7 - i)) mod d) for the 16 digests digest_padded_blocks16 leaves
+  // in columns (< 2^63 when small()), all lanes at once: reading the columns back as scalars would stall on
+  // store forwarding from the 512-bit stores that wrote them.
+#ifdef SKEIN_DSIR_X86
+  __attribute__((target("avx512f"))) void lane_sums16(const std::uint32_t words[8][16],
+                                                      std::uint64_t sums[16]) const {
+    __m512i low = _mm512_setzero_si512(), high = _mm512_setzero_si512();
+    for (int i = 0; i < 8; ++i) {
+      const __m512i w = _mm512_loadu_si512(words[i]);
+      const __m512i weight = _mm512_set1_epi64(static_cast<long long>(limb_weight_[i]));
+      low = _mm512_add_epi64(low, _mm512_mul_epu32(_mm512_cvtepu32_epi64(_mm512_castsi512_si256(w)), weight));
+      high = _mm512_add_epi64(high, _mm512_mul_epu32(_mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(w, 1)), weight));
+    }
+    _mm512_storeu_si512(sums, low);
+    _mm512_storeu_si512(sums + 8, high);
+  }
+#endif
   std::uint32_t operator()(const std::uint32_t words[8]) const {
+    if (small_) {  // each product < 2^60, their sum < 2^63: one reduction
+      std::uint64_t sum = 0;
+      for (int i = 0; i < 8; ++i) sum += std::uint64_t{words[i]} * limb_weight_[i];
+      return mod_(sum);
+    }
     u128 sum = 0;  // < 8 * 2^64
     for (int i = 0; i < 8; ++i) sum += u128{std::uint64_t{words[i]} * limb_weight_[i]};
     const auto high = static_cast<std::uint64_t>(sum >> 64), low = static_cast<std::uint64_t>(sum);
@@ -69,7 +102,35 @@ class DigestModulus {
   Modulus mod_;
   std::uint64_t limb_weight_[8];
   std::uint64_t two64_;
+  bool small_;  // d <= 2^28, so the limb weights are < 2^28
 };
+
+// Copies n <= 64 bytes with a few fixed-size (overlapping) moves instead of a call to memcpy: n-grams are
+// copied on every cache miss, and their lengths are short and vary at random.
+inline void copy_short(unsigned char* dst, const char* src, std::size_t n) {
+  if (n >= 8) {
+    for (std::size_t i = 0; i + 8 < n; i += 8) std::memcpy(dst + i, src + i, 8);
+    std::memcpy(dst + n - 8, src + n - 8, 8);
+  } else if (n >= 4) {
+    std::memcpy(dst, src, 4);
+    std::memcpy(dst + n - 4, src + n - 4, 4);
+  } else if (n > 0) {
+    dst[0] = static_cast<unsigned char>(src[0]);
+    dst[n >> 1] = static_cast<unsigned char>(src[n >> 1]);
+    dst[n - 1] = static_cast<unsigned char>(src[n - 1]);
+  }
+}
+
+inline std::uint64_t load64(const char* p) {
+  std::uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;  // native byte order: it changes which hash, not correctness
+}
+inline std::uint64_t load32(const char* p) {
+  std::uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
 
 // True when b starts right after a and one ' ', so that a + ' ' + b can be read in place. The byte in between
 // is read only when it lies between a's last byte and b's first, both of which are readable.
@@ -155,14 +216,37 @@ class Sha256Cache {
   // Makes room for `count` new ids: clears both tables and restarts the counter if they would wrap.
   void reserve_ids(std::uint64_t count) {
     if (std::uint64_t{first_id_} + batch_size_ + count + kLanes < std::uint64_t{1} << 32) return;
-    std::memset(static_cast<void*>(tokens_.get()), 0, sizeof(TokenSlot) << kTokenBits);
-    std::memset(static_cast<void*>(ngrams_.get()), 0, sizeof(NgramSlot) << kNgramBits);
+    clear();
     first_id_ = 1;
   }
-  // Starts the counter at `id` (tests of the wrap-around); the tables must then be cleared by reserve_ids.
-  void set_next_id(std::uint32_t id) { first_id_ = id; }
+  // Clears the tables and issues ids from `id` on (tests of the wrap-around). With the batch empty only.
+  void restart_ids(std::uint32_t id) {
+    clear();
+    first_id_ = id;
+  }
 
-  std::uint64_t token_hash(std::string_view t) const { return XXH3_64bits(t.data(), t.size()); }
+  // A hash of a token of 1 .. 23 bytes for its slot: its bytes in at most three overlapping 8-byte loads (or
+  // two 4-byte ones, or three bytes), mixed by one 64 x 64 -> 128-bit multiply (wyhash's "mum"). Cheaper than
+  // XXH3's call and length dispatch; exactness does not rest on it (a probe compares the bytes).
+  static std::uint64_t token_hash(std::string_view t) {
+    const char* p = t.data();
+    const std::size_t n = t.size();
+    std::uint64_t a, b;
+    if (n >= 8) {
+      a = load64(p);
+      b = load64(p + n - 8);
+      if (n > 16) a ^= load64(p + 8) * 0x9E3779B97F4A7C15ULL;
+    } else if (n >= 4) {
+      a = load32(p);
+      b = load32(p + n - 4);
+    } else {
+      a = (std::uint64_t{static_cast<unsigned char>(p[0])} << 16) |
+          (std::uint64_t{static_cast<unsigned char>(p[n >> 1])} << 8) | static_cast<unsigned char>(p[n - 1]);
+      b = 0;
+    }
+    const u128 m = u128{a ^ 0xA0761D6478BD642FULL ^ n} * (b ^ 0xE7037ED1A0B428DBULL);
+    return static_cast<std::uint64_t>(m) ^ static_cast<std::uint64_t>(m >> 64);
+  }
   TokenSlot* token_slot(std::uint64_t hash) const { return &tokens_[hash & ((std::size_t{1} << kTokenBits) - 1)]; }
   static std::uint64_t ngram_key(std::uint32_t prefix_id, std::uint32_t last_id) {
     return (std::uint64_t{prefix_id} << 32) | last_id;
@@ -188,11 +272,19 @@ class Sha256Cache {
     unsigned char* b = blocks_ + 64 * batch_size_;
     std::memset(b, 0, 64);
     std::size_t o = 0;
-    for (std::size_t j = 0; j < k; ++j) {
-      if (j > 0) b[o++] = ' ';
-      const std::string_view t = tokens[i + j];
-      if (!t.empty()) std::memcpy(b + o, t.data(), t.size());
-      o += t.size();
+    // In one move when the tokens lie one space apart in memory (as Tokenizer leaves most of them).
+    std::size_t j = 1;
+    while (j < k && one_space_apart(tokens[i + j - 1], tokens[i + j])) ++j;
+    if (j == k) {
+      copy_short(b, tokens[i].data(), bytes);
+      o = bytes;
+    } else {
+      for (j = 0; j < k; ++j) {
+        if (j > 0) b[o++] = ' ';
+        const std::string_view t = tokens[i + j];
+        copy_short(b + o, t.data(), t.size());
+        o += t.size();
+      }
     }
     b[o] = 0x80;
     const std::uint64_t bits = std::uint64_t{bytes} * 8;
@@ -208,26 +300,34 @@ class Sha256Cache {
 
   // Compresses the open batch, writes its buckets to `out` and to the slots that still hold their ids, and
   // resolves the copies.
-  template <class Reduce>
-  void flush(std::uint32_t* out, Reduce&& reduce) {
+  void flush(std::uint32_t* out, const DigestModulus& modulus) {
     if (batch_size_ == 0) return;
 #ifdef SKEIN_DSIR_STATS
     ++stat_flush[batch_size_ == kLanes];
 #endif
     // One 16-lane compression costs about as much as 7 single ones: fewer misses go one at a time.
     if (lanes_pay_ && batch_size_ >= 7) {
-      std::uint32_t words[8][kLanes];
+      alignas(64) std::uint32_t words[8][kLanes];
       sha256::digest_padded_blocks16(blocks_, words);
-      for (std::uint32_t m = 0; m < batch_size_; ++m) {
-        std::uint32_t lane[8];
-        for (int w = 0; w < 8; ++w) lane[w] = words[w][m];
-        finish(out, m, reduce(lane));
+#ifdef SKEIN_DSIR_X86
+      if (modulus.small()) {
+        alignas(64) std::uint64_t sums[kLanes];
+        modulus.lane_sums16(words, sums);
+        for (std::uint32_t m = 0; m < batch_size_; ++m) finish(out, m, modulus.of_sum(sums[m]));
+      } else
+#endif
+      {
+        for (std::uint32_t m = 0; m < batch_size_; ++m) {
+          std::uint32_t lane[8];
+          for (int w = 0; w < 8; ++w) lane[w] = words[w][m];
+          finish(out, m, modulus(lane));
+        }
       }
     } else {
       for (std::uint32_t m = 0; m < batch_size_; ++m) {
         std::uint32_t lane[8];
         sha256::digest_padded_block(blocks_ + 64 * m, lane);
-        finish(out, m, reduce(lane));
+        finish(out, m, modulus(lane));
       }
     }
     for (const auto& c : copies_) out[c.first] = out[out_index_[c.second]];
@@ -240,6 +340,11 @@ class Sha256Cache {
   void finish(std::uint32_t* out, std::uint32_t m, std::uint32_t bucket) {
     out[out_index_[m]] = bucket;
     if (slot_[m] != nullptr && slot_[m]->id == first_id_ + m) slot_[m]->bucket = bucket;
+  }
+
+  void clear() {
+    std::memset(static_cast<void*>(tokens_.get()), 0, sizeof(TokenSlot) << kTokenBits);
+    std::memset(static_cast<void*>(ngrams_.get()), 0, sizeof(NgramSlot) << kNgramBits);
   }
 
   std::unique_ptr<TokenSlot[]> tokens_;
@@ -366,6 +471,10 @@ void NgramHasher::Impl::buckets_sha256(const std::vector<std::string_view>& toke
 #define SKEIN_DSIR_AHEAD 8
 #endif
   constexpr std::size_t kAhead = SKEIN_DSIR_AHEAD;
+#ifndef SKEIN_DSIR_PROBE_AHEAD
+#define SKEIN_DSIR_PROBE_AHEAD 32
+#endif
+  constexpr std::size_t kProbeAhead = SKEIN_DSIR_PROBE_AHEAD;
   const std::size_t n = tokens.size();
   const std::size_t max_k = std::min(static_cast<std::size_t>(ngrams), n);
   std::size_t total = 0;
@@ -383,8 +492,7 @@ void NgramHasher::Impl::buckets_sha256(const std::vector<std::string_view>& toke
   c.stat_calls[0] += n;
   c.stat_calls[1] += total - n;
 #endif
-  const auto reduce = [this](const std::uint32_t words[8]) { return digest_mod(words); };
-  const auto flush = [&] { c.flush(out, reduce); };
+  const auto flush = [&] { c.flush(out, digest_mod); };
   token_ids.resize(n);
   ids.resize(n);
   sizes.resize(n);
@@ -441,8 +549,9 @@ void NgramHasher::Impl::buckets_sha256(const std::vector<std::string_view>& toke
     miss_key.resize(count);
     std::size_t misses = 0;
     for (std::size_t i = 0; i < count; ++i) {
-      if (i + kAhead < count) {
-        __builtin_prefetch(c.ngram_slot(Sha256Cache::ngram_key(ids[i + kAhead], token_ids[i + kAhead + k - 1])));
+      if (i + kProbeAhead < count) {
+        __builtin_prefetch(
+            c.ngram_slot(Sha256Cache::ngram_key(ids[i + kProbeAhead], token_ids[i + kProbeAhead + k - 1])));
       }
       const std::uint32_t prefix_id = ids[i], last_id = token_ids[i + k - 1];
       sizes[i] = static_cast<std::uint32_t>(
@@ -509,6 +618,11 @@ int NgramHasher::ngrams() const {
 }
 std::uint32_t NgramHasher::num_buckets() const {
   return impl_->num_buckets;
+}
+
+void NgramHasher::restart_cache_ids_for_testing(std::uint32_t next_id) {
+  if (!impl_->cache) impl_->cache = std::make_unique<Sha256Cache>();
+  impl_->cache->restart_ids(next_id);
 }
 
 std::uint32_t NgramHasher::bucket(std::string_view s) const {

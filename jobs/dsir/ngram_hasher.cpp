@@ -3,13 +3,19 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "jobs/dsir/sha256.hpp"
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && \
     !defined(SKEIN_DSIR_NO_SHANI)
@@ -194,23 +200,64 @@ struct alignas(16) NgramSlot {
   SlotHead head;
   std::uint64_t key;  // (prefix id << 32) | last token id; 0: empty (ids start at 1)
 };
+// The tables are set-associative, one 64-byte cache line per set (a probe costs one line either way):
+// 2 tokens or 4 n-grams; a miss replaces the way with the oldest id (an empty way's is 0), so that two hot
+// entries whose hashes collide no longer evict each other, and a token keeps its id (on which all its
+// n-grams' keys rest) for longer.
+constexpr int kTokenWays = 2, kNgramWays = 4;
+struct alignas(64) TokenSet {
+  TokenSlot way[kTokenWays];
+};
+struct alignas(64) NgramSet {
+  NgramSlot way[kNgramWays];
+};
+template <class Set>
+auto* oldest_way(Set& set) {
+  auto* oldest = &set.way[0];
+  for (auto& w : set.way)
+    if (w.head.id < oldest->head.id) oldest = &w;
+  return oldest;
+}
 
 #ifndef SKEIN_DSIR_TOKEN_CACHE_BITS
-#define SKEIN_DSIR_TOKEN_CACHE_BITS 16
+#define SKEIN_DSIR_TOKEN_CACHE_BITS 17
 #endif
 #ifndef SKEIN_DSIR_NGRAM_CACHE_BITS
-#define SKEIN_DSIR_NGRAM_CACHE_BITS 18
+#define SKEIN_DSIR_NGRAM_CACHE_BITS 20
 #endif
+
+struct FreeDeleter {
+  void operator()(void* p) const { std::free(p); }
+};
+
+// A zeroed array of `count` sets, in transparent huge pages where the kernel gives them on request: probes
+// land anywhere in several MiB, and with 4 KiB pages most of them (and their prefetches) would also miss the
+// TLB and wait for a page walk.
+template <class Set>
+std::unique_ptr<Set[], FreeDeleter> allocate_table(std::size_t count) {
+  constexpr std::size_t kHugePage = std::size_t{2} << 20;
+  const std::size_t bytes = sizeof(Set) * count;
+  const std::size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  void* p = std::aligned_alloc(kHugePage, rounded);
+  if (p == nullptr) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE) && !defined(SKEIN_DSIR_NO_THP)
+  ::madvise(p, rounded, MADV_HUGEPAGE);  // advice only: 4 KiB pages if refused
+#endif
+  std::memset(p, 0, bytes);
+  return std::unique_ptr<Set[], FreeDeleter>(static_cast<Set*>(p));
+}
 
 class Sha256Cache {
  public:
-  static constexpr int kTokenBits = SKEIN_DSIR_TOKEN_CACHE_BITS;  // 2 MiB
-  static constexpr int kNgramBits = SKEIN_DSIR_NGRAM_CACHE_BITS;  // 4 MiB
+  static constexpr int kTokenBits = SKEIN_DSIR_TOKEN_CACHE_BITS;  // 4 MiB
+  static constexpr int kNgramBits = SKEIN_DSIR_NGRAM_CACHE_BITS;  // 16 MiB
+  static constexpr std::size_t kTokenSets = (std::size_t{1} << kTokenBits) / kTokenWays;
+  static constexpr std::size_t kNgramSets = (std::size_t{1} << kNgramBits) / kNgramWays;
   static constexpr std::size_t kLanes = 16;
 
   Sha256Cache()
-      : tokens_(new TokenSlot[std::size_t{1} << kTokenBits]()),
-        ngrams_(new NgramSlot[std::size_t{1} << kNgramBits]()),
+      : tokens_(allocate_table<TokenSet>(kTokenSets)),
+        ngrams_(allocate_table<NgramSet>(kNgramSets)),
         lanes_pay_(sha256::resolved16(sha256::Backend::automatic) == sha256::Backend::avx512) {}
 
   // Makes room for `count` new ids: clears both tables and restarts the counter if they would wrap.
@@ -247,12 +294,12 @@ class Sha256Cache {
     const u128 m = u128{a ^ 0xA0761D6478BD642FULL ^ n} * (b ^ 0xE7037ED1A0B428DBULL);
     return static_cast<std::uint64_t>(m) ^ static_cast<std::uint64_t>(m >> 64);
   }
-  TokenSlot* token_slot(std::uint64_t hash) const { return &tokens_[hash & ((std::size_t{1} << kTokenBits) - 1)]; }
+  TokenSet& token_set(std::uint64_t hash) const { return tokens_[hash & (kTokenSets - 1)]; }
   static std::uint64_t ngram_key(std::uint32_t prefix_id, std::uint32_t last_id) {
     return (std::uint64_t{prefix_id} << 32) | last_id;
   }
-  NgramSlot* ngram_slot(std::uint64_t key) const {
-    return &ngrams_[(key * 0x9E3779B97F4A7C15ULL) >> (64 - kNgramBits)];
+  NgramSet& ngram_set(std::uint64_t key) const {
+    return ngrams_[(key * 0x9E3779B97F4A7C15ULL) >> (64 - (kNgramBits - 2))];
   }
 
   // The id the next miss gets.
@@ -343,12 +390,12 @@ class Sha256Cache {
   }
 
   void clear() {
-    std::memset(static_cast<void*>(tokens_.get()), 0, sizeof(TokenSlot) << kTokenBits);
-    std::memset(static_cast<void*>(ngrams_.get()), 0, sizeof(NgramSlot) << kNgramBits);
+    std::memset(static_cast<void*>(tokens_.get()), 0, sizeof(TokenSet) * kTokenSets);
+    std::memset(static_cast<void*>(ngrams_.get()), 0, sizeof(NgramSet) * kNgramSets);
   }
 
-  std::unique_ptr<TokenSlot[]> tokens_;
-  std::unique_ptr<NgramSlot[]> ngrams_;
+  std::unique_ptr<TokenSet[], FreeDeleter> tokens_;
+  std::unique_ptr<NgramSet[], FreeDeleter> ngrams_;
   bool lanes_pay_;
   std::uint32_t first_id_ = 1;  // id of the batch's first miss; every id below it has its bucket
   std::uint32_t batch_size_ = 0;
@@ -502,7 +549,7 @@ void NgramHasher::Impl::buckets_sha256(const std::vector<std::string_view>& toke
   const auto hash_ahead = [&](std::size_t i) {
     if (i < n && tokens[i].size() - 1 < kMaxCachedTokenBytes) {
       hashes[i] = c.token_hash(tokens[i]);
-      __builtin_prefetch(c.token_slot(hashes[i]));
+      __builtin_prefetch(&c.token_set(hashes[i]));
     }
   };
   for (std::size_t i = 0; i < kAhead; ++i) hash_ahead(i);
@@ -511,8 +558,15 @@ void NgramHasher::Impl::buckets_sha256(const std::vector<std::string_view>& toke
     const std::string_view t = tokens[i];
     sizes[i] = static_cast<std::uint32_t>(std::min<std::size_t>(t.size(), kMaxOneBlockBytes + 1));
     if (t.size() - 1 < kMaxCachedTokenBytes) {  // 1 .. 23 bytes
-      TokenSlot* slot = c.token_slot(hashes[i]);
-      if (slot->head.id != 0 && slot->size == t.size() && std::memcmp(slot->bytes, t.data(), t.size()) == 0) {
+      TokenSet& set = c.token_set(hashes[i]);
+      TokenSlot* slot = nullptr;  // an empty way has size 0 and never matches
+      for (TokenSlot& w : set.way) {
+        if (w.size == t.size() && std::memcmp(w.bytes, t.data(), t.size()) == 0) {
+          slot = &w;
+          break;
+        }
+      }
+      if (slot != nullptr) {
         if (c.pending(slot->head)) {
           c.copy_at_flush(static_cast<std::uint32_t>(i), slot->head);
         } else {
@@ -521,6 +575,7 @@ void NgramHasher::Impl::buckets_sha256(const std::vector<std::string_view>& toke
         token_ids[i] = slot->head.id;
         continue;
       }
+      slot = oldest_way(set);
       const std::uint32_t id = c.next_id();
       slot->head.id = id;
       slot->size = static_cast<std::uint8_t>(t.size());
@@ -551,16 +606,18 @@ void NgramHasher::Impl::buckets_sha256(const std::vector<std::string_view>& toke
     for (std::size_t i = 0; i < count; ++i) {
       if (i + kProbeAhead < count) {
         __builtin_prefetch(
-            c.ngram_slot(Sha256Cache::ngram_key(ids[i + kProbeAhead], token_ids[i + kProbeAhead + k - 1])));
+            &c.ngram_set(Sha256Cache::ngram_key(ids[i + kProbeAhead], token_ids[i + kProbeAhead + k - 1])));
       }
       const std::uint32_t prefix_id = ids[i], last_id = token_ids[i + k - 1];
       sizes[i] = static_cast<std::uint32_t>(
           std::min<std::size_t>(sizes[i] + 1 + tokens[i + k - 1].size(), kMaxOneBlockBytes + 1));
       const std::uint64_t key = Sha256Cache::ngram_key(prefix_id, last_id);
-      const NgramSlot* slot = c.ngram_slot(key);
-      const SlotHead head = slot->head;
+      const NgramSet& set = c.ngram_set(key);
+      int match = -1;
+      for (int w = kNgramWays - 1; w >= 0; --w) match = set.way[w].key == key ? w : match;
+      const SlotHead head = set.way[match & (kNgramWays - 1)].head;
       // A key with an id 0 is never inserted, but (0, 0) is an empty slot's.
-      const bool hit = (slot->key == key) & (prefix_id != 0) & (last_id != 0) & !c.pending(head);
+      const bool hit = (match >= 0) & (prefix_id != 0) & (last_id != 0) & !c.pending(head);
       out[j0 + i] = head.bucket;
       ids[i] = head.id;
       miss_pos[misses] = static_cast<std::uint32_t>(i);
@@ -579,8 +636,11 @@ void NgramHasher::Impl::buckets_sha256(const std::vector<std::string_view>& toke
         ids[i] = 0;
         c.add_miss(tokens, i, k, bytes, j, nullptr, flush);
       } else {
-        NgramSlot* slot = c.ngram_slot(key);
-        if (slot->key == key) {
+        NgramSet& set = c.ngram_set(key);
+        NgramSlot* slot = nullptr;
+        for (NgramSlot& w : set.way)
+          if (w.key == key) slot = &w;
+        if (slot != nullptr) {
           if (c.pending(slot->head)) {
             c.copy_at_flush(j, slot->head);
           } else {
@@ -588,6 +648,7 @@ void NgramHasher::Impl::buckets_sha256(const std::vector<std::string_view>& toke
           }
           ids[i] = slot->head.id;
         } else {
+          slot = oldest_way(set);
           const std::uint32_t id = c.next_id();
           slot->head.id = id;
           slot->key = key;

@@ -86,7 +86,8 @@ class DigestModulus {
       const __m512i w = _mm512_loadu_si512(words[i]);
       const __m512i weight = _mm512_set1_epi64(static_cast<long long>(limb_weight_[i]));
       low = _mm512_add_epi64(low, _mm512_mul_epu32(_mm512_cvtepu32_epi64(_mm512_castsi512_si256(w)), weight));
-      high = _mm512_add_epi64(high, _mm512_mul_epu32(_mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(w, 1)), weight));
+      high = _mm512_add_epi64(
+          high, _mm512_mul_epu32(_mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(w, 1)), weight));
     }
     _mm512_storeu_si512(sums, low);
     _mm512_storeu_si512(sums + 8, high);
@@ -179,8 +180,8 @@ constexpr std::size_t kMaxOneBlockBytes = 55;
 //   token): the ids identify those strings exactly, so equal keys mean equal n-grams, and a key compare
 //   (8 bytes) replaces the 56-byte compare of the padded block and its XXH3 the cache had before.
 // Token and n-gram ids come from one counter, so a bigram id never equals a token id. A replaced slot's id
-// is never issued again, so n-grams keyed on it simply miss. Both tables are direct-mapped and replace on
-// conflict, which keeps them on the corpus' current vocabulary.
+// is never issued again, so n-grams keyed on it simply miss. Both tables replace on conflict (below), which
+// keeps them on the corpus' current vocabulary.
 //
 // Misses are batched: each gets its id at once (so longer n-grams can be keyed on it) and its padded block
 // joins a batch of 16, compressed together in AVX-512 lanes (sha256::digest_padded_blocks16) when the batch
@@ -403,13 +404,15 @@ class Sha256Cache {
   std::uint32_t out_index_[kLanes] = {};
   SlotHead* slot_[kLanes] = {};
   std::vector<std::pair<std::uint32_t, std::uint32_t>> copies_;  // (out index, miss in the batch)
-#ifdef SKEIN_DSIR_STATS
+#ifdef SKEIN_DSIR_STATS  // a build with -DSKEIN_DSIR_STATS prints each cache's miss counts (bench/README)
  public:
   std::uint64_t stat_miss[2] = {}, stat_flush[2] = {}, stat_calls[2] = {};
   ~Sha256Cache() {
-    std::fprintf(stderr, "misses: unigram %llu of %llu, n-gram %llu of %llu; flushes %llu partial, %llu full\n",
-                 (unsigned long long)stat_miss[0], (unsigned long long)stat_calls[0], (unsigned long long)stat_miss[1],
-                 (unsigned long long)stat_calls[1], (unsigned long long)stat_flush[0], (unsigned long long)stat_flush[1]);
+    std::fprintf(stderr,
+                 "misses: unigram %llu of %llu, n-gram %llu of %llu; flushes %llu partial, %llu full\n",
+                 (unsigned long long)stat_miss[0], (unsigned long long)stat_calls[0],
+                 (unsigned long long)stat_miss[1], (unsigned long long)stat_calls[1],
+                 (unsigned long long)stat_flush[0], (unsigned long long)stat_flush[1]);
   }
 #endif
 };
@@ -514,14 +517,10 @@ void NgramHasher::Impl::buckets_xxh3(const std::vector<std::string_view>& tokens
 // the previous level left in `ids` (slots prefetched ahead). Misses go to the batch (Sha256Cache); n-grams
 // longer than one block, and the rare document with more n-grams than ids, are hashed directly.
 void NgramHasher::Impl::buckets_sha256(const std::vector<std::string_view>& tokens, std::uint32_t* out) {
-  #ifndef SKEIN_DSIR_AHEAD
-#define SKEIN_DSIR_AHEAD 8
-#endif
-  constexpr std::size_t kAhead = SKEIN_DSIR_AHEAD;
-#ifndef SKEIN_DSIR_PROBE_AHEAD
-#define SKEIN_DSIR_PROBE_AHEAD 32
-#endif
-  constexpr std::size_t kProbeAhead = SKEIN_DSIR_PROBE_AHEAD;
+  // Prefetch distances (tokens, n-gram probes): the probes go to tables of several MiB, mostly beyond the
+  // core's own caches; the n-gram sweep's iterations are short, so it looks further ahead.
+  constexpr std::size_t kAhead = 8;
+  constexpr std::size_t kProbeAhead = 32;
   const std::size_t n = tokens.size();
   const std::size_t max_k = std::min(static_cast<std::size_t>(ngrams), n);
   std::size_t total = 0;

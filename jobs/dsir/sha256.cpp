@@ -152,7 +152,8 @@ __attribute__((target("avx512f,avx512bw"))) void compress16_avx512(const unsigne
     r[4 * g + 3] = _mm512_unpackhi_epi64(a[4 * g + 1], a[4 * g + 3]);
   }
   for (int c = 0; c < 4; ++c) {
-    const __m512i e0 = _mm512_shuffle_i32x4(r[c], r[4 + c], 0x44), e1 = _mm512_shuffle_i32x4(r[c], r[4 + c], 0xEE);
+    const __m512i e0 = _mm512_shuffle_i32x4(r[c], r[4 + c], 0x44),
+                  e1 = _mm512_shuffle_i32x4(r[c], r[4 + c], 0xEE);
     const __m512i f0 = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0x44),
                   f1 = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0xEE);
     w[c] = _mm512_shuffle_i32x4(e0, f0, 0x88);
@@ -161,10 +162,14 @@ __attribute__((target("avx512f,avx512bw"))) void compress16_avx512(const unsigne
     w[12 + c] = _mm512_shuffle_i32x4(e1, f1, 0xDD);
   }
 
-  __m512i sa = _mm512_set1_epi32(static_cast<int>(kInitial[0])), sb = _mm512_set1_epi32(static_cast<int>(kInitial[1])),
-          sc = _mm512_set1_epi32(static_cast<int>(kInitial[2])), sd = _mm512_set1_epi32(static_cast<int>(kInitial[3])),
-          se = _mm512_set1_epi32(static_cast<int>(kInitial[4])), sf = _mm512_set1_epi32(static_cast<int>(kInitial[5])),
-          sg = _mm512_set1_epi32(static_cast<int>(kInitial[6])), sh = _mm512_set1_epi32(static_cast<int>(kInitial[7]));
+  __m512i sa = _mm512_set1_epi32(static_cast<int>(kInitial[0])),
+          sb = _mm512_set1_epi32(static_cast<int>(kInitial[1])),
+          sc = _mm512_set1_epi32(static_cast<int>(kInitial[2])),
+          sd = _mm512_set1_epi32(static_cast<int>(kInitial[3])),
+          se = _mm512_set1_epi32(static_cast<int>(kInitial[4])),
+          sf = _mm512_set1_epi32(static_cast<int>(kInitial[5])),
+          sg = _mm512_set1_epi32(static_cast<int>(kInitial[6])),
+          sh = _mm512_set1_epi32(static_cast<int>(kInitial[7]));
 #pragma GCC unroll 64
   for (int t = 0; t < 64; ++t) {
     __m512i wt;
@@ -182,9 +187,8 @@ __attribute__((target("avx512f,avx512bw"))) void compress16_avx512(const unsigne
     const __m512i big_s1 = _mm512_ternarylogic_epi32(_mm512_ror_epi32(se, 6), _mm512_ror_epi32(se, 11),
                                                      _mm512_ror_epi32(se, 25), 0x96);
     const __m512i ch = _mm512_ternarylogic_epi32(se, sf, sg, 0xCA);
-    const __m512i t1 =
-        _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(sh, big_s1), ch),
-                         _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(kRound[t])), wt));
+    const __m512i t1 = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(sh, big_s1), ch),
+                                        _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(kRound[t])), wt));
     const __m512i big_s0 = _mm512_ternarylogic_epi32(_mm512_ror_epi32(sa, 2), _mm512_ror_epi32(sa, 13),
                                                      _mm512_ror_epi32(sa, 22), 0x96);
     const __m512i maj = _mm512_ternarylogic_epi32(sa, sb, sc, 0xE8);
@@ -199,7 +203,8 @@ __attribute__((target("avx512f,avx512bw"))) void compress16_avx512(const unsigne
   }
   const __m512i state[8] = {sa, sb, sc, sd, se, sf, sg, sh};
   for (int i = 0; i < 8; ++i) {
-    _mm512_storeu_si512(words[i], _mm512_add_epi32(state[i], _mm512_set1_epi32(static_cast<int>(kInitial[i]))));
+    _mm512_storeu_si512(words[i],
+                        _mm512_add_epi32(state[i], _mm512_set1_epi32(static_cast<int>(kInitial[i]))));
   }
 }
 
@@ -256,7 +261,8 @@ Backend resolved(Backend backend) {
 }
 
 Backend resolved16(Backend backend) {
-  if ((backend == Backend::automatic || backend == Backend::avx512) && avx512_available()) return Backend::avx512;
+  if ((backend == Backend::automatic || backend == Backend::avx512) && avx512_available())
+    return Backend::avx512;
   return resolved(backend == Backend::avx512 ? Backend::automatic : backend);
 }
 

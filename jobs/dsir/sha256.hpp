@@ -19,7 +19,8 @@ bool shani_available();
 // Whether this build can use AVX-512 (F and BW) and this CPU and OS have it enabled.
 bool avx512_available();
 
-// The backend `automatic` resolves to on this machine for one message: shani or portable (avx512 -> the same).
+// The backend `automatic` resolves to on this machine for one message: shani or portable (avx512 -> the
+// same).
 Backend resolved(Backend backend);
 
 // The backend digest_padded_blocks16 runs with `backend` on this machine: automatic is avx512 when available,

@@ -135,8 +135,9 @@ TEST(Sha256, SixteenLanesEqualOneBlockDigests) {
   EXPECT_EQ(sha256::resolved16(Backend::automatic),
             sha256::avx512_available() ? Backend::avx512
                                        : (sha256::shani_available() ? Backend::shani : Backend::portable));
-  std::printf("16 lanes: AVX-512 %s\n", sha256::avx512_available() ? "present: tested it and the one-block backends"
-                                                                    : "absent: tested the one-block backends");
+  std::printf("16 lanes: AVX-512 %s\n", sha256::avx512_available()
+                                            ? "present: tested it and the one-block backends"
+                                            : "absent: tested the one-block backends");
 }
 
 }  // namespace skein_sha256_lanes_tests

@@ -1,7 +1,8 @@
 // Would 16-lane AVX-512 SHA-256 beat SHA-NI for dsir's hash=sha256 cache misses? (not a test): thread CPU
 // ns per one-block compression of padded n-gram blocks, with skein's SHA-NI path (one block at a time) and
-// with a 16-lane AVX-512 kernel written here (16 independent blocks per call, as batched misses would be);
-// the digests are checked equal.
+// with a 16-lane AVX-512 kernel written here (16 independent blocks per call, as batched misses would be), and
+// with skein's own 16-lane path that grew from it (sha256::digest_padded_blocks16); the digests are checked
+// equal.
 //
 //   g++ -std=c++17 -O2 -DNDEBUG -I. bench/dsir-scale/sha256_lanes.cpp jobs/dsir/sha256.cpp -o
 //   /tmp/sha256_lanes /tmp/sha256_lanes

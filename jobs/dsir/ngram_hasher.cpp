@@ -192,10 +192,10 @@ struct SlotHead {
   std::uint32_t bucket;
 };
 constexpr std::size_t kMaxCachedTokenBytes = 23;
-struct alignas(32) TokenSlot {
-  SlotHead head;
+struct alignas(32) TokenSlot {       // bytes and size first: the 24-byte key a vector compare reads
+  char bytes[kMaxCachedTokenBytes];  // zero after `size`
   std::uint8_t size;
-  char bytes[kMaxCachedTokenBytes];
+  SlotHead head;
 };
 struct alignas(16) NgramSlot {
   SlotHead head;
@@ -302,6 +302,9 @@ class Sha256Cache {
   NgramSet& ngram_set(std::uint64_t key) const {
     return ngrams_[(key * 0x9E3779B97F4A7C15ULL) >> (64 - (kNgramBits - 2))];
   }
+
+  // Whether the token probes use AVX-512 (then the token hash is Avx512TokenProbe's, for the table's life).
+  bool wide_probes() const { return lanes_pay_; }
 
   // The id the next miss gets.
   std::uint32_t next_id() const { return first_id_ + batch_size_; }
@@ -478,6 +481,10 @@ struct NgramHasher::Impl {
 
   void buckets_xxh3(const std::vector<std::string_view>& tokens, std::uint32_t* out);
   void buckets_sha256(const std::vector<std::string_view>& tokens, std::uint32_t* out);
+  template <class Flush>
+  void unigrams_portable(const std::vector<std::string_view>& tokens, std::uint32_t* out, Flush& flush);
+  template <class Flush>
+  void unigrams_avx512(const std::vector<std::string_view>& tokens, std::uint32_t* out, Flush& flush);
 
   HashKind kind;
   int ngrams;
@@ -512,6 +519,116 @@ void NgramHasher::Impl::buckets_xxh3(const std::vector<std::string_view>& tokens
   }
 }
 
+// The unigram sweep, with the token probe (hash and way search) as a policy: each token is looked up by its
+// bytes (slots prefetched a few tokens ahead); a miss gets the next id and joins the batch.
+template <class Probe, class Flush, class Hasher>
+__attribute__((always_inline)) inline void unigram_sweep(
+    Sha256Cache& c, const std::vector<std::string_view>& tokens, std::uint32_t* out,
+    std::vector<std::uint64_t>& hashes, std::vector<std::uint32_t>& token_ids,
+    std::vector<std::uint32_t>& sizes, Flush& flush, const Hasher& impl) {
+  constexpr std::size_t kAhead = 8;
+  const std::size_t n = tokens.size();
+  for (std::size_t i = 0; i < std::min(n, kAhead); ++i) {
+    if (tokens[i].size() - 1 < kMaxCachedTokenBytes) {
+      hashes[i] = Probe::hash(tokens[i]);
+      __builtin_prefetch(&c.token_set(hashes[i]));
+    }
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i + kAhead < n && tokens[i + kAhead].size() - 1 < kMaxCachedTokenBytes) {
+      hashes[i + kAhead] = Probe::hash(tokens[i + kAhead]);
+      __builtin_prefetch(&c.token_set(hashes[i + kAhead]));
+    }
+    const std::string_view t = tokens[i];
+    sizes[i] = static_cast<std::uint32_t>(std::min<std::size_t>(t.size(), kMaxOneBlockBytes + 1));
+    if (t.size() - 1 < kMaxCachedTokenBytes) {  // 1 .. 23 bytes
+      TokenSet& set = c.token_set(hashes[i]);
+      TokenSlot* slot = Probe::find(set, t);
+      if (slot != nullptr) {
+        if (c.pending(slot->head)) {
+          c.copy_at_flush(static_cast<std::uint32_t>(i), slot->head);
+        } else {
+          out[i] = slot->head.bucket;
+        }
+        token_ids[i] = slot->head.id;
+        continue;
+      }
+      slot = oldest_way(set);
+      const std::uint32_t id = c.next_id();
+      slot->head.id = id;
+      slot->size = static_cast<std::uint8_t>(t.size());
+      std::memset(slot->bytes, 0, kMaxCachedTokenBytes);
+      std::memcpy(slot->bytes, t.data(), t.size());
+      token_ids[i] = id;
+      c.add_miss(tokens, i, 1, t.size(), static_cast<std::uint32_t>(i), &slot->head, flush);
+    } else if (t.size() <= kMaxOneBlockBytes) {  // empty or too long to cache, one block
+      token_ids[i] = 0;
+      c.add_miss(tokens, i, 1, t.size(), static_cast<std::uint32_t>(i), nullptr, flush);
+    } else {
+      token_ids[i] = 0;
+      out[i] = impl.sha256(t);
+    }
+  }
+}
+
+struct PortableTokenProbe {
+  static std::uint64_t hash(std::string_view t) { return Sha256Cache::token_hash(t); }
+  static TokenSlot* find(TokenSet& set, std::string_view t) {
+    for (TokenSlot& w : set.way) {  // an empty way has size 0 and never matches
+      if (w.size == t.size() && std::memcmp(w.bytes, t.data(), t.size()) == 0) return &w;
+    }
+    return nullptr;
+  }
+};
+
+#ifdef SKEIN_DSIR_X86
+// The same with AVX-512: a token of 1 .. 23 bytes is read with one masked (fault-free) load into the slot's
+// 24-byte key layout (bytes, zeros, size), hashed from that, and compared against both ways at once, with
+// no branch on its length or on which way holds it.
+struct Avx512TokenProbe {
+  __attribute__((target("avx512f,avx512bw,avx512vl"))) static __m256i key(std::string_view t) {
+    const __mmask32 bytes = (__mmask32{1} << t.size()) - 1;
+    const __m256i loaded = _mm256_maskz_loadu_epi8(bytes, t.data());
+    return _mm256_mask_set1_epi8(loaded, __mmask32{1} << kMaxCachedTokenBytes, static_cast<char>(t.size()));
+  }
+  __attribute__((target("avx512f,avx512bw,avx512vl"))) static std::uint64_t hash(std::string_view t) {
+    const __m256i k = key(t);
+    const auto a = static_cast<std::uint64_t>(_mm256_extract_epi64(k, 0));
+    const auto b = static_cast<std::uint64_t>(_mm256_extract_epi64(k, 1));
+    const auto d = static_cast<std::uint64_t>(_mm256_extract_epi64(k, 2));
+    const u128 m =
+        u128{a ^ 0xA0761D6478BD642FULL ^ (d * 0x9E3779B97F4A7C15ULL)} * (b ^ d ^ 0xE7037ED1A0B428DBULL);
+    return static_cast<std::uint64_t>(m) ^ static_cast<std::uint64_t>(m >> 64);
+  }
+  __attribute__((target("avx512f,avx512bw,avx512vl"))) static TokenSlot* find(TokenSet& set,
+                                                                              std::string_view t) {
+    static_assert(kTokenWays == 2 && sizeof(TokenSlot) == 32, "two 32-byte ways per set");
+    const __m256i k = key(t);
+    constexpr __mmask32 kKeyBytes = (__mmask32{1} << (kMaxCachedTokenBytes + 1)) - 1;
+    const __mmask32 m0 = _mm256_mask_cmpeq_epi8_mask(
+        kKeyBytes, _mm256_load_si256(reinterpret_cast<const __m256i*>(&set.way[0])), k);
+    const __mmask32 m1 = _mm256_mask_cmpeq_epi8_mask(
+        kKeyBytes, _mm256_load_si256(reinterpret_cast<const __m256i*>(&set.way[1])), k);
+    TokenSlot* found = m1 == kKeyBytes ? &set.way[1] : nullptr;
+    return m0 == kKeyBytes ? &set.way[0] : found;
+  }
+};
+#endif
+
+template <class Flush>
+void NgramHasher::Impl::unigrams_portable(const std::vector<std::string_view>& tokens, std::uint32_t* out,
+                                          Flush& flush) {
+  unigram_sweep<PortableTokenProbe>(*cache, tokens, out, hashes, token_ids, sizes, flush, *this);
+}
+
+#ifdef SKEIN_DSIR_X86
+template <class Flush>
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void NgramHasher::Impl::unigrams_avx512(
+    const std::vector<std::string_view>& tokens, std::uint32_t* out, Flush& flush) {
+  unigram_sweep<Avx512TokenProbe>(*cache, tokens, out, hashes, token_ids, sizes, flush, *this);
+}
+#endif
+
 // Unigrams first: each token is looked up by its bytes (slots prefetched a few tokens ahead); then each
 // n-gram level k = 2 .. ngrams by the key (id of the (k-1)-gram at i, id of token i + k - 1), from the ids
 // the previous level left in `ids` (slots prefetched ahead). Misses go to the batch (Sha256Cache); n-grams
@@ -545,49 +662,13 @@ void NgramHasher::Impl::buckets_sha256(const std::vector<std::string_view>& toke
   hashes.resize(n);
 
   // Unigrams.
-  const auto hash_ahead = [&](std::size_t i) {
-    if (i < n && tokens[i].size() - 1 < kMaxCachedTokenBytes) {
-      hashes[i] = c.token_hash(tokens[i]);
-      __builtin_prefetch(&c.token_set(hashes[i]));
-    }
-  };
-  for (std::size_t i = 0; i < kAhead; ++i) hash_ahead(i);
-  for (std::size_t i = 0; i < n; ++i) {
-    hash_ahead(i + kAhead);
-    const std::string_view t = tokens[i];
-    sizes[i] = static_cast<std::uint32_t>(std::min<std::size_t>(t.size(), kMaxOneBlockBytes + 1));
-    if (t.size() - 1 < kMaxCachedTokenBytes) {  // 1 .. 23 bytes
-      TokenSet& set = c.token_set(hashes[i]);
-      TokenSlot* slot = nullptr;  // an empty way has size 0 and never matches
-      for (TokenSlot& w : set.way) {
-        if (w.size == t.size() && std::memcmp(w.bytes, t.data(), t.size()) == 0) {
-          slot = &w;
-          break;
-        }
-      }
-      if (slot != nullptr) {
-        if (c.pending(slot->head)) {
-          c.copy_at_flush(static_cast<std::uint32_t>(i), slot->head);
-        } else {
-          out[i] = slot->head.bucket;
-        }
-        token_ids[i] = slot->head.id;
-        continue;
-      }
-      slot = oldest_way(set);
-      const std::uint32_t id = c.next_id();
-      slot->head.id = id;
-      slot->size = static_cast<std::uint8_t>(t.size());
-      std::memcpy(slot->bytes, t.data(), t.size());
-      token_ids[i] = id;
-      c.add_miss(tokens, i, 1, t.size(), static_cast<std::uint32_t>(i), &slot->head, flush);
-    } else if (t.size() <= kMaxOneBlockBytes) {  // empty or too long to cache, one block
-      token_ids[i] = 0;
-      c.add_miss(tokens, i, 1, t.size(), static_cast<std::uint32_t>(i), nullptr, flush);
-    } else {
-      token_ids[i] = 0;
-      out[i] = sha256(t);
-    }
+#ifdef SKEIN_DSIR_X86
+  if (c.wide_probes()) {
+    unigrams_avx512(tokens, out, flush);
+  } else
+#endif
+  {
+    unigrams_portable(tokens, out, flush);
   }
   std::memcpy(ids.data(), token_ids.data(), n * sizeof(std::uint32_t));
 

@@ -210,7 +210,8 @@ __attribute__((target("avx512f,avx512bw"))) void compress16_avx512(const unsigne
 
 bool cpu_has_avx512() {
   __builtin_cpu_init();  // libgcc also checks that the OS saves the 512-bit state (XCR0)
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl");
 }
 
 bool cpu_has_shani() {

@@ -16,7 +16,7 @@ enum class Backend { automatic, portable, shani, avx512 };
 // Whether this build can use the SHA extensions and this CPU has them.
 bool shani_available();
 
-// Whether this build can use AVX-512 (F and BW) and this CPU and OS have it enabled.
+// Whether this build can use AVX-512 (F, BW and VL) and this CPU and OS have it enabled.
 bool avx512_available();
 
 // The backend `automatic` resolves to on this machine for one message: shani or portable (avx512 -> the

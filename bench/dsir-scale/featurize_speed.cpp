@@ -7,7 +7,7 @@
 //   mpicxx -std=c++17 -O2 -DNDEBUG -I. -I/usr/include/trilinos bench/dsir-scale/featurize_speed.cpp \
 //       build/jobs/dsir/libskein_job_dsir.a build/io/libskein_io_json.a build/comm/libskein_comm_core.a \
 //       build/engine/libskein_engine_core.a -lsimdjson -lzstd -lxxhash -o /tmp/featurize_speed
-//   /tmp/featurize_speed [FILE] [PASSES]     (default /work/shared/data/brown/brown.jsonl, 7 passes each)
+//   /tmp/featurize_speed [FILE] [PASSES] [xxh3|sha256|both]   (default brown.jsonl, 7 passes each, both)
 #include "io/input_files.hpp"
 #include "io/jsonl_reader.hpp"
 #include "io/zstd_index.hpp"
@@ -63,6 +63,7 @@ double pass_seconds(const std::vector<skein::io::InputFile>& files, const skein:
 int main(int argc, char** argv) {
   const std::string path = argc > 1 ? argv[1] : "/work/shared/data/brown/brown.jsonl";
   const int passes = argc > 2 ? std::atoi(argv[2]) : 7;
+  const std::string which = argc > 3 ? argv[3] : "both";  // xxh3, sha256 or both
   struct stat info {};
   if (::stat(path.c_str(), &info) != 0) {
     std::fprintf(stderr, "cannot stat %s\n", path.c_str());
@@ -82,6 +83,7 @@ int main(int argc, char** argv) {
   std::printf("%s: %.2f MB of JSONL; %d passes each, thread CPU seconds\n", path.c_str(), bytes / 1e6,
               passes);
   for (auto hash : {skein::dsir::HashKind::xxh3, skein::dsir::HashKind::sha256}) {
+    if (which != "both" && which != skein::dsir::to_string(hash)) continue;
     skein::dsir::Settings settings;
     settings.text_field = "text";
     settings.hash = hash;

@@ -23,10 +23,11 @@ const char* to_string(HashKind kind);
 
 // Maps n-grams to hash buckets: with sha256 exactly as the reference does, with xxh3 by skein's definition.
 //
-// With sha256, buckets() keeps a cache of n-gram -> bucket (64 Ki entries of up to 55 bytes, 4 MiB, replaced
-// on conflict) so that a repeated n-gram costs a probe instead of a SHA-256; the SHA-256 itself is one block
-// compressed with the CPU's SHA extensions when present (sha256.hpp). With xxh3 there is no cache: each
-// token is hashed once and each n-gram costs one XXH3 of its tokens' hashes.
+// With sha256, buckets() keeps a cache of token -> bucket (by its bytes) and n-gram -> bucket (by the ids of
+// its parts; exact, see Sha256Cache in the .cpp; 20 MiB, replaced on conflict) so that a repeated n-gram costs
+// a probe instead of a SHA-256; the misses are compressed 16 at a time in AVX-512 lanes when the CPU has
+// them, else one block at a time with its SHA extensions or portable code (sha256.hpp). With xxh3 there is no
+// cache: each token is hashed once and each n-gram costs one XXH3 of its tokens' hashes.
 //
 // Not thread-safe for buckets() (it keeps scratch space and the cache); bucket() is const and thread-safe.
 class NgramHasher {
@@ -47,10 +48,14 @@ class NgramHasher {
   // Appends one bucket per n-gram in the reference's order: every unigram, then every bigram, ... up to
   // `ngrams` (nltk.ngrams, no padding). 'Alice went to the store' lowercased -> 9.
   // sha256: bucket() of the space-joined n-gram; n-grams whose tokens lie one ' ' apart in memory (as
-  // Tokenizer leaves them) are hashed in place.
+  // Tokenizer leaves them) are copied into their SHA-256 block in one move.
   // xxh3 (version 2): with h(t) = XXH3_64bits(t's bytes), a unigram's bucket is reduce(h(t)) and an
   // n-gram's, n >= 2, is reduce(XXH3_64bits(h(t1) .. h(tn) as 8 little-endian bytes each)).
   void buckets(const std::vector<std::string_view>& tokens, std::vector<std::uint32_t>& out);
+
+  // Tests only: clears the sha256 cache and has it issue its next ids from `next_id`, to exercise the
+  // counter's wrap-around (before the 32-bit ids would overflow, the cache is cleared and restarts at 1).
+  void restart_cache_ids_for_testing(std::uint32_t next_id);
 
   HashKind kind() const;
   int ngrams() const;

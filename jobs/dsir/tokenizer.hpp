@@ -18,7 +18,7 @@ namespace skein::dsir {
 //
 // Tokens live in an internal buffer, in order, and two tokens that stood one whitespace character (or one
 // invalid byte) apart in the input stand exactly one ' ' apart there, so "a b" is the view spanning both;
-// NgramHasher uses that to hash bigrams without copying them.
+// NgramHasher uses that to copy an n-gram in one move.
 class Tokenizer {
  public:
   explicit Tokenizer(bool lowercase);

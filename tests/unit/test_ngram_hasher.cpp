@@ -277,3 +277,67 @@ TEST(NgramHasher, CacheReplacementStaysExact) {
 }
 
 }  // namespace
+
+namespace skein_ngram_hasher_cache_tests {
+
+using skein::dsir::HashKind;
+using skein::dsir::NgramHasher;
+
+// Documents of 0 .. 60 tokens drawn from a small vocabulary of 1- to 60-byte words (cached tokens up to 23
+// bytes, one-block n-grams up to 55, longer ones hashed directly), so that a document's misses fill some
+// batches of 16 and leave partial ones of every size, and repeated new n-grams hit slots still pending in
+// the open batch.
+std::vector<std::vector<std::string>> random_documents(std::uint64_t seed, int count) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::string> vocabulary;
+  for (int w = 0; w < 400; ++w) {
+    const std::size_t length = 1 + rng() % (w % 5 == 0 ? 60 : 12);
+    std::string word;
+    for (std::size_t i = 0; i < length; ++i) word += static_cast<char>('a' + rng() % 26);
+    vocabulary.push_back(word);
+  }
+  std::vector<std::vector<std::string>> documents(count);
+  for (auto& document : documents) {
+    const std::size_t length = rng() % 61;
+    for (std::size_t i = 0; i < length; ++i) document.push_back(vocabulary[rng() % vocabulary.size()]);
+  }
+  return documents;
+}
+
+// The cache's batched, id-keyed lookups against each n-gram's SHA-256 bucket computed on its own, for 1- to
+// 4-grams and two moduli (one above 2^28, the reduction's other path).
+TEST(NgramHasher, Sha256CacheMatchesDirectHashing) {
+  const auto documents = random_documents(3, 300);
+  for (std::uint32_t num_buckets : {10007u, 4000000007u}) {
+    for (int n = 1; n <= 4; ++n) {
+      NgramHasher h(HashKind::sha256, n, num_buckets);
+      for (int pass = 0; pass < 2; ++pass) {
+        for (std::size_t d = 0; d < documents.size(); ++d) {
+          const std::vector<std::string_view> tokens(documents[d].begin(), documents[d].end());
+          EXPECT_EQ(hash_all(h, tokens), expected_buckets(HashKind::sha256, n, num_buckets, tokens))
+              << "n=" << n << " B=" << num_buckets << " pass " << pass << " document " << d;
+        }
+      }
+    }
+  }
+}
+
+// Ids are 32-bit and never reused: started just below 2^32, the cache must clear itself and restart them
+// rather than wrap onto ids that older slots still hold; buckets stay exact across the restarts.
+TEST(NgramHasher, Sha256CacheIdsRestartBeforeWrapping) {
+  const auto documents = random_documents(4, 200);
+  for (int n = 2; n <= 3; ++n) {
+    NgramHasher h(HashKind::sha256, n, 10000);
+    h.restart_cache_ids_for_testing(0xFFFFFFFFu - 3000);
+    for (int pass = 0; pass < 3; ++pass) {
+      for (std::size_t d = 0; d < documents.size(); ++d) {
+        const std::vector<std::string_view> tokens(documents[d].begin(), documents[d].end());
+        EXPECT_EQ(hash_all(h, tokens), expected_buckets(HashKind::sha256, n, 10000, tokens))
+            << "n=" << n << " pass " << pass << " document " << d;
+      }
+      h.restart_cache_ids_for_testing(0xFFFFFFFFu - 200 - 100 * pass);
+    }
+  }
+}
+
+}  // namespace skein_ngram_hasher_cache_tests

@@ -1,9 +1,11 @@
 // dsir's SHA-256 (SHA extensions and portable) against the FIPS 180-4 / NIST example vectors, and the two
 // backends against each other on every length that crosses the one- and two-block padding cases.
+// Also the 16-message path (AVX-512 lanes) against the one-message digest on every one-block length.
 #include <gtest/gtest.h>
 
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <string>
 
@@ -80,3 +82,62 @@ TEST(Sha256, AutomaticPicksTheExtensionsWhenPresent) {
 }
 
 }  // namespace
+
+namespace skein_sha256_lanes_tests {
+
+namespace sha256 = skein::dsir::sha256;
+using sha256::Backend;
+
+// `s` (at most 55 bytes) padded into its one block, as the n-gram hasher does.
+void pad_into(const std::string& s, unsigned char* block) {
+  std::memset(block, 0, 64);
+  if (!s.empty()) std::memcpy(block, s.data(), s.size());
+  block[s.size()] = 0x80;
+  const std::uint64_t bits = 8 * static_cast<std::uint64_t>(s.size());
+  for (int i = 0; i < 8; ++i) block[56 + i] = static_cast<unsigned char>(bits >> (56 - 8 * i));
+}
+
+// The 16-message path (AVX-512 lanes where the CPU has them, and each one-block backend) against the
+// portable one-message digest, on random messages of every length that fits one block (0..55 bytes), each
+// length in every lane; and the NIST "abc" vector in one lane.
+TEST(Sha256, SixteenLanesEqualOneBlockDigests) {
+  std::vector<Backend> lanes_backends = {Backend::automatic, Backend::portable};
+  if (sha256::shani_available()) lanes_backends.push_back(Backend::shani);
+  if (sha256::avx512_available()) lanes_backends.push_back(Backend::avx512);
+  std::mt19937_64 rng(11);
+  alignas(64) unsigned char blocks[16 * 64];
+  std::uint32_t words[8][16];
+  for (int round = 0; round < 4 * 56; ++round) {
+    std::string messages[16];
+    for (int l = 0; l < 16; ++l) {
+      const std::size_t length = static_cast<std::size_t>(round + 7 * l) % 56;  // every length in every lane
+      messages[l].resize(length);
+      for (char& c : messages[l]) c = static_cast<char>(rng());
+      if (round == 0 && l == 5) messages[l] = "abc";
+      pad_into(messages[l], blocks + 64 * l);
+    }
+    for (Backend backend : lanes_backends) {
+      sha256::digest_padded_blocks16(blocks, words, backend);
+      for (int l = 0; l < 16; ++l) {
+        std::uint32_t expected[8];
+        sha256::digest_words(messages[l], expected, Backend::portable);
+        for (int i = 0; i < 8; ++i) {
+          ASSERT_EQ(words[i][l], expected[i]) << "backend " << static_cast<int>(backend) << " lane " << l
+                                              << " length " << messages[l].size() << " word " << i;
+        }
+        std::uint32_t one[8];
+        sha256::digest_padded_block(blocks + 64 * l, one);
+        for (int i = 0; i < 8; ++i) ASSERT_EQ(one[i], expected[i]) << "one block, lane " << l;
+      }
+      if (round == 0) EXPECT_EQ(words[0][5], 0xba7816bfu);  // SHA-256("abc") starts ba7816bf
+    }
+  }
+  EXPECT_EQ(sha256::resolved16(Backend::automatic),
+            sha256::avx512_available() ? Backend::avx512
+                                       : (sha256::shani_available() ? Backend::shani : Backend::portable));
+  std::printf("16 lanes: AVX-512 %s\n", sha256::avx512_available()
+                                            ? "present: tested it and the one-block backends"
+                                            : "absent: tested the one-block backends");
+}
+
+}  // namespace skein_sha256_lanes_tests

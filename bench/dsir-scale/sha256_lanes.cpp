@@ -8,7 +8,6 @@
 //   /tmp/sha256_lanes /tmp/sha256_lanes
 #include "jobs/dsir/sha256.hpp"
 
-
 #include <cstdint>
 #include <cstdio>
 #include <ctime>

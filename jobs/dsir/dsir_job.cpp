@@ -331,7 +331,8 @@ class DsirJob final : public engine::Job {
     for (std::uint64_t p = first; p < last; ++p) {
       if (!is_done[p]) all_pending.push_back(p);
     }
-    // Rank r takes the r-th contiguous share of the pending pieces (the even share; see Pieces::cuts).
+    // Rank r takes the r-th contiguous share of the pending pieces (shares of equal estimated cost: reading,
+    // plus decoding to skip into a single zstd frame; see Pieces::cuts).
     const auto share = pieces.share(all_pending, comm_.rank(), comm_.size());
     pending_.assign(all_pending.begin() + static_cast<std::ptrdiff_t>(share.begin),
                     all_pending.begin() + static_cast<std::ptrdiff_t>(share.end));
@@ -959,7 +960,7 @@ void DsirJob::use_model(const Model& model) {
 void DsirJob::start_from_model() {
   use_model(read_model(comm_, settings_.model_path, "model", settings_));
   if (settings_.stage == Stage::score) {
-    // Shards cut the pieces as ranks do (Pieces::cuts: none decodes a compressed file only to skip it).
+    // Shards cut the pieces as ranks do (Pieces::cuts: shares of equal estimated cost).
     std::vector<std::uint64_t> all(raw_pieces_->count());
     for (std::uint64_t p = 0; p < all.size(); ++p) all[p] = p;
     const auto share = raw_pieces_->share(all, static_cast<int>(settings_.shard_index),

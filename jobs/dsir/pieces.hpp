@@ -15,8 +15,12 @@ namespace skein::dsir {
 
 class Pieces {
  public:
-  // How much faster zstd decodes than the featurizer reads (measured ~3x, see the README): a rank that must
-  // decode B bytes before its share to skip them loses about as much time as featurising B / 3 bytes.
+  // How much faster zstd decodes than the featurizer reads, the cost model of cuts(): decoding a byte costs
+  // 1, featurising it kDecodeOverFeaturise. Measured on a single-frame gen_pile shard (bench/README.md
+  // ## dsir-scale, "Cost-balanced cuts"): the reader decodes ~0.9-1 GB per CPU-s, reading + featurising
+  // decompressed text runs at ~250 MB per CPU-s with its decoding, so featurising alone costs ~2.6-3x
+  // decoding; and over a whole run without the feature cache (three reading passes) a skipped byte costs
+  // about a quarter of a read one, as this model says.
   static constexpr std::uint64_t kDecodeOverFeaturise = 3;
 
   Pieces(const std::vector<io::InputFile>& files, std::uint64_t piece_bytes) : piece_bytes_(piece_bytes) {
@@ -46,33 +50,63 @@ class Pieces {
   }
 
   // Where each of `size` ranks' contiguous parts of `pending` (piece ids, ascending) begin; cuts[size] is
-  // pending.size(). The even share, except that a cut which would make a rank decode far into a compressed
-  // file only to skip it (a single frame cannot be entered mid-way) moves forward past that file's end (or
-  // the next frame start) when the previous rank reads the few pieces left there sooner than the skip would
-  // take. Plain files are never moved for: they can be entered anywhere.
+  // pending.size(). The parts balance their estimated cost (ShareCosts): the largest is the smallest
+  // possible, found by a binary search on it with a greedy sweep (a rank takes pieces while its cost stays
+  // within the bound); within that bound each cut is placed where its rank's cost first reaches an even
+  // share of what is left. Only plain files: the even share (every byte costs the same, so the even share is
+  // within one piece of the best, and it does not move with piece sizes). Deterministic: every rank gets
+  // the same cuts from the same `pending`.
   std::vector<std::uint64_t> cuts(const std::vector<std::uint64_t>& pending, int size) const {
     const comm::BlockPartition even(pending.size(), size);
     std::vector<std::uint64_t> cut(static_cast<std::size_t>(size) + 1);
     for (int k = 0; k <= size; ++k) cut[static_cast<std::size_t>(k)] = even.begin(k);
-    for (std::size_t k = 1; k + 1 < cut.size(); ++k) {
-      const std::uint64_t i = cut[k];
-      if (i >= pending.size() || i < cut[k - 1]) continue;
-      const std::uint64_t at = range(pending[i]).begin;
-      const std::size_t f = file_at(at);
-      const auto& starts = restart_points_[f];
-      if (starts.empty()) continue;
-      const std::uint64_t offset = at - file_base_[f];
-      const auto next = std::upper_bound(starts.begin(), starts.end(), offset);
-      const std::uint64_t skip = offset - *(next - 1);  // frames[0] starts at 0
-      const std::uint64_t resume = next == starts.end() ? file_extent(f) : *next;
-      if (skip <= piece_bytes_) continue;
-      // The first pending piece that begins at or after the restart point, if the previous rank can take
-      // the pieces before it sooner than this rank could skip, and the next rank keeps a share.
-      std::uint64_t j = i;
-      while (j < pending.size() && range(pending[j]).begin < file_base_[f] + resume) ++j;
-      const std::uint64_t moved_bytes = (j - i) * piece_bytes_;
-      if (j < cut[k + 1] && moved_bytes * kDecodeOverFeaturise < skip) cut[k] = j;
+    const ShareCosts costs(*this, pending);
+    if (!costs.any_compressed() || size == 1) return cut;
+    const std::uint64_t n = pending.size();
+    // The smallest bound on a share's cost that `size` ranks meet. Greedy is optimal because a share's
+    // cost never grows when it loses pieces at either end (see ShareCosts).
+    auto fits = [&](std::uint64_t bound) {
+      std::uint64_t at = 0;
+      for (int k = 0; k < size && at < n; ++k) {
+        const std::uint64_t end = costs.reach(at, bound);
+        if (end == at) return false;
+        at = end;
+      }
+      return at == n;
+    };
+    std::uint64_t low = 0, high = costs.of(0, n);  // fits(high)
+    while (low < high) {
+      const std::uint64_t mid = low + (high - low) / 2;
+      if (fits(mid)) {
+        high = mid;
+      } else {
+        low = mid + 1;
+      }
     }
+    const std::uint64_t bound = high;
+    // first_after[m]: the earliest position from which m ranks can still cover the rest within `bound`.
+    std::vector<std::uint64_t> first_after(static_cast<std::size_t>(size) + 1, n);
+    for (std::size_t m = 1; m < first_after.size(); ++m)
+      first_after[m] = costs.reach_back(first_after[m - 1], bound);
+    cut[0] = 0;
+    for (int k = 0; k + 1 < size; ++k) {
+      const std::uint64_t begin = cut[static_cast<std::size_t>(k)];
+      const std::uint64_t lowest = std::max(begin, first_after[static_cast<std::size_t>(size - 1 - k)]);
+      const std::uint64_t highest = costs.reach(begin, bound);
+      const std::uint64_t even_share = costs.of(begin, n) / static_cast<std::uint64_t>(size - k);
+      // The first end whose share costs at least the even share of what is left, within [lowest, highest].
+      std::uint64_t a = lowest, b = highest;
+      while (a < b) {
+        const std::uint64_t mid = a + (b - a) / 2;
+        if (costs.of(begin, mid) >= even_share) {
+          b = mid;
+        } else {
+          a = mid + 1;
+        }
+      }
+      cut[static_cast<std::size_t>(k) + 1] = a;
+    }
+    cut[static_cast<std::size_t>(size)] = n;
     return cut;
   }
   // Rank `rank` of `size`'s part of `pending`, as positions in it.
@@ -98,6 +132,104 @@ class Pieces {
   }
 
  private:
+  // The estimated cost of reading a run of `pending` (positions [begin, end)) as one rank does, in units of
+  // decoding one byte (JsonlShard's way): its first piece's reader starts at the last restart point (frame
+  // start) at or before the byte before the piece and decodes up to it, discarding the output (a plain
+  // file is entered anywhere); each piece's bytes cost kDecodeOverFeaturise to featurise plus 1 to decode
+  // if compressed; between two pending pieces with done ones in between (a resumed pass) the reader keeps
+  // its decoder in the same file and decodes through the gap. An unindexed .zst file (read whole in the
+  // piece of its first byte) costs its extent at that piece. A share's cost never grows when it loses a
+  // piece at either end: entering a file later skips at most what reading the dropped pieces decoded.
+  class ShareCosts {
+   public:
+    ShareCosts(const Pieces& pieces, const std::vector<std::uint64_t>& pending)
+        : enter_(pending.size()), first_(pending.size()), sum_(pending.size() + 1, 0) {
+      for (std::size_t i = 0; i < pending.size(); ++i) {
+        const io::ByteRange range = pieces.range(pending[i]);
+        const std::uint64_t read = pieces.read_cost(range, any_compressed_);
+        enter_[i] = pieces.entry_cost(range.begin);
+        first_[i] = enter_[i] + read;
+        std::uint64_t link = enter_[i];
+        if (i > 0) {
+          const io::ByteRange previous = pieces.range(pending[i - 1]);
+          const std::size_t f = pieces.file_at(previous.end - 1);
+          if (previous.end == range.begin) {
+            link = 0;
+          } else if (pieces.file_at(range.begin) == f) {
+            link = pieces.restart_points_[f].empty() ? 0 : range.begin - previous.end;
+          }
+        }
+        sum_[i + 1] = sum_[i] + (i > 0 ? link : 0) + read;
+      }
+    }
+    bool any_compressed() const { return any_compressed_; }
+    // Cost of positions [begin, end) read by one rank (0 when empty).
+    std::uint64_t of(std::uint64_t begin, std::uint64_t end) const {
+      if (end <= begin) return 0;
+      return first_[begin] + sum_[end] - sum_[begin + 1];
+    }
+    // The largest end such that [begin, end) costs at most `bound` (begin itself when one piece is more).
+    std::uint64_t reach(std::uint64_t begin, std::uint64_t bound) const {
+      if (begin >= first_.size() || first_[begin] > bound) return begin;
+      // of(begin, end) = first_[begin] + sum_[end] - sum_[begin + 1], non-decreasing in end.
+      const std::uint64_t limit = bound - first_[begin] + sum_[begin + 1];
+      return static_cast<std::uint64_t>(
+                 std::upper_bound(sum_.begin() + static_cast<std::ptrdiff_t>(begin) + 1, sum_.end(), limit) -
+                 sum_.begin()) -
+             1;
+    }
+    // The smallest begin such that [begin, end) costs at most `bound` (non-increasing in begin).
+    std::uint64_t reach_back(std::uint64_t end, std::uint64_t bound) const {
+      std::uint64_t a = 0, b = end;
+      while (a < b) {
+        const std::uint64_t mid = a + (b - a) / 2;
+        if (of(mid, end) <= bound) {
+          b = mid;
+        } else {
+          a = mid + 1;
+        }
+      }
+      return a;
+    }
+
+   private:
+    std::vector<std::uint64_t> enter_;  // decoding to skip before position i when a rank starts there
+    std::vector<std::uint64_t> first_;  // enter_ + reading, position i as a share's first
+    std::vector<std::uint64_t> sum_;    // prefix sums of reading + reaching each position from the one before
+    bool any_compressed_ = false;
+  };
+
+  // Reading the bytes of `range`: featurising each, and decoding each compressed one.
+  std::uint64_t read_cost(io::ByteRange range, bool& any_compressed) const {
+    std::uint64_t cost = 0;
+    for (std::size_t f = file_at(range.begin); f < file_base_.size() && file_base_[f] < range.end; ++f) {
+      const std::uint64_t begin = std::max(range.begin, file_base_[f]);
+      const std::uint64_t end = std::min(range.end, file_base_[f] + file_extent(f));
+      if (end <= begin) continue;
+      if (whole_[f]) {  // read whole by the piece of its first byte
+        any_compressed = true;
+        if (begin == file_base_[f]) cost += file_extent(f) * (kDecodeOverFeaturise + 1);
+      } else if (!restart_points_[f].empty()) {
+        any_compressed = true;
+        cost += (end - begin) * (kDecodeOverFeaturise + 1);
+      } else {
+        cost += (end - begin) * kDecodeOverFeaturise;
+      }
+    }
+    return cost;
+  }
+  // Decoding a reader discards to enter the byte space at `at`: from the last restart point at or before
+  // the byte before it (the reader looks at that byte to see whether a line starts at `at`).
+  std::uint64_t entry_cost(std::uint64_t at) const {
+    if (at >= total_) return 0;
+    const std::size_t f = file_at(at);
+    const auto& starts = restart_points_[f];
+    const std::uint64_t offset = at - file_base_[f];
+    if (starts.empty() || offset == 0) return 0;
+    const auto next = std::upper_bound(starts.begin(), starts.end(), offset - 1);
+    return offset - *(next - 1);  // starts[0] is 0
+  }
+
   std::size_t file_at(std::uint64_t offset) const {  // the file holding global byte `offset`
     std::size_t f = static_cast<std::size_t>(std::upper_bound(file_base_.begin(), file_base_.end(), offset) -
                                              file_base_.begin()) -

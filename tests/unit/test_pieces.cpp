@@ -11,6 +11,7 @@
 #include <set>
 
 using skein::dsir::Pieces;
+using Files = std::vector<skein::io::InputFile>;
 
 namespace {
 
@@ -130,9 +131,8 @@ TEST(Pieces, PlainFilesGetTheEvenShare) {
   }
 }
 
-// Equal single-frame files, as many as ranks or twice as many: no rank decodes a file only to skip it (an
-// even cut in a file's last piece moves past the file's end), as when each rank read whole files; fewer
-// files than ranks: the even share.
+// Equal single-frame files, as many as ranks or twice as many: no rank decodes a file only to skip it (a
+// cut in a file's last piece moves past the file's end), as when each rank read whole files.
 TEST(Pieces, CutsAvoidSkippingThroughSingleFrames) {
   const std::uint64_t piece_bytes = 100;
   for (std::uint64_t size_each = 1000; size_each <= 1300; size_each += 7) {
@@ -157,18 +157,193 @@ TEST(Pieces, CutsAvoidSkippingThroughSingleFrames) {
       if (p % 5 != 2) pending.push_back(p);
     for (int size = 1; size <= 5; ++size) expect_shares_partition_pending(pieces, pending, size);
   }
-  const std::vector<skein::io::InputFile> one = {compressed(5000)};
-  const Pieces pieces(one, piece_bytes);
-  std::vector<std::uint64_t> all;
-  for (std::uint64_t p = 0; p < pieces.count(); ++p) all.push_back(p);
-  for (int size = 1; size <= 6; ++size) {
-    const skein::comm::BlockPartition even(all.size(), size);
-    for (int rank = 0; rank < size; ++rank) EXPECT_EQ(pieces.share(all, rank, size), even.range(rank));
-  }
   // A frame start just after an even cut: the cut moves to it.
   const std::vector<skein::io::InputFile> framed = {compressed(4000, {0, 2050})};
   const Pieces framed_pieces(framed, piece_bytes);
   std::vector<std::uint64_t> all_framed;
   for (std::uint64_t p = 0; p < framed_pieces.count(); ++p) all_framed.push_back(p);
   EXPECT_EQ(framed_pieces.cuts(all_framed, 2)[1], 21u);
+}
+
+namespace {
+
+// What one rank reading the pieces `share` (ids, ascending) costs, simulated the way JsonlShard reads: in
+// units of decoding a byte, featurising one costs Pieces::kDecodeOverFeaturise; a compressed segment is
+// decoded from where the decoder stands in that file if it is not past the segment's start (at it: the
+// reader kept the byte before), else from the last frame start at or before the byte before the segment
+// (the reader looks at it to see whether a line starts there); skipped output is decoded and discarded.
+std::uint64_t share_cost(const Files& files, std::uint64_t piece_bytes,
+                         const std::vector<std::uint64_t>& share) {
+  const std::uint64_t featurise = Pieces::kDecodeOverFeaturise;
+  std::uint64_t total = 0;
+  for (const auto& f : files) total += f.extent();
+  std::size_t open_file = files.size();
+  std::uint64_t decoded_to = 0;  // bytes of open_file's stream decoded so far
+  std::uint64_t cost = 0;
+  for (const std::uint64_t piece : share) {
+    const std::uint64_t begin = piece * piece_bytes, end = std::min(total, begin + piece_bytes);
+    std::uint64_t base = 0;
+    for (std::size_t f = 0; f < files.size(); base += files[f].extent(), ++f) {
+      const std::uint64_t from = std::max(begin, base), to = std::min(end, base + files[f].extent());
+      if (from >= to) continue;
+      if (!files[f].zstd) {
+        cost += (to - from) * featurise;
+        continue;
+      }
+      const std::uint64_t local = from - base, byte_before = local == 0 ? 0 : local - 1;
+      if (open_file != f || decoded_to > local) {
+        open_file = f;
+        decoded_to = 0;
+        for (const auto& frame : files[f].frames)
+          if (frame.stream_offset <= byte_before) decoded_to = frame.stream_offset;
+      }
+      cost += local - decoded_to;             // decoded to be skipped
+      cost += (to - from) * (1 + featurise);  // decoded and featurised
+      decoded_to = to - base;
+    }
+  }
+  return cost;
+}
+
+// Each share's simulated cost under `cuts`.
+std::vector<std::uint64_t> share_costs(const Files& files, std::uint64_t piece_bytes,
+                                       const std::vector<std::uint64_t>& pending,
+                                       const std::vector<std::uint64_t>& cuts) {
+  std::vector<std::uint64_t> costs;
+  for (std::size_t k = 0; k + 1 < cuts.size(); ++k)
+    costs.push_back(
+        share_cost(files, piece_bytes, {pending.begin() + cuts[k], pending.begin() + cuts[k + 1]}));
+  return costs;
+}
+
+// The smallest possible cost of the busiest of `size` contiguous shares of `pending`, by exhaustive dynamic
+// programming over every cut (best[k][j]: k ranks taking the first j pending pieces).
+std::uint64_t best_max_cost(const Files& files, std::uint64_t piece_bytes,
+                            const std::vector<std::uint64_t>& pending, int size) {
+  const std::size_t n = pending.size();
+  std::vector<std::vector<std::uint64_t>> cost(n + 1, std::vector<std::uint64_t>(n + 1, 0));
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = i + 1; j <= n; ++j)
+      cost[i][j] = share_cost(files, piece_bytes, {pending.begin() + i, pending.begin() + j});
+  const std::uint64_t none = ~std::uint64_t{0};
+  std::vector<std::uint64_t> best(n + 1, none);
+  for (std::size_t j = 0; j <= n; ++j) best[j] = cost[0][j];
+  for (int k = 2; k <= size; ++k) {
+    std::vector<std::uint64_t> next(n + 1, none);
+    for (std::size_t j = 0; j <= n; ++j)
+      for (std::size_t i = 0; i <= j; ++i) next[j] = std::min(next[j], std::max(best[i], cost[i][j]));
+    best = next;
+  }
+  return best[n];
+}
+
+std::vector<std::uint64_t> all_pieces(const Pieces& pieces) {
+  std::vector<std::uint64_t> all(pieces.count());
+  for (std::uint64_t p = 0; p < all.size(); ++p) all[p] = p;
+  return all;
+}
+
+}  // namespace
+
+// The busiest share's cost, simulated independently of Pieces, is within one piece's cost of the best any
+// cuts can do (found exhaustively), for mixes of plain, single-frame and multi-frame files, all pieces
+// pending or some done (a resumed pass), at 1 to 5 ranks.
+TEST(Pieces, CutsBalanceTheEstimatedCost) {
+  const std::uint64_t piece_bytes = 100;
+  const std::uint64_t one_piece = piece_bytes * (Pieces::kDecodeOverFeaturise + 1);
+  for (std::uint64_t seed = 0; seed < 12; ++seed) {
+    Files files;
+    const auto count = 1 + skein::engine::random_bits(seed, 1u, 0) % 4;
+    for (std::uint64_t f = 0; f < count; ++f) {
+      const std::uint64_t size = 150 + skein::engine::random_bits(seed, 2u, f) % 1800;
+      switch (skein::engine::random_bits(seed, 3u, f) % 3) {
+        case 0:
+          files.push_back({"p.jsonl", size, false});
+          break;
+        case 1:
+          files.push_back(compressed(size));
+          break;
+        default: {
+          std::vector<std::uint64_t> frames = {0};
+          for (std::uint64_t at = 300 + skein::engine::random_bits(seed, 4u, f) % 400; at < size; at += 450)
+            frames.push_back(at);
+          files.push_back(compressed(size, frames));
+        }
+      }
+    }
+    const Pieces pieces(files, piece_bytes);
+    const auto all = all_pieces(pieces);
+    std::vector<std::uint64_t> resumed;
+    for (const auto p : all)
+      if (skein::engine::random_bits(seed, 5u, p) % 4 != 0) resumed.push_back(p);
+    for (const std::vector<std::uint64_t>* pending :
+         {static_cast<const std::vector<std::uint64_t>*>(&all),
+          static_cast<const std::vector<std::uint64_t>*>(&resumed)}) {
+      for (int size = 1; size <= 5; ++size) {
+        expect_shares_partition_pending(pieces, *pending, size);
+        const auto costs = share_costs(files, piece_bytes, *pending, pieces.cuts(*pending, size));
+        const std::uint64_t busiest = *std::max_element(costs.begin(), costs.end());
+        const std::uint64_t best = best_max_cost(files, piece_bytes, *pending, size);
+        EXPECT_LE(busiest, best + one_piece)
+            << "seed " << seed << ", " << size << " ranks, " << (pending == &all ? "all pending" : "resumed");
+        EXPECT_GE(busiest, best);
+      }
+    }
+  }
+}
+
+// One single-frame file of S bytes (decoding 1, featurising 3 per byte): at 2 ranks rank 0 reads
+// x = S (d + f) / (d + 2f) = 4/7 S and the other skips x and reads the rest, so the busiest share is 7/8 of
+// the ideal (the even cut: 4/5); at 3 ranks 148/192 = 0.77 (even: 2/3).
+TEST(Pieces, OneSingleFrameFileIsCutByCost) {
+  static_assert(Pieces::kDecodeOverFeaturise == 3, "the figures below assume featurising costs 3x decoding");
+  const std::uint64_t piece_bytes = 100, stream = 70000;
+  const Files one = {compressed(stream)};
+  const Pieces pieces(one, piece_bytes);
+  const auto all = all_pieces(pieces);
+  const std::uint64_t whole = share_cost(one, piece_bytes, all);
+  auto balance = [&](const std::vector<std::uint64_t>& cuts) {
+    const auto costs = share_costs(one, piece_bytes, all, cuts);
+    return static_cast<double>(whole) /
+           static_cast<double>((cuts.size() - 1) * *std::max_element(costs.begin(), costs.end()));
+  };
+  const auto two = pieces.cuts(all, 2);
+  EXPECT_NEAR(static_cast<double>(two[1]), 4.0 / 7 * static_cast<double>(all.size()), 1.0);
+  EXPECT_NEAR(balance(two), 0.875, 0.005);
+  EXPECT_NEAR(balance({0, 350, 700}), 0.8, 0.005);  // the even cut, for comparison
+  EXPECT_NEAR(balance(pieces.cuts(all, 3)), 0.77, 0.01);
+  EXPECT_NEAR(balance({0, 233, 466, 700}), 0.667, 0.005);  // even
+}
+
+// Frame starts are free restart points: cuts go to the first piece past each frame start when that is
+// cheaper than skipping into a frame, so no rank discards more than a piece of decoding.
+TEST(Pieces, MultiFrameFilesAreCutAtFrames) {
+  const std::uint64_t piece_bytes = 100;
+  for (const std::uint64_t first : {0ull, 30ull, 70ull}) {
+    const Files framed = {compressed(6000, {0, 2000 + first, 4000 + first})};
+    const Pieces pieces(framed, piece_bytes);
+    const auto all = all_pieces(pieces);
+    const auto cuts = pieces.cuts(all, 3);
+    for (int k = 1; k < 3; ++k) {
+      EXPECT_LE(skip_of(framed, piece_bytes, cuts[static_cast<std::size_t>(k)]), piece_bytes) << first;
+      EXPECT_EQ(cuts[static_cast<std::size_t>(k)], (2000 * k + first) / piece_bytes + 1)
+          << "offset " << first;
+    }
+  }
+}
+
+// More single-frame files than ranks, of unequal sizes: every cut lands within a piece past a file's start
+// when whole files balance better than skipping into one.
+TEST(Pieces, ManyFilesGoWholeToRanks) {
+  const std::uint64_t piece_bytes = 100;
+  const Files files = {compressed(3000), compressed(3100), compressed(2900), compressed(3050),
+                       compressed(2950), compressed(3000), compressed(3020), compressed(2980)};
+  const Pieces pieces(files, piece_bytes);
+  const auto all = all_pieces(pieces);
+  for (const int size : {2, 4, 8}) {
+    const auto cuts = pieces.cuts(all, size);
+    for (int k = 1; k < size; ++k)
+      EXPECT_LE(skip_of(files, piece_bytes, cuts[static_cast<std::size_t>(k)]), piece_bytes)
+          << "cut " << k << " of " << size;
+  }
 }

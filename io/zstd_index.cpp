@@ -169,6 +169,7 @@ ZstdIndex index_zstd_file(const std::string& path, std::uint64_t size) {
     if (header_status != 0 || header.frameContentSize == ZSTD_CONTENTSIZE_UNKNOWN ||
         !walk_blocks(file, at, header.headerSize, header.checksumFlag != 0, extent.compressed)) {
       extent = decode_frame(file, at, index.stream_size);
+      index.decoded += extent.decompressed;
     } else {
       extent.decompressed = header.frameContentSize;
     }
@@ -180,13 +181,15 @@ ZstdIndex index_zstd_file(const std::string& path, std::uint64_t size) {
   return index;
 }
 
-void index_zstd_inputs(const comm::Communicator& comm, std::vector<InputFile>& files) {
+std::vector<std::uint64_t> index_zstd_inputs(const comm::Communicator& comm, std::vector<InputFile>& files) {
+  std::vector<std::uint64_t> decoded(static_cast<std::size_t>(comm.size()), 0);
   std::vector<std::size_t> zstd_files;
   for (std::size_t i = 0; i < files.size(); ++i) {
     if (files[i].zstd && !files[i].indexed) zstd_files.push_back(i);
   }
-  if (zstd_files.empty()) return;
-  // Rank r indexes every size-th file; each record: file, stream size, frame count, then the frame pairs.
+  if (zstd_files.empty()) return decoded;
+  // Rank r indexes every size-th file; each record: file, stream size, bytes decoded, frame count, then the
+  // frame pairs.
   std::vector<std::uint64_t> mine;
   int code = 0;
   std::string message;
@@ -197,6 +200,7 @@ void index_zstd_inputs(const comm::Communicator& comm, std::vector<InputFile>& f
       const ZstdIndex index = index_zstd_file(file.path, file.size);
       mine.push_back(zstd_files[j]);
       mine.push_back(index.stream_size);
+      mine.push_back(index.decoded);
       mine.push_back(index.frames.size());
       for (const auto& frame : index.frames) {
         mine.push_back(frame.compressed_offset);
@@ -220,15 +224,20 @@ void index_zstd_inputs(const comm::Communicator& comm, std::vector<InputFile>& f
     engine::throw_agreed_error(static_cast<engine::ExitCode>(codes[static_cast<std::size_t>(r)]), message);
   }
   const std::vector<std::uint64_t> all = comm.allgatherv(mine);
+  std::vector<int> indexed_by(files.size(), 0);
+  for (std::size_t j = 0; j < zstd_files.size(); ++j)
+    indexed_by[zstd_files[j]] = static_cast<int>(j % static_cast<std::size_t>(comm.size()));
   for (std::size_t pos = 0; pos < all.size();) {
     InputFile& file = files.at(all[pos]);
     file.stream_size = all[pos + 1];
-    const std::uint64_t count = all[pos + 2];
-    pos += 3;
+    decoded[static_cast<std::size_t>(indexed_by[all[pos]])] += all[pos + 2];
+    const std::uint64_t count = all[pos + 3];
+    pos += 4;
     file.frames.clear();
     for (std::uint64_t k = 0; k < count; ++k, pos += 2) file.frames.push_back({all[pos], all[pos + 1]});
     file.indexed = true;
   }
+  return decoded;
 }
 
 }  // namespace skein::io

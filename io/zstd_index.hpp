@@ -13,6 +13,7 @@ namespace skein::io {
 struct ZstdIndex {
   std::uint64_t stream_size = 0;       // decompressed bytes of the whole file
   std::vector<ZstdFrameStart> frames;  // every frame that holds data (skippable frames are left out)
+  std::uint64_t decoded = 0;           // decompressed bytes decoded to find the size (undeclared frames)
 };
 
 // Reads one file's frame structure. A frame that declares its content size (ZSTD_compress and the zstd CLI
@@ -22,7 +23,9 @@ struct ZstdIndex {
 ZstdIndex index_zstd_file(const std::string& path, std::uint64_t size);
 
 // Collective: indexes every .zst file of `files` (the files shared out over the ranks, results gathered),
-// so that each becomes splittable (InputFile::indexed). Errors are agreed: every rank throws.
-void index_zstd_inputs(const comm::Communicator& comm, std::vector<InputFile>& files);
+// so that each becomes splittable (InputFile::indexed). Errors are agreed: every rank throws. Returns, the
+// same on every rank, how many decompressed bytes each rank decoded to do it (ZstdIndex::decoded): a file
+// whose frames do not declare their size costs its indexing rank a whole decode.
+std::vector<std::uint64_t> index_zstd_inputs(const comm::Communicator& comm, std::vector<InputFile>& files);
 
 }  // namespace skein::io

@@ -41,6 +41,9 @@ constexpr int kOffsetBits = 40;       // document id = file index << 40 | byte o
 constexpr int kFileBits = 24;
 // Pieces of a .jsonl.zst file: 2 = decompressed byte ranges (files indexed), 1 = the whole file in one piece.
 constexpr std::int64_t kZstdPiecesVersion = 2;
+// Passes that read the raw files: fit, score, collect. (While the feature cache holds a share the score pass
+// reads none of it and the collect pass only decodes it, so the rank that indexed is left a little more.)
+constexpr std::uint64_t kRawReadingPasses = 3;
 
 std::uint64_t document_id(std::uint32_t file_index, std::uint64_t byte_offset) {
   return (static_cast<std::uint64_t>(file_index) << kOffsetBits) | byte_offset;
@@ -197,9 +200,15 @@ class DsirJob final : public engine::Job {
     });
     // Compressed files are split across ranks in decompressed offsets (see the README's dsir section).
     io::index_zstd_inputs(comm_, target_files_);
-    io::index_zstd_inputs(comm_, raw_files_);
+    const std::vector<std::uint64_t> raw_indexing = io::index_zstd_inputs(comm_, raw_files_);
     target_pieces_ = std::make_unique<Pieces>(target_files_, settings_.piece_bytes);
     raw_pieces_ = std::make_unique<Pieces>(raw_files_, settings_.piece_bytes);
+    // A rank that decoded a file to index it (a frame that does not declare its size: one rank, a whole
+    // decode) has done that much more; the raw files' shares make up for it, a third in each of the three
+    // passes that read them (fit, score, collect), so that the run's work, not one pass's, is balanced.
+    std::vector<std::uint64_t> head_start(raw_indexing.size());
+    for (std::size_t r = 0; r < head_start.size(); ++r) head_start[r] = raw_indexing[r] / kRawReadingPasses;
+    raw_pieces_->set_head_start(std::move(head_start));
     input_identities_ = io::input_identities(comm_, all_inputs());
     target_counts_ = HostCounts("target_counts", settings_.num_buckets);
     raw_counts_ = HostCounts("raw_counts", settings_.num_buckets);
@@ -223,8 +232,8 @@ class DsirJob final : public engine::Job {
   bool step() override {
     if (pass_ == Pass::done) return true;
     // One piece per rank per step (checkpoints, stop signals and SKEIN_FAULT count steps). A rank that
-    // finishes its piece first waits for the others sleeping (comm::Communicator::sleeping_barrier), not in the agreement's
-    // polling, which on a loaded machine burned CPU its descheduled peer needed.
+    // finishes its piece first waits for the others sleeping (comm::Communicator::sleeping_barrier), not in
+    // the agreement's polling, which on a loaded machine burned CPU its descheduled peer needed.
     std::exception_ptr failure;
     try {
       if (!pending_.empty()) read_piece(pending_.front());
@@ -960,11 +969,13 @@ void DsirJob::use_model(const Model& model) {
 void DsirJob::start_from_model() {
   use_model(read_model(comm_, settings_.model_path, "model", settings_));
   if (settings_.stage == Stage::score) {
-    // Shards cut the pieces as ranks do (Pieces::cuts: shares of equal estimated cost).
+    // Shards cut the pieces as ranks do (Pieces::cuts: shares of equal estimated cost), without this run's
+    // ranks' indexing work (every shard's run indexes for itself).
     std::vector<std::uint64_t> all(raw_pieces_->count());
     for (std::uint64_t p = 0; p < all.size(); ++p) all[p] = p;
-    const auto share = raw_pieces_->share(all, static_cast<int>(settings_.shard_index),
-                                          static_cast<int>(settings_.shard_count));
+    const auto share =
+        Pieces(raw_files_, settings_.piece_bytes)
+            .share(all, static_cast<int>(settings_.shard_index), static_cast<int>(settings_.shard_count));
     score_pieces_ = {share.begin, share.end};
     engine::Log::user().info("dsir: scoring shard {} of {} (raw pieces {}..{} of {}) with the model of {}",
                              settings_.shard_index, settings_.shard_count, share.begin, share.end,

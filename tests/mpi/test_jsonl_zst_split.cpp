@@ -122,7 +122,14 @@ TEST(ZstdIndex, DecompressedSizeAndFrameStarts) {
   const Corpus corpus;
   auto files = corpus.write(comm, dir, {0, 1, 2, 3});
   for (const auto& f : files) EXPECT_FALSE(f.indexed);
-  skein::io::index_zstd_inputs(comm, files);
+  const std::vector<std::uint64_t> decoded = skein::io::index_zstd_inputs(comm, files);
+  // Rank j % size indexes the j-th .zst file and decodes only the frames that declare no size: none of the
+  // single-frame file, the third frame of the multi-frame one, all of the undeclared one.
+  std::vector<std::uint64_t> expected(static_cast<std::size_t>(comm.size()), 0);
+  const std::size_t m = corpus.contents[1].size();
+  expected[1 % expected.size()] += m / 2 - m / 3;
+  expected[2 % expected.size()] += corpus.contents[2].size();
+  EXPECT_EQ(decoded, expected);
   for (std::size_t i = 0; i < 3; ++i) {
     EXPECT_TRUE(files[i].indexed) << files[i].path;
     EXPECT_EQ(files[i].stream_size, corpus.contents[i].size()) << files[i].path;

@@ -41,9 +41,9 @@ constexpr int kOffsetBits = 40;       // document id = file index << 40 | byte o
 constexpr int kFileBits = 24;
 // Pieces of a .jsonl.zst file: 2 = decompressed byte ranges (files indexed), 1 = the whole file in one piece.
 constexpr std::int64_t kZstdPiecesVersion = 2;
-// Passes that read the raw files: fit, score, collect. (While the feature cache holds a share the score pass
-// reads none of it and the collect pass only decodes it, so the rank that indexed is left a little more.)
-constexpr std::uint64_t kRawReadingPasses = 3;
+// Bytes of feature cache per byte of raw text (uint16 buckets of English-like text; see the README), to
+// guess which part of a rank's share the cache will hold.
+constexpr double kCacheBytesPerTextByte = 0.75;
 
 std::uint64_t document_id(std::uint32_t file_index, std::uint64_t byte_offset) {
   return (static_cast<std::uint64_t>(file_index) << kOffsetBits) | byte_offset;
@@ -204,10 +204,20 @@ class DsirJob final : public engine::Job {
     target_pieces_ = std::make_unique<Pieces>(target_files_, settings_.piece_bytes);
     raw_pieces_ = std::make_unique<Pieces>(raw_files_, settings_.piece_bytes);
     // A rank that decoded a file to index it (a frame that does not declare its size: one rank, a whole
-    // decode) has done that much more; the raw files' shares make up for it, a third in each of the three
-    // passes that read them (fit, score, collect), so that the run's work, not one pass's, is balanced.
+    // decode) has done that much more; the raw files' shares make up for it, spread over the passes that
+    // read them, so that the run's work, not one pass's, is balanced: fit, score and collect (a staged fit:
+    // fit; from a model: score and collect), less the part the feature cache holds, which the score pass
+    // does not read (the collect pass decodes it again).
+    double cached = 0;
+    if (fits_model() && settings_.raw_fit >= 1.0 && settings_.stage != Stage::fit) {
+      const double share = kCacheBytesPerTextByte *
+                           static_cast<double>(io::JsonlShard::total_bytes(raw_files_)) / comm_.size();
+      cached = share > 0 ? std::min(1.0, static_cast<double>(settings_.feature_cache_bytes) / share) : 1.0;
+    }
+    const double reading_passes = settings_.stage == Stage::fit ? 1.0 : fits_model() ? 3.0 - cached : 2.0;
     std::vector<std::uint64_t> head_start(raw_indexing.size());
-    for (std::size_t r = 0; r < head_start.size(); ++r) head_start[r] = raw_indexing[r] / kRawReadingPasses;
+    for (std::size_t r = 0; r < head_start.size(); ++r)
+      head_start[r] = static_cast<std::uint64_t>(static_cast<double>(raw_indexing[r]) / reading_passes);
     raw_pieces_->set_head_start(std::move(head_start));
     input_identities_ = io::input_identities(comm_, all_inputs());
     target_counts_ = HostCounts("target_counts", settings_.num_buckets);

@@ -15,12 +15,11 @@ namespace skein::dsir {
 
 class Pieces {
  public:
-  // How much faster zstd decodes than the featurizer reads, the cost model of cuts(): decoding a byte costs
-  // 1, featurising it kDecodeOverFeaturise. Measured on a single-frame gen_pile shard (bench/README.md
-  // ## dsir-scale, "Cost-balanced cuts"): the reader decodes ~0.9-1 GB per CPU-s, reading + featurising
-  // decompressed text runs at ~250 MB per CPU-s with its decoding, so featurising alone costs ~2.6-3x
-  // decoding; and over a whole run without the feature cache (three reading passes) a skipped byte costs
-  // about a quarter of a read one, as this model says.
+  // How much faster zstd decodes than the featurizer reads: the cost model of cuts() charges 1 per byte
+  // decoded and kDecodeOverFeaturise per byte featurised. Measured (bench/README.md ## dsir-scale,
+  // "Cost-balanced cuts", thread CPU time, a 2 GB single-frame gen_pile shard): decoding ~1.05 GB/s,
+  // reading + featurising ~0.30 GB/s with the decoding, so featurising alone ~2.5x decoding; earlier, more
+  // loaded measurements gave ~3x (700 and 230 MB/s). 3 leans toward the even cut.
   static constexpr std::uint64_t kDecodeOverFeaturise = 3;
 
   Pieces(const std::vector<io::InputFile>& files, std::uint64_t piece_bytes) : piece_bytes_(piece_bytes) {

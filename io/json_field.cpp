@@ -9,6 +9,7 @@ namespace skein::io {
 namespace {
 
 constexpr std::size_t padding = simdjson::SIMDJSON_PADDING;
+static_assert(JsonFieldReader::kPadding == padding, "kPadding must be simdjson's padding");
 
 bool blank(std::string_view text) {
   for (const char c : text) {

@@ -39,6 +39,10 @@ class JsonFieldReader {
   // Any bytes (copied to a padded buffer).
   Status read(std::string_view bytes, std::string& out) { return read(bytes, nullptr, out); }
 
+  // Readable bytes a line needs past its end to be parsed in place: simdjson::SIMDJSON_PADDING (asserted in
+  // json_field.cpp), named here so that callers need not include simdjson.h, which nvcc cannot compile.
+  static constexpr std::size_t kPadding = 64;
+
   // Whether the last read() replaced invalid UTF-8 bytes.
   bool invalid_utf8() const { return invalid_utf8_; }
   // Why the last read() returned bad_json (simdjson's message, or ours).

@@ -3,11 +3,11 @@
 #include "comm/communicator.hpp"
 #include "engine/error.hpp"
 #include "io/input_files.hpp"
+#include "io/json_field.hpp"
 #include "io/jsonl_reader.hpp"
 #include "jsonl_test_lines.hpp"
 
 #include <gtest/gtest.h>
-#include <simdjson.h>
 #include <stdlib.h>
 #include <zstd.h>
 
@@ -76,7 +76,8 @@ ShardResult read_shard(const std::vector<InputFile>& files, int rank, int size, 
   bool padding_ok = true;
   auto on_line = [&](const Line& line) {
     const char* end = line.bytes.data() + line.bytes.size();
-    if (line.padded_end - end < static_cast<std::ptrdiff_t>(simdjson::SIMDJSON_PADDING)) padding_ok = false;
+    if (line.padded_end - end < static_cast<std::ptrdiff_t>(skein::io::JsonFieldReader::kPadding))
+      padding_ok = false;
     // The padding must be readable memory (ASan/valgrind would flag this otherwise).
     volatile char last = line.padded_end[-1];
     (void)last;

@@ -2,7 +2,6 @@
 #include "io/json_field.hpp"
 
 #include <gtest/gtest.h>
-#include <simdjson.h>
 
 #include <string>
 
@@ -195,7 +194,7 @@ TEST(JsonField, ParsesInPlaceFromAPaddedBuffer) {
   // The way JsonlShard hands lines over: a view into a larger buffer, followed by other lines.
   const std::string line1 = R"({"text": "first line"})";
   std::string buffer = line1 + "\n" + R"({"text": "second"})" + "\n";
-  buffer.resize(buffer.size() + simdjson::SIMDJSON_PADDING, 'x');
+  buffer.resize(buffer.size() + JsonFieldReader::kPadding, 'x');
   skein::io::Line line;
   line.bytes = std::string_view(buffer.data(), line1.size());
   line.padded_end = buffer.data() + buffer.size();

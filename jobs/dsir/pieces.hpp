@@ -17,7 +17,7 @@ class Pieces {
  public:
   // How much faster zstd decodes than the featurizer reads: the cost model of cuts() charges 1 per byte
   // decoded and kDecodeOverFeaturise per byte featurised. Measured (bench/README.md ## dsir-scale,
-  // "Cost-balanced cuts", thread CPU time, a 2 GB single-frame gen_pile shard): decoding ~1.05 GB/s,
+  // "Cost-balanced cuts", thread CPU time, a 2 GB single-frame gen_pile shard): decoding ~1.0 GB/s,
   // reading + featurising ~0.30 GB/s with the decoding, so featurising alone ~2.5x decoding; earlier, more
   // loaded measurements gave ~3x (700 and 230 MB/s). 3 leans toward the even cut.
   static constexpr std::uint64_t kDecodeOverFeaturise = 3;

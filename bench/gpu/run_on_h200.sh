@@ -59,7 +59,7 @@ need() {
 
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export PATH=/usr/local/cuda/bin:$PATH
-if [[ -f .gpu/sysroot.tar.gz ]] && ! command -v mpicxx >/dev/null; then
+if [[ -f .gpu/sysroot.tar.gz ]] && { ! command -v mpicxx >/dev/null || [[ -f .gpu/prebuilt.tar.xz ]]; }; then
   [[ -d /tmp/sysroot ]] || tar -xzf .gpu/sysroot.tar.gz -C /tmp
   # shellcheck source=bench/gpu/sysroot_env.sh
   source bench/gpu/sysroot_env.sh /tmp/sysroot

@@ -63,6 +63,10 @@ SKEIN_EXACT_FUNCTION double double_from_bits(std::uint64_t bits) {
   return x;
 #endif
 }
+// Namespace-scope constants rather than calls: nvcc refuses host constexpr functions (numeric_limits) in
+// device code without --expt-relaxed-constexpr, but takes constexpr scalars.
+constexpr double kMaxFinite = std::numeric_limits<double>::max();
+constexpr double kInfinity = std::numeric_limits<double>::infinity();
 constexpr ExactInt kExactNanCount = 1;
 constexpr ExactInt kExactPosInfCount = ExactInt(1) << kExactTermsLog2;
 constexpr ExactInt kExactNegInfCount = ExactInt(1) << (2 * kExactTermsLog2);
@@ -71,13 +75,13 @@ constexpr ExactInt kExactNegInfCount = ExactInt(1) << (2 * kExactTermsLog2);
 // |t| for the max pass, with NaN mapped to +inf (a max over NaN is order-dependent; inf is not).
 SKEIN_EXACT_FUNCTION double exact_magnitude(double t) {
   const double a = t < 0 ? -t : t;
-  return a <= std::numeric_limits<double>::max() ? a : std::numeric_limits<double>::infinity();
+  return a <= detail::kMaxFinite ? a : detail::kInfinity;
 }
 
 // The scale for terms whose global max exact_magnitude() is `max_magnitude`.
 SKEIN_EXACT_FUNCTION ExactScale exact_scale(double max_magnitude) {
   ExactScale scale;
-  if (!(max_magnitude <= std::numeric_limits<double>::max())) {
+  if (!(max_magnitude <= detail::kMaxFinite)) {
     scale.zero = false;
     scale.nonfinite = true;
     return scale;

@@ -29,6 +29,7 @@ struct DcdmScalars {
   bool done = false;
   bool converged = false;
   bool breakdown = false;
+  bool stalled = false;  // StoppingRule::stall_iters iterations gained less than 1%
   // Seconds spent in the direction callable (the network's inference), fenced; not part of the numerics,
   // kept here so a checkpoint carries it.
   double direction_seconds = 0.0;
@@ -120,6 +121,7 @@ class DcdmSolver {
     bind(b, x);
     state_ = scalars;
     history_ = std::move(history);
+    state_.stalled = state_.done && !state_.converged && rule_.stalled(history_);  // not in checkpoints
     kept_ = static_cast<int>(directions.size());
     for (int j = 0; j < kept_; ++j) {
       space_.copy(directions[j], p_[j]);
@@ -168,7 +170,8 @@ class DcdmSolver {
     history_.push_back(relative_residual());
     if (!check_finite()) return true;
     state_.converged = rule_.converged(relative_residual());
-    state_.done = state_.converged || rule_.exhausted(state_.iteration);
+    state_.stalled = !state_.converged && rule_.stalled(history_);
+    state_.done = state_.converged || state_.stalled || rule_.exhausted(state_.iteration);
     if (state_.done) finish();
     return state_.done;
   }
@@ -203,6 +206,7 @@ class DcdmSolver {
     out.relative_residual = relative_residual();
     out.residual_history = history_;
     out.breakdown = state_.breakdown;
+    out.stalled = state_.stalled;
     out.stopped = stopped_;
     return out;
   }

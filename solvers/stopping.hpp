@@ -2,6 +2,7 @@
 // (CG, PCG, multigrid-PCG, DCDM), so that their histories and "converged" mean the same thing.
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <vector>
 
@@ -12,9 +13,19 @@ namespace skein::solvers {
 struct StoppingRule {
   double tol = 1e-8;
   int max_iters = 1000;
+  // DCDM only: gives up when the relative residual has fallen less than 1% over the last `stall_iters`
+  // iterations (0: never). Its directions come from a network that may not suit the problem, and then it
+  // creeps for ever; CG's residual must fall in exact arithmetic and may plateau on the way, so CG ignores
+  // it.
+  int stall_iters = 0;
 
   bool converged(double relative_residual) const { return relative_residual <= tol; }
   bool exhausted(int iterations) const { return iterations >= max_iters; }
+  // `history`: the relative residual before the first iteration and after each one.
+  bool stalled(const std::vector<double>& history) const {
+    if (stall_iters <= 0 || history.size() <= static_cast<std::size_t>(stall_iters)) return false;
+    return history.back() > 0.99 * history[history.size() - 1 - static_cast<std::size_t>(stall_iters)];
+  }
 };
 
 // What a solver reports after each iteration (to the hook) and at the end.
@@ -32,6 +43,8 @@ struct SolveResult {
   std::vector<double> residual_history;
   // The operator or preconditioner was found not to be SPD (p.Ap <= 0 or r.z <= 0) or produced NaN.
   bool breakdown = false;
+  // DCDM gave up: see StoppingRule::stall_iters.
+  bool stalled = false;
   // The per-iteration hook asked to stop (e.g. to checkpoint) before convergence.
   bool stopped = false;
 };

@@ -50,6 +50,7 @@ struct KrylovStatus {
   bool done = false;
   bool converged = false;
   bool breakdown = false;
+  bool stalled = false;
 };
 // Checkpoint access to whole fields as global [nx][ny][nz] blocks (any decomposition reads its own back).
 using BlockWriter = std::function<void(const std::string& key, const PoissonField& field)>;
@@ -134,7 +135,7 @@ class DcdmKrylov final : public Krylov {
   bool step() override { return solver_.step(); }
   KrylovStatus status() const override {
     const auto& s = solver_.scalars();
-    return {s.iteration, s.done, s.converged, s.breakdown};
+    return {s.iteration, s.done, s.converged, s.breakdown, s.stalled};
   }
   double relative_residual() const override { return solver_.relative_residual(); }
   const std::vector<double>& history() const override { return solver_.history(); }
@@ -336,7 +337,9 @@ void PoissonJob::build_solver() {
     }
     case SolverKind::dcdm: {
       dcdm_direction_ = make_dcdm_direction(*decomposition_, settings_, *op_);
-      krylov_ = std::make_unique<DcdmKrylov>(*space_, *op_, dcdm_direction_.direction, rule,
+      solvers::StoppingRule dcdm_rule = rule;
+      dcdm_rule.stall_iters = settings_.dcdm_stall_iters;
+      krylov_ = std::make_unique<DcdmKrylov>(*space_, *op_, dcdm_direction_.direction, dcdm_rule,
                                              settings_.dcdm_previous);
       detail = ", directions from " + dcdm_direction_.description + ", A-orthogonalised against the last " +
                std::to_string(settings_.dcdm_previous);
@@ -450,6 +453,7 @@ void PoissonJob::finalize() {
     h5.set_attribute("/", "iterations", static_cast<std::int64_t>(s.iteration));
     h5.set_attribute("/", "converged", static_cast<std::int64_t>(s.converged ? 1 : 0));
     h5.set_attribute("/", "breakdown", static_cast<std::int64_t>(s.breakdown ? 1 : 0));
+    h5.set_attribute("/", "stalled", static_cast<std::int64_t>(s.stalled ? 1 : 0));
     h5.set_attribute("/", "relative_residual", relative_residual);
     h5.set_attribute("/", "tol", settings_.tol);
     h5.set_attribute("/", "setup_seconds", setup_seconds_);
@@ -487,7 +491,13 @@ void PoissonJob::finalize() {
         "(converged = 0)",
         settings_.solver_name, settings_.tol,
         s.breakdown ? "breakdown: the operator or preconditioner is not positive definite, or NaN"
-                    : "max_iters reached",
+        : s.stalled
+            ? fmt::format(
+                  "stalled: less than 1% gained in the last {} iterations (poisson.dcdm_stall_iters); "
+                  "the model may not suit this problem: train one on it (dcdm-train), or use "
+                  "solver=mgpcg",
+                  settings_.dcdm_stall_iters)
+            : "max_iters reached",
         figures, env_.out_dir);
   }
 }

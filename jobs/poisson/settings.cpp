@@ -46,7 +46,8 @@ std::vector<Sphere> parse_obstacles(const std::string& text, const std::array<st
     item = trim(item);
     if (item.empty()) continue;
     ++index;
-    const std::string what = "config key '" + job + ".obstacles'" + ", sphere " + std::to_string(index) + " '" + item + "'";
+    const std::string what =
+        "config key '" + job + ".obstacles'" + ", sphere " + std::to_string(index) + " '" + item + "'";
     std::vector<double> values;
     std::istringstream fields(item);
     std::string field;
@@ -66,7 +67,6 @@ std::vector<Sphere> parse_obstacles(const std::string& text, const std::array<st
   }
   return spheres;
 }
-
 
 std::string to_string(ProblemKind problem) {
   switch (problem) {
@@ -120,6 +120,10 @@ engine::JobSpec job_spec() {
            "solver=dcdm's directions: model (the network), or for ablations vcycle (one multigrid V-cycle) "
            "or identity (the residual: DCDM is then CG)"},
           {"dcdm_previous", "2", "solver=dcdm: previous directions each new one is A-orthogonalised against"},
+          {"dcdm_stall_iters", "200",
+           "solver=dcdm: give up when the relative residual has fallen less than 1% over this many "
+           "iterations, as with a model that does not suit the problem (0: never; the output is still "
+           "written)"},
           {"tol", "1e-8", "stop when ||b - A x|| / ||b|| <= tol"},
           {"max_iters", "10000", "give up after this many iterations (the output is still written)"},
           {"mg_levels", "0",
@@ -173,6 +177,7 @@ Settings parse_settings(const engine::Config& config) {
                      : s.dcdm_direction_name == "identity" ? DcdmDirection::identity
                                                            : DcdmDirection::model;
   s.dcdm_previous = static_cast<int>(config.get_int("dcdm_previous", 0, 100));
+  s.dcdm_stall_iters = static_cast<int>(config.get_int("dcdm_stall_iters", 0, INT_MAX));
   if (s.solver == SolverKind::dcdm) {
     if (s.dcdm_direction == DcdmDirection::model && s.model.empty()) {
       throw UsageError(key_name("model") +

@@ -38,7 +38,8 @@ struct Settings {
   std::string model;  // solver=dcdm: the model file (dcdm-train's output)
   DcdmDirection dcdm_direction = DcdmDirection::model;
   std::string dcdm_direction_name = "model";
-  int dcdm_previous = 2;  // directions each new one is A-orthogonalised against
+  int dcdm_previous = 2;       // directions each new one is A-orthogonalised against
+  int dcdm_stall_iters = 200;  // solvers::StoppingRule::stall_iters
   std::uint64_t seed = 0;
   RhsPolicy rhs_policy = RhsPolicy::project;
   double progress_seconds = 5.0;

@@ -65,12 +65,17 @@ inline std::unique_ptr<PlantedViews> make_planted(
   out->first_y = static_cast<std::int64_t>(ry.begin);
   out->x_values = Matrix("x", s.n, rx.size());
   out->y_values = Matrix("y", s.n, ry.size());
+  // Filled on the host and copied: on a GPU build the Views live in device memory.
+  auto x_host = Kokkos::create_mirror_view(out->x_values);
+  auto y_host = Kokkos::create_mirror_view(out->y_values);
   for (std::int64_t i = 0; i < s.n; ++i) {
     for (std::int64_t j = 0; j < static_cast<std::int64_t>(rx.size()); ++j)
-      out->x_values(i, j) = planted_value(s, 0, i, out->first_x + j);
+      x_host(i, j) = planted_value(s, 0, i, out->first_x + j);
     for (std::int64_t j = 0; j < static_cast<std::int64_t>(ry.size()); ++j)
-      out->y_values(i, j) = planted_value(s, 1, i, out->first_y + j);
+      y_host(i, j) = planted_value(s, 1, i, out->first_y + j);
   }
+  Kokkos::deep_copy(out->x_values, x_host);
+  Kokkos::deep_copy(out->y_values, y_host);
   out->x = std::make_unique<Block>(out->x_values, out->first_x, standardize);
   out->y = std::make_unique<Block>(out->y_values, out->first_y, standardize);
   return out;
@@ -78,7 +83,9 @@ inline std::unique_ptr<PlantedViews> make_planted(
 
 inline Kokkos::View<std::int64_t*> make_rows(const std::vector<std::int64_t>& rows) {
   Kokkos::View<std::int64_t*> v("rows", rows.size());
-  for (std::size_t i = 0; i < rows.size(); ++i) v(i) = rows[i];
+  auto host = Kokkos::create_mirror_view(v);
+  for (std::size_t i = 0; i < rows.size(); ++i) host(i) = rows[i];
+  Kokkos::deep_copy(v, host);
   return v;
 }
 

@@ -2,6 +2,7 @@
 // one-rank communicator inside each process is the cross-rank-count reference.
 // skein-test-ranks: 1 2 3 4
 #include "comm/communicator.hpp"
+#include "device_normals.hpp"
 #include "engine/random.hpp"
 #include "solvers/cg.hpp"
 #include "solvers/lapack.hpp"
@@ -191,7 +192,8 @@ TEST(VectorSpace, NormalFillDependsOnGlobalIndexOnly) {
   Vec v = space.create("v");
   space.fill_normal(v, 5, 9u, 2);
   const auto all = io.gather(v);
-  for (int i = 0; i < n; ++i) EXPECT_EQ(all[i], skein::engine::standard_normal(5, 9u, 2ull * n + i));
+  const auto expected = skein_test::device_normals(5, 9u, 2ull * n, n);
+  for (int i = 0; i < n; ++i) EXPECT_EQ(all[i], expected[i]);
 }
 
 TEST(Cg, PlainAndJacobiMatchDenseSolveAndOneRankRun) {

@@ -3,6 +3,7 @@
 // ranks, so matching the host reference at each rank count is matching across rank counts.
 // skein-test-ranks: 1 2 3 4
 #include "comm/communicator.hpp"
+#include "device_normals.hpp"
 #include "solvers/poisson_operator.hpp"
 #include "solvers/poisson_space.hpp"
 #include "solvers/vector_space.hpp"
@@ -262,9 +263,6 @@ TEST(PoissonVectorSpace, ReductionsOverOwnedCellsOnly) {
   EXPECT_NEAR(solvers::norm2(space, w), std::sqrt(combined), 1e-12 * std::sqrt(combined));
   // fill_normal depends on the global index only: its norm is the same at any rank count.
   space.fill_normal(u, 42, engine::StreamId(7u), 0);
-  std::vector<double> normals(uu.size());
-  for (std::int64_t c = 0; c < g.size(); ++c)
-    normals[static_cast<std::size_t>(c)] =
-        engine::standard_normal(42, engine::StreamId(7u), static_cast<std::uint64_t>(c));
+  const auto normals = skein_test::device_normals(42, engine::StreamId(7u), 0, uu.size());
   EXPECT_EQ(max_difference(d, g, u, normals), 0.0);
 }

@@ -23,3 +23,9 @@ done
 tar -cJf .gpu/prebuilt.tar.xz -C "$stage" .
 realpath "$build" >.gpu/prebuilt-path
 echo "packed $(find "$stage" -type f | wc -l) files of $build: $(du -h .gpu/prebuilt.tar.xz | cut -f1) (.gpu/prebuilt.tar.xz)"
+# With a carried build the device compiles nothing, so Kokkos' source and install (make_sysroot.sh) stay
+# behind: the device call carries 64 MiB at most, the checkout included (sysroot ~41 MB + this ~15 MB).
+rm -f .gpu/kokkos-4.6.01.tar.gz .gpu/kokkos-4.6.01-cuda-install.tar.gz
+total=$(($(du -sb .gpu | cut -f1) + $(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1)))
+echo "to carry: $((total / 1048576)) MiB of the device call's 64 (.gpu/ and the checkout)"
+((total < 62 * 1048576)) || echo "warning: too close to the 64 MiB a device call carries" >&2

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# dsir on a generated Pile-like corpus (gen_pile.cpp) at 1 and 2 ranks, on 1 shard (F = 1 < R = 2) and on all
+# dsir on a generated Pile-like corpus (gen_pile.cpp) at 1 and 2 (--ranks) ranks, on 1 shard (F = 1 < R) and on all
 # shards, and the projected time for the full Pile on 96 cores. Not a test: it only measures.
 #
 #   bench/dsir-scale/run.sh [--gb 12] [--shards 3] [--skein build/bin/skein] [--hash xxh3|sha256]
 #                           [--workdir /tmp/skein-dsir-scale-$UID] [--frame-mb 0] [--seed 1] [--feature-cache 0]
+#                           [--ranks 1,2]
+#
+# --ranks: the rank counts to run, starting with 1; the last one gives the projection's efficiency and
+# zst_shares' ranks (the Pile's 30 shards on 96 ranks are ~3 ranks per file: --ranks 1,2,3 --shards 1).
 #
 # --feature-cache is dsir.feature_cache per rank, 0 by default: the reference's Pile run had 96 GB for 96
 # cores, and keeping a rank's n-grams between the fit and score passes takes ~0.75 B per byte of text (uint16
@@ -36,7 +40,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 gb=12 shards=3 skein="$here/build/bin/skein" hash=xxh3 workdir="${TMPDIR:-/tmp}/skein-dsir-scale-$UID"
-frame_mb=0 seed=1 feature_cache=0
+frame_mb=0 seed=1 feature_cache=0 rank_list=1,2
 while (($#)); do
   case "$1" in
   --gb) gb=$2; shift 2 ;;
@@ -47,9 +51,12 @@ while (($#)); do
   --frame-mb) frame_mb=$2; shift 2 ;;
   --seed) seed=$2; shift 2 ;;
   --feature-cache) feature_cache=$2; shift 2 ;;
-  *) echo "usage: $0 [--gb G] [--shards S] [--skein BIN] [--hash xxh3|sha256] [--workdir DIR] [--frame-mb M] [--seed N] [--feature-cache 0]" >&2; exit 2 ;;
+  --ranks) rank_list=$2; shift 2 ;;
+  *) echo "usage: $0 [--gb G] [--shards S] [--skein BIN] [--hash xxh3|sha256] [--workdir DIR] [--frame-mb M] [--seed N] [--feature-cache 0] [--ranks 1,2]" >&2; exit 2 ;;
   esac
 done
+[[ ${rank_list%%,*} == 1 ]] || { echo "--ranks must start with 1 (the efficiencies are against 1 rank)" >&2; exit 2; }
+top=${rank_list##*,}  # the largest rank count: the projection's efficiency and zst_shares' ranks
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 mkdir -p "$workdir"
 gen="$workdir/gen_pile"
@@ -75,7 +82,7 @@ for files in 1 "$shards"; do
   raw=$(ls "$corpus"/*.jsonl.zst | head -n "$files" | paste -sd, -)
   bytes=$(text_bytes "$files")
   select=$(head -n "$files" "$corpus/manifest.txt" | awk '{s += $6} END {printf "%d", s / 10}')  # 10 % of documents
-  for ranks in 1 2; do
+  for ranks in ${rank_list//,/ }; do
     run="$workdir/run-f$files-r$ranks"
     rm -rf "$run" && mkdir -p "$run"
     # shellcheck disable=SC2016  # $OMPI_COMM_WORLD_RANK is expanded by each rank's shell
@@ -114,20 +121,21 @@ mpicxx -std=c++17 -O2 -DNDEBUG -I"$here" -I/usr/include/trilinos "$here/bench/ds
 declare -A share_eff
 for files in 1 "$shards"; do
   echo "read + featurise shares, $files file(s):"
-  "$shares" --ranks 2 --repeats 1 --after-only $(ls "$corpus"/*.jsonl.zst | head -n "$files") | tee "$workdir/shares-f$files" |
+  "$shares" --ranks "$top" --repeats 1 --after-only $(ls "$corpus"/*.jsonl.zst | head -n "$files") | tee "$workdir/shares-f$files" |
     sed 's/^/    /'
-  share_eff[$files]=$(sed -n 's/^after, 2 rank(s):.*efficiency \([0-9.]*\)$/\1/p' "$workdir/shares-f$files")
+  share_eff[$files]=$(sed -n "s/^after, $top rank(s):.*efficiency \\([0-9.]*\\)\$/\\1/p" "$workdir/shares-f$files")
 done
-/usr/bin/python3 - "$(text_bytes 1)" "${cpu1[1]}" "$workdir/run-f1-r2" "${share_eff[1]}" "$(text_bytes "$shards")" \
-  "${cpu1[$shards]}" "$workdir/run-f$shards-r2" "${share_eff[$shards]}" <<'EOF2'
+/usr/bin/python3 - "$top" "$(text_bytes 1)" "${cpu1[1]}" "$workdir/run-f1-r$top" "${share_eff[1]}" \
+  "$(text_bytes "$shards")" "${cpu1[$shards]}" "$workdir/run-f$shards-r$top" "${share_eff[$shards]}" <<'EOF2'
 import sys
 pile, ref_hours, cores = 825 * 2**30, 4.47, 96
-for nbytes, cpu1, run2, share_eff in (sys.argv[1:5], sys.argv[5:9]):
-    times = [open(f"{run2}/time.{r}").read().split()[-4:] for r in range(2)]
-    cpu2 = max(float(t[0]) + float(t[1]) for t in times)
+top = int(sys.argv[1])
+for nbytes, cpu1, run_top, share_eff in (sys.argv[2:6], sys.argv[6:10]):
+    times = [open(f"{run_top}/time.{r}").read().split()[-4:] for r in range(top)]
+    cpu_top = max(float(t[0]) + float(t[1]) for t in times)
     per_core = float(nbytes) / float(cpu1)  # B per CPU-second of the whole run at 1 rank
-    for label, eff in (("whole-run CPU (extra work, not balance)", float(cpu1) / (2 * cpu2)),
-                       ("read+featurise shares", float(share_eff))):
+    for label, eff in ((f"whole-run CPU 1->{top} (extra work, not balance)", float(cpu1) / (top * cpu_top)),
+                       (f"read+featurise shares at {top} ranks", float(share_eff))):
         hours = pile / (per_core * cores * eff) / 3600
         print(f"projection from {float(nbytes)/1e9:.2f} GB, efficiency from {label}: {per_core/1e6:.1f} MB per "
               f"CPU-s x 96 cores x {eff:.3f} -> the Pile (825 GiB) in {hours:.2f} h ({hours*60:.1f} min), "

@@ -88,8 +88,7 @@ fi
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 
 # 0. A build made on the project's machine (bench/gpu/pack_prebuilt.sh), carried in .gpu/: no compiling here.
-#    Its CTest files name that machine's absolute paths, so this checkout is linked there, and ctest's
-#    mpiexec (/usr/bin/mpiexec on Debian) to the sysroot's.
+#    Its CTest files name that machine's absolute paths, so this checkout is linked there.
 prebuilt=""
 if [[ -f .gpu/prebuilt.tar.xz && -z ${SKEIN_GPU_NO_BUILD:-} ]]; then
   prebuilt_path=$(cat .gpu/prebuilt-path)
@@ -106,7 +105,9 @@ if [[ -f .gpu/prebuilt.tar.xz && -z ${SKEIN_GPU_NO_BUILD:-} ]]; then
       .gpu/prebuilt.tar.xz "$build" || { say "could not unpack .gpu/prebuilt.tar.xz"; finish 1; }
     chmod -R u+x "$build/bin" "$build/tests"
   fi
-  [[ -e /usr/bin/mpiexec ]] || ln -s "$(command -v mpiexec)" /usr/bin/mpiexec
+  # ctest's MPI entries name Debian's /usr/bin/mpiexec: the sysroot's instead (an image's own Open MPI there
+  # would launch the sysroot's, mixing versions).
+  find "$build" -name CTestTestfile.cmake -exec sed -i "s|\"/usr/bin/mpiexec\"|\"$(command -v mpiexec)\"|g" {} +
   say "carried build: $prebuilt_path ($(ls "$build/tests" | grep -c '^test_') test executables); missing libraries: $(ldd "$build/bin/skein" | grep -c 'not found')"
   ldd "$build/bin/skein" | grep 'not found' | tee -a "$summary"
   prebuilt=1

@@ -80,10 +80,15 @@ fi
 say "environment: $(tr '\n' ';' <"$results/env.txt")"
 command -v mpirun >/dev/null || { say "no mpirun: carry .gpu/sysroot.tar.gz (bench/gpu/make_sysroot.sh)"; finish 1; }
 
-# NCCL at run time: the CUDA toolkit's, else the pip wheel the image's PyTorch uses.
-if ! /sbin/ldconfig -p 2>/dev/null | grep -q "libnccl.so.2 " && [[ ! -e /usr/local/cuda/lib64/libnccl.so.2 ]]; then
-  nccl_so=$(env -u LD_LIBRARY_PATH python3 -c 'import nvidia, os; [print(os.path.join(r, "libnccl.so.2")) for p in nvidia.__path__ for r, _, f in os.walk(p) if "libnccl.so.2" in f]' 2>/dev/null | head -1)
-  [[ -n $nccl_so ]] && export LD_LIBRARY_PATH=$(dirname "$nccl_so"):${LD_LIBRARY_PATH:-}
+# NCCL, to build against and to run with: the CUDA toolkit's, else the pip wheel the image's PyTorch uses
+# (nccl_root: the wheel's folder with include/nccl.h and lib/libnccl.so.2).
+nccl_root=""
+if [[ ! -f /usr/local/cuda/include/nccl.h ]]; then
+  header=$(env -u LD_LIBRARY_PATH python3 -c 'import nvidia, os; [print(os.path.join(r, "nccl.h")) for p in nvidia.__path__ for r, _, f in os.walk(p) if "nccl.h" in f]' 2>/dev/null | head -1)
+  if [[ -n $header ]]; then
+    nccl_root=$(dirname "$(dirname "$header")")
+    export LD_LIBRARY_PATH=$nccl_root/lib:${LD_LIBRARY_PATH:-}
+  fi
 fi
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 
@@ -141,24 +146,14 @@ if [[ -z ${SKEIN_GPU_NO_BUILD:-} && -z $prebuilt ]]; then
     say "Kokkos CUDA built"
   fi
 
-  # 2. skein with NCCL against it. NCCL: the CUDA toolkit's, else the pip wheel the image's PyTorch uses.
+  # 2. skein with NCCL (found above) against it.
   if [[ ! -f $build/build.ninja ]]; then
-    nccl_root=""
-    if [[ ! -f /usr/local/cuda/include/nccl.h ]]; then
-      header=$(python3 -c 'import nvidia, os; [print(os.path.join(r, "nccl.h")) for p in nvidia.__path__ for r, _, f in os.walk(p) if "nccl.h" in f]' 2>/dev/null | head -1)
-      if [[ -n $header ]]; then
-        nccl_root=$(dirname "$(dirname "$header")")
-        [[ -e $nccl_root/lib/libnccl.so ]] || ln -sf libnccl.so.2 "$nccl_root/lib/libnccl.so"
-        export LD_LIBRARY_PATH=$nccl_root/lib:$LD_LIBRARY_PATH
-      fi
-    fi
+    if [[ -n $nccl_root && ! -e $nccl_root/lib/libnccl.so ]]; then ln -sf libnccl.so.2 "$nccl_root/lib/libnccl.so"; fi
     cmake -S . -B $build -G Ninja -DCMAKE_BUILD_TYPE=Release -DKokkos_ROOT=$kokkos -DSKEIN_ENABLE_NCCL=ON \
       ${nccl_root:+-DSKEIN_NCCL_ROOT=$nccl_root} >"$results/skein-configure.txt" 2>&1 ||
       { say "skein configure failed:"; tail -30 "$results/skein-configure.txt" | tee -a "$summary"; finish 1; }
     grep -- "-- skein" "$results/skein-configure.txt" | tee -a "$summary"
   fi
-  nccl_lib=$(grep -m1 "^SKEIN_NCCL_LIBRARY:" $build/CMakeCache.txt | cut -d= -f2)
-  [[ -n $nccl_lib ]] && export LD_LIBRARY_PATH=$(dirname "$nccl_lib"):$LD_LIBRARY_PATH
   first=(skein test_nccl_collectives test_comm_backend test_communicator test_view_collectives)
   timeout $(($(left) - 30)) cmake --build $build -j "$jobs" --target "${first[@]}" >>"$results/skein-build.txt" 2>&1
   code=$?

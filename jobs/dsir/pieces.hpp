@@ -158,13 +158,14 @@ class Pieces {
   class ShareCosts {
    public:
     ShareCosts(const Pieces& pieces, const std::vector<std::uint64_t>& pending)
-        : enter_(pending.size()), first_(pending.size()), sum_(pending.size() + 1, 0) {
+        : first_(pending.size()), sum_(pending.size() + 1, 0) {
       for (std::size_t i = 0; i < pending.size(); ++i) {
         const io::ByteRange range = pieces.range(pending[i]);
         const std::uint64_t read = pieces.read_cost(range, any_compressed_);
-        enter_[i] = pieces.entry_cost(range.begin);
-        first_[i] = enter_[i] + read;
-        std::uint64_t link = enter_[i];
+        const std::uint64_t enter =
+            pieces.entry_cost(range.begin);  // decoding to skip when a share starts here
+        first_[i] = enter + read;
+        std::uint64_t link = enter;
         if (i > 0) {
           const io::ByteRange previous = pieces.range(pending[i - 1]);
           const std::size_t f = pieces.file_at(previous.end - 1);
@@ -208,8 +209,7 @@ class Pieces {
     }
 
    private:
-    std::vector<std::uint64_t> enter_;  // decoding to skip before position i when a rank starts there
-    std::vector<std::uint64_t> first_;  // enter_ + reading, position i as a share's first
+    std::vector<std::uint64_t> first_;  // position i as a share's first: decoding to skip to it + reading it
     std::vector<std::uint64_t> sum_;    // prefix sums of reading + reaching each position from the one before
     bool any_compressed_ = false;
   };

@@ -155,42 +155,86 @@ void JsonlShard::open_segment() {
   buffer_offset_ = read_offset_;
 }
 
-void JsonlShard::open_zstd_segment() {
+std::uint64_t JsonlShard::read_start(const Segment& seg) {
+  // As for plain files, reading starts one byte before `begin` to see whether a line starts at `begin`.
+  return seg.begin == 0 ? 0 : seg.begin - 1;
+}
+
+bool JsonlShard::decoder_lands_on_byte_before(const Segment& seg) const {
+  return seg.begin > 0 && buffer_offset_ == seg.begin && have_byte_before_;
+}
+
+bool JsonlShard::decoder_kept_for(const Segment& seg) const {
+  return files_[seg.file].indexed && zstd_file_ == static_cast<std::int64_t>(seg.file) &&
+         (buffer_offset_ <= read_start(seg) || decoder_lands_on_byte_before(seg));
+}
+
+ZstdFrameStart JsonlShard::frame_start_before(const InputFile& file, std::uint64_t offset) {
+  // Decoding can begin only where a frame begins: the last one at or before `offset`.
+  ZstdFrameStart from;
+  if (file.indexed) {
+    const auto after = std::upper_bound(
+        file.frames.begin(), file.frames.end(), offset,
+        [](std::uint64_t at, const ZstdFrameStart& frame) { return at < frame.stream_offset; });
+    if (after != file.frames.begin()) from = *(after - 1);
+  }
+  return from;
+}
+
+void JsonlShard::start_decoder(const Segment& seg) {
+  const InputFile& file = files_[seg.file];
+  close_stream();
+  fd_ = open_input(file.path);
+  if (zstd_ == nullptr) {
+    zstd_ = ZSTD_createDCtx();
+    if (zstd_ == nullptr) throw engine::InternalError("ZSTD_createDCtx failed");
+  }
+  ZSTD_DCtx_reset(zstd_, ZSTD_reset_session_only);
+  // Frames written with `zstd --long=31` need a 2 GiB window; the decoder's default limit is 128 MiB.
+  ZSTD_DCtx_setParameter(zstd_, ZSTD_d_windowLogMax, 31);
+  check_zstd_magic(fd_, file);
+  const ZstdFrameStart from = frame_start_before(file, read_start(seg));
+  zstd_file_ = seg.file;
+  zstd_in_pos_ = zstd_in_size_ = 0;
+  zstd_last_ret_ = 0;
+  read_offset_ = from.compressed_offset;
+  buffer_offset_ = from.stream_offset;
+  fill_ = pos_ = scanned_ = 0;
+  source_eof_ = false;
+  have_byte_before_ = false;
+}
+
+std::uint64_t JsonlShard::lead_in() const {
+  if (segment_open_ || segment_ >= segments_.size() || !segments_[segment_].zstd) return 0;
   const Segment& seg = segments_[segment_];
   const InputFile& file = files_[seg.file];
-  // As for plain files, reading starts one byte before `begin` to see whether a line starts at `begin`.
-  const std::uint64_t start = seg.begin == 0 ? 0 : seg.begin - 1;
-  const bool at_byte_before = seg.begin > 0 && buffer_offset_ == seg.begin && have_byte_before_;
-  const bool keep = file.indexed && zstd_file_ == static_cast<std::int64_t>(seg.file) &&
-                    (buffer_offset_ <= start || at_byte_before);
-  if (!keep) {
-    close_stream();
-    fd_ = open_input(file.path);
-    if (zstd_ == nullptr) {
-      zstd_ = ZSTD_createDCtx();
-      if (zstd_ == nullptr) throw engine::InternalError("ZSTD_createDCtx failed");
-    }
-    ZSTD_DCtx_reset(zstd_, ZSTD_reset_session_only);
-    // Frames written with `zstd --long=31` need a 2 GiB window; the decoder's default limit is 128 MiB.
-    ZSTD_DCtx_setParameter(zstd_, ZSTD_d_windowLogMax, 31);
-    check_zstd_magic(fd_, file);
-    // Decoding can begin only where a frame begins: the last one at or before `start`.
-    ZstdFrameStart from;
-    if (file.indexed) {
-      const auto after = std::upper_bound(
-          file.frames.begin(), file.frames.end(), start,
-          [](std::uint64_t offset, const ZstdFrameStart& frame) { return offset < frame.stream_offset; });
-      if (after != file.frames.begin()) from = *(after - 1);
-    }
-    zstd_file_ = seg.file;
-    zstd_in_pos_ = zstd_in_size_ = 0;
-    zstd_last_ret_ = 0;
-    read_offset_ = from.compressed_offset;
-    buffer_offset_ = from.stream_offset;
+  if (!file.indexed) return 0;  // read whole, from its start
+  const std::uint64_t start = read_start(seg);
+  if (!decoder_kept_for(seg)) return start - frame_start_before(file, start).stream_offset;
+  const std::uint64_t decoded = buffer_offset_ + fill_;
+  return start > decoded ? start - decoded : 0;
+}
+
+void JsonlShard::decode_lead_in(std::uint64_t max_bytes) {
+  if (lead_in() == 0) return;
+  const Segment& seg = segments_[segment_];
+  if (!decoder_kept_for(seg)) start_decoder(seg);
+  // Everything buffered lies before the range: drop it, keeping its last byte as the byte before.
+  if (fill_ > 0) {
+    byte_before_ = buffer_[fill_ - 1];
+    have_byte_before_ = true;
+    buffer_offset_ += fill_;
     fill_ = pos_ = scanned_ = 0;
-    source_eof_ = false;
-    have_byte_before_ = false;
   }
+  skip_zstd(std::min(max_bytes, read_start(seg) - buffer_offset_));
+}
+
+void JsonlShard::open_zstd_segment() {
+  const Segment& seg = segments_[segment_];
+  const std::uint64_t start = read_start(seg);
+  const bool at_byte_before = decoder_lands_on_byte_before(seg);
+  const bool keep = decoder_kept_for(seg);
+  if (!keep) start_decoder(seg);
   skipping_ = seg.begin > 0;
   if (at_byte_before && keep && buffer_offset_ > start) {
     // The buffer starts at `begin`: the byte before it says whether a line starts there.

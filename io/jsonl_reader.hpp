@@ -69,6 +69,15 @@ class JsonlShard {
   // from the file's start (or last frame start) for each piece.
   void retarget(const std::vector<ByteRange>& ranges);
 
+  // What reading the next range must decode before its first line, in decompressed bytes: from where its
+  // .zst decoder is (or would start: the last frame start before the range) up to the range. 0 for plain
+  // files and once the decoder is there. Entering a single-frame file far from its start costs a decode of
+  // everything before the range, however little of the file the range is.
+  std::uint64_t lead_in() const;
+  // Decodes up to `max_bytes` of the lead-in now, delivering no lines. A caller that works in turns with
+  // other ranks (dsir's steps) spreads a long lead-in over several turns instead of holding up one turn.
+  void decode_lead_in(std::uint64_t max_bytes);
+
   // Progress in input bytes (compressed bytes for an unindexed .zst, decompressed for an indexed one);
   // bytes_total() summed over ranks is the size of the byte space.
   std::uint64_t bytes_done() const;
@@ -92,6 +101,13 @@ class JsonlShard {
   void build_segments(const std::vector<ByteRange>& ranges);
   void open_segment();
   void open_zstd_segment();
+  static std::uint64_t read_start(const Segment& seg);
+  static ZstdFrameStart frame_start_before(const InputFile& file, std::uint64_t offset);
+  // Whether the decoder (of this file, not past the segment's read_start) can carry on into `seg`.
+  bool decoder_kept_for(const Segment& seg) const;
+  bool decoder_lands_on_byte_before(const Segment& seg) const;
+  // Opens `seg`'s file with a fresh decoder at the last frame start at or before read_start(seg).
+  void start_decoder(const Segment& seg);
   void close_segment();
   void close_stream();
   // Decodes and discards `n` bytes of the stream (the buffer is empty).

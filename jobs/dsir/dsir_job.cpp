@@ -41,9 +41,6 @@ constexpr int kOffsetBits = 40;       // document id = file index << 40 | byte o
 constexpr int kFileBits = 24;
 // Pieces of a .jsonl.zst file: 2 = decompressed byte ranges (files indexed), 1 = the whole file in one piece.
 constexpr std::int64_t kZstdPiecesVersion = 2;
-// Bytes of feature cache per byte of raw text (uint16 buckets of English-like text; see the README), to
-// guess which part of a rank's share the cache will hold.
-constexpr double kCacheBytesPerTextByte = 0.75;
 
 std::uint64_t document_id(std::uint32_t file_index, std::uint64_t byte_offset) {
   return (static_cast<std::uint64_t>(file_index) << kOffsetBits) | byte_offset;
@@ -200,25 +197,14 @@ class DsirJob final : public engine::Job {
     });
     // Compressed files are split across ranks in decompressed offsets (see the README's dsir section).
     io::index_zstd_inputs(comm_, target_files_);
-    const std::vector<std::uint64_t> raw_indexing = io::index_zstd_inputs(comm_, raw_files_);
+    // A rank that decoded a file to index it (a frame that does not declare its size) is not given less to
+    // read afterwards: indexing ends in a gather that every rank waits at, so the others' time is lost
+    // meanwhile anyway, and a smaller share then only made the passes' slowest rank slower (wall time at 2
+    // ranks on one single-frame file: 14.2 s with that balancing, 13.5 s without; bench/README.md
+    // ## dsir-scale, "Lead-in in slices").
+    io::index_zstd_inputs(comm_, raw_files_);
     target_pieces_ = std::make_unique<Pieces>(target_files_, settings_.piece_bytes);
     raw_pieces_ = std::make_unique<Pieces>(raw_files_, settings_.piece_bytes);
-    // A rank that decoded a file to index it (a frame that does not declare its size: one rank, a whole
-    // decode) has done that much more; the raw files' shares make up for it, spread over the passes that
-    // read them, so that the run's work, not one pass's, is balanced: fit, score and collect (a staged fit:
-    // fit; from a model: score and collect), less the part the feature cache holds, which the score pass
-    // does not read (the collect pass decodes it again).
-    double cached = 0;
-    if (fits_model() && settings_.raw_fit >= 1.0 && settings_.stage != Stage::fit) {
-      const double share = kCacheBytesPerTextByte *
-                           static_cast<double>(io::JsonlShard::total_bytes(raw_files_)) / comm_.size();
-      cached = share > 0 ? std::min(1.0, static_cast<double>(settings_.feature_cache_bytes) / share) : 1.0;
-    }
-    const double reading_passes = settings_.stage == Stage::fit ? 1.0 : fits_model() ? 3.0 - cached : 2.0;
-    std::vector<std::uint64_t> head_start(raw_indexing.size());
-    for (std::size_t r = 0; r < head_start.size(); ++r)
-      head_start[r] = static_cast<std::uint64_t>(static_cast<double>(raw_indexing[r]) / reading_passes);
-    raw_pieces_->set_head_start(std::move(head_start));
     input_identities_ = io::input_identities(comm_, all_inputs());
     target_counts_ = HostCounts("target_counts", settings_.num_buckets);
     raw_counts_ = HostCounts("raw_counts", settings_.num_buckets);
@@ -260,7 +246,8 @@ class DsirJob final : public engine::Job {
     return pass_ == Pass::done;
   }
 
-  // Reads (or scores from the feature cache) one piece of this rank's pending ones.
+  // Reads (or scores from the feature cache) one piece of this rank's pending ones, or only decodes toward
+  // it (the piece stays pending).
   void read_piece(std::uint64_t piece) {
     const auto& files = pass_ == Pass::fit_target ? target_files_ : raw_files_;
     const auto& pieces = pass_ == Pass::fit_target ? *target_pieces_ : *raw_pieces_;
@@ -278,6 +265,22 @@ class DsirJob final : public engine::Job {
       cache_bytes_ -= cached->second.bytes();
       cache_.erase(cached);
     } else {
+      // One reader per pass: a .zst file's decoder carries on from one piece of it to the next.
+      if (!reader_) {
+        reader_ = std::make_unique<io::JsonlShard>(files, std::vector<io::ByteRange>{pieces.range(piece)});
+      } else {
+        reader_->retarget({pieces.range(piece)});
+      }
+      // A rank entering a single zstd frame mid-way first decodes everything before its piece. In one step
+      // that held every other rank at the step's end (a 2 GB file at 2 ranks: ~1 s per pass, while the
+      // cuts counted it as work done alongside theirs); in slices of about what reading a piece costs, the
+      // others read pieces meanwhile. Only the piece's completion is state: a checkpoint or a resume
+      // simply decodes again.
+      const std::uint64_t slice = (Pieces::kDecodeOverFeaturise + 1) * settings_.piece_bytes;
+      if (reader_->lead_in() > slice) {
+        reader_->decode_lead_in(slice);
+        return;
+      }
       collect_cache_ = pass_ == Pass::collect && cached != cache_.end() ? &cached->second : nullptr;
       collect_cache_index_ = 0;
       caching_ = pass_ == Pass::fit_raw && settings_.raw_fit >= 1.0 && settings_.stage != Stage::fit &&
@@ -288,12 +291,6 @@ class DsirJob final : public engine::Job {
         caching_piece_.start(narrow_cache(), range.end - range.begin);
       }
       const Tally before = tally_;
-      // One reader per pass: a .zst file's decoder carries on from one piece of it to the next.
-      if (!reader_) {
-        reader_ = std::make_unique<io::JsonlShard>(files, std::vector<io::ByteRange>{pieces.range(piece)});
-      } else {
-        reader_->retarget({pieces.range(piece)});
-      }
       io::JsonlShard& shard = *reader_;
       while (shard.next_chunk(io::JsonlShard::default_block_bytes,
                               [&](const io::Line& line) { on_line(line, shard); })) {

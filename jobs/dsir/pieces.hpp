@@ -48,16 +48,11 @@ class Pieces {
     return (file_base_[file_index] + (whole_[file_index] ? 0 : byte_offset)) / piece_bytes_;
   }
 
-  // Work each rank has before a pass's share, in the units of cuts() (decoding one byte), when there are
-  // head_start.size() ranks: cuts() then balances it plus the share. The dsir job charges each reading pass
-  // its part of the decoding a rank did to index the inputs (io::index_zstd_inputs). Empty: none.
-  void set_head_start(std::vector<std::uint64_t> head_start) { head_start_ = std::move(head_start); }
-
   // Where each of `size` ranks' contiguous parts of `pending` (piece ids, ascending) begin; cuts[size] is
-  // pending.size(). The parts balance their estimated cost (ShareCosts, plus the rank's head start): the
-  // largest is the smallest possible, found by a binary search on it with a greedy sweep (each rank in turn
-  // takes pieces while its cost stays within the bound); within that bound each cut is placed where its
-  // rank's cost first reaches an even share of what is left. Only plain files: the even share (every byte
+  // pending.size(). The parts balance their estimated cost (ShareCosts): the largest is the smallest
+  // possible, found by a binary search on it with a greedy sweep (each rank in turn takes pieces while its
+  // cost stays within the bound); within that bound each cut is placed where its rank's cost first reaches
+  // an even share of what is left. Only plain files: the even share (every byte
   // costs the same, so it is within one piece of the best, and it does not move with piece sizes).
   // Deterministic: every rank gets the same cuts from the same `pending`.
   std::vector<std::uint64_t> cuts(const std::vector<std::uint64_t>& pending, int size) const {
@@ -67,21 +62,14 @@ class Pieces {
     const ShareCosts costs(*this, pending);
     if (!costs.any_compressed() || size == 1) return cut;
     const std::uint64_t n = pending.size();
-    const bool heads = head_start_.size() == static_cast<std::size_t>(size);
-    auto head = [&](int rank) { return heads ? head_start_[static_cast<std::size_t>(rank)] : 0; };
-    // How far rank `rank` starting at `begin` gets within `bound` (begin: not one piece).
-    auto reach = [&](int rank, std::uint64_t begin, std::uint64_t bound) {
-      return head(rank) > bound ? begin : costs.reach(begin, bound - head(rank));
-    };
     // The smallest bound on a rank's cost that `size` ranks meet. Greedy is optimal because a share's cost
     // never grows when it loses pieces at either end (see ShareCosts).
     auto fits = [&](std::uint64_t bound) {
       std::uint64_t at = 0;
-      for (int k = 0; k < size && at < n; ++k) at = reach(k, at, bound);
+      for (int k = 0; k < size && at < n; ++k) at = costs.reach(at, bound);
       return at == n;
     };
-    std::uint64_t low = 0, high = costs.of(0, n);
-    for (int k = 0; k < size; ++k) high = std::max(high, costs.of(0, n) + head(k));  // fits(high)
+    std::uint64_t low = 0, high = costs.of(0, n);  // fits(high)
     while (low < high) {
       const std::uint64_t mid = low + (high - low) / 2;
       if (fits(mid)) {
@@ -94,21 +82,15 @@ class Pieces {
     // first_after[m]: the earliest position from which the last m ranks can cover the rest within `bound`.
     std::vector<std::uint64_t> first_after(static_cast<std::size_t>(size) + 1, n);
     for (int m = 1; m <= size; ++m) {
-      const std::uint64_t end = first_after[static_cast<std::size_t>(m) - 1];
-      const int rank = size - m;
       first_after[static_cast<std::size_t>(m)] =
-          head(rank) > bound ? end : costs.reach_back(end, bound - head(rank));
+          costs.reach_back(first_after[static_cast<std::size_t>(m) - 1], bound);
     }
-    std::uint64_t heads_left = 0;
-    for (int k = 0; k < size; ++k) heads_left += head(k);
     cut[0] = 0;
     for (int k = 0; k + 1 < size; ++k) {
       const std::uint64_t begin = cut[static_cast<std::size_t>(k)];
       const std::uint64_t lowest = std::max(begin, first_after[static_cast<std::size_t>(size - 1 - k)]);
-      const std::uint64_t highest = reach(k, begin, bound);
-      const std::uint64_t even = (costs.of(begin, n) + heads_left) / static_cast<std::uint64_t>(size - k);
-      const std::uint64_t even_share = even > head(k) ? even - head(k) : 0;
-      heads_left -= head(k);
+      const std::uint64_t highest = costs.reach(begin, bound);
+      const std::uint64_t even_share = costs.of(begin, n) / static_cast<std::uint64_t>(size - k);
       // The first end whose share costs at least the even share of what is left, within [lowest, highest].
       std::uint64_t a = lowest, b = highest;
       while (a < b) {
@@ -262,7 +244,6 @@ class Pieces {
   std::vector<std::uint64_t> file_base_;
   std::vector<bool> whole_;  // an unindexed .zst file: read whole, in the piece of its first byte
   std::vector<std::vector<std::uint64_t>> restart_points_;
-  std::vector<std::uint64_t> head_start_;  // per rank, see set_head_start
 };
 
 }  // namespace skein::dsir

@@ -116,16 +116,13 @@ class CompressedShards : public ::testing::Test {
   }
   static std::vector<std::string> args(const std::string& kind, const std::string& out,
                                        const std::string& ext, const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> a = {"run",
-                                  "dsir",
-                                  "--out",
-                                  out,
+    std::vector<std::string> a = {"run", "dsir", "--out", out,
                                   "--dsir.raw=" + dir_ + "/" + kind + "/shard*" + ext,
                                   "--dsir.target=" + dir_ + "/" + kind + "/target" + ext,
-                                  "--dsir.num_select=100",
-                                  "--dsir.seed=11",
-                                  "--dsir.save_weights=true",
-                                  "--dsir.piece_size=64k"};
+                                  "--dsir.num_select=100", "--dsir.seed=11", "--dsir.save_weights=true",
+                                  // Small pieces: a rank entering the single-frame shard mid-way
+                                  // decodes its lead-in over several steps (4 pieces' worth each).
+                                  "--dsir.piece_size=16k"};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }

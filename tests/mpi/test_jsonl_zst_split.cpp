@@ -219,6 +219,79 @@ TEST(ZstdSplit, OneReaderRetargetedOverPieces) {
   }
 }
 
+// The lead-in: what a reader decodes before a piece's first line. A fresh reader entering a single frame at
+// byte b decodes b - 1 bytes (it reads from the byte before b), one in a multi-frame file only from the last
+// frame start, a plain file nothing; a reader already in the file only the gap. Decoding it in slices
+// (decode_lead_in, as dsir spreads it over steps) shrinks it by each slice and the piece then reads the
+// same lines.
+TEST(ZstdSplit, LeadInDecodedInSlicesThenTheSameLines) {
+  Communicator comm(MPI_COMM_WORLD);
+  SharedDir dir(comm, "skein-zst");
+  const Corpus corpus;
+  auto files = corpus.write(comm, dir, {0, 1, 2, 3});
+  skein::io::index_zstd_inputs(comm, files);
+  std::vector<std::uint64_t> base;
+  std::uint64_t total = 0;
+  for (const auto& f : files) {
+    base.push_back(total);
+    total += f.extent();
+  }
+  const auto all = expected_lines(corpus.contents_of({0, 1, 2, 3}));
+  const std::uint64_t piece_bytes = 4096;
+  const std::uint64_t count = (total + piece_bytes - 1) / piece_bytes;
+  auto file_of = [&](std::uint64_t at) {
+    return static_cast<std::size_t>(std::upper_bound(base.begin(), base.end(), at) - base.begin()) - 1;
+  };
+  // Where a fresh decoder of file f starts to read from stream offset `start`: its last frame start.
+  auto frame_start = [&](std::size_t f, std::uint64_t start) {
+    std::uint64_t from = 0;
+    for (const auto& frame : files[f].frames)
+      if (frame.stream_offset <= start) from = frame.stream_offset;
+    return from;
+  };
+  for (const std::uint64_t stride : {1ull, 3ull}) {
+    for (const std::uint64_t slice : {1ull, 100ull, 5000ull}) {
+      JsonlShard shard(files, std::vector<skein::io::ByteRange>{}, 64);
+      std::vector<Rec> seen, expected;
+      std::int64_t previous_file = -1;
+      for (std::uint64_t p = 1; p < count; p += stride) {
+        const skein::io::ByteRange range{p * piece_bytes, std::min(total, (p + 1) * piece_bytes)};
+        shard.retarget({range});
+        const std::size_t f = file_of(range.begin);
+        const std::uint64_t start = range.begin - base[f] - (range.begin > base[f] ? 1 : 0);
+        std::uint64_t lead = shard.lead_in();
+        if (!files[f].zstd) {
+          EXPECT_EQ(lead, 0u) << "plain piece " << p;
+        } else if (static_cast<std::int64_t>(f) != previous_file && !files[f].frames.empty()) {
+          EXPECT_EQ(lead, start - frame_start(f, start)) << "piece " << p << ", a fresh decoder";
+        } else if (stride == 1 || !files[f].indexed) {
+          EXPECT_EQ(lead, 0u) << "piece " << p << " follows the last one read";
+        } else {
+          EXPECT_LE(lead, stride * piece_bytes) << "piece " << p << ": only the gap, at most";
+        }
+        while (lead > 0) {
+          shard.decode_lead_in(slice);
+          const std::uint64_t now = shard.lead_in();
+          EXPECT_EQ(now, lead > slice ? lead - slice : 0) << "piece " << p << ", slices of " << slice;
+          if (now >= lead) break;
+          lead = now;
+        }
+        while (shard.next_chunk(
+            500, [&](const Line& l) { seen.push_back(make_rec(l.file_index, l.byte_offset, l.bytes)); })) {
+        }
+        previous_file = static_cast<std::int64_t>(file_of(range.end - 1));  // where its decoder is
+        for (const Rec& r : all) {
+          if ((base[r.file] + r.offset) / piece_bytes == p) expected.push_back(r);
+        }
+      }
+      std::sort(seen.begin(), seen.end());
+      std::sort(expected.begin(), expected.end());
+      EXPECT_FALSE(expected.empty());
+      EXPECT_TRUE(seen == expected) << "every " << stride << " piece(s), lead-in slices of " << slice;
+    }
+  }
+}
+
 // A truncated file: every rank throws the same DataError, naming the file and the decompressed byte where
 // the data ends (within the frame that was cut).
 TEST(ZstdSplit, TruncatedFileIsAnAgreedErrorWithTheDecompressedOffset) {

@@ -218,12 +218,10 @@ std::vector<std::uint64_t> share_costs(const Files& files, std::uint64_t piece_b
 }
 
 // The smallest possible cost of the busiest of `size` ranks taking contiguous shares of `pending` in order,
-// rank k's cost its share's plus head[k] (if given), by exhaustive dynamic programming over every cut
-// (best[j] after k ranks: the first k ranks taking the first j pending pieces).
+// by exhaustive dynamic programming over every cut (best[j] after k ranks: the first k ranks taking the first
+// j pending pieces).
 std::uint64_t best_max_cost(const Files& files, std::uint64_t piece_bytes,
-                            const std::vector<std::uint64_t>& pending, int size,
-                            const std::vector<std::uint64_t>& head = {}) {
-  auto head_of = [&](int k) { return head.empty() ? 0 : head[static_cast<std::size_t>(k)]; };
+                            const std::vector<std::uint64_t>& pending, int size) {
   const std::size_t n = pending.size();
   std::vector<std::vector<std::uint64_t>> cost(n + 1, std::vector<std::uint64_t>(n + 1, 0));
   for (std::size_t i = 0; i < n; ++i)
@@ -231,12 +229,11 @@ std::uint64_t best_max_cost(const Files& files, std::uint64_t piece_bytes,
       cost[i][j] = share_cost(files, piece_bytes, {pending.begin() + i, pending.begin() + j});
   const std::uint64_t none = ~std::uint64_t{0};
   std::vector<std::uint64_t> best(n + 1, none);
-  for (std::size_t j = 0; j <= n; ++j) best[j] = head_of(0) + cost[0][j];
+  for (std::size_t j = 0; j <= n; ++j) best[j] = cost[0][j];
   for (int k = 2; k <= size; ++k) {
     std::vector<std::uint64_t> next(n + 1, none);
     for (std::size_t j = 0; j <= n; ++j)
-      for (std::size_t i = 0; i <= j; ++i)
-        next[j] = std::min(next[j], std::max(best[i], head_of(k - 1) + cost[i][j]));
+      for (std::size_t i = 0; i <= j; ++i) next[j] = std::min(next[j], std::max(best[i], cost[i][j]));
     best = next;
   }
   return best[n];
@@ -281,23 +278,6 @@ TEST(Pieces, CutsBalanceTheEstimatedCost) {
     std::vector<std::uint64_t> resumed;
     for (const auto p : all)
       if (skein::engine::random_bits(seed, 5u, p) % 4 != 0) resumed.push_back(p);
-    // The same with head starts (work a rank has already, as the indexing of a single-frame file).
-    for (int size = 2; size <= 4; ++size) {
-      std::vector<std::uint64_t> head;
-      for (int k = 0; k < size; ++k) head.push_back(skein::engine::random_bits(seed, 6u, k) % 3000);
-      Pieces headed(files, piece_bytes);
-      headed.set_head_start(head);
-      expect_shares_partition_pending(headed, all, size);
-      const auto costs = share_costs(files, piece_bytes, all, headed.cuts(all, size));
-      std::uint64_t busiest = 0;
-      for (int k = 0; k < size; ++k)
-        busiest = std::max(busiest, head[static_cast<std::size_t>(k)] + costs[static_cast<std::size_t>(k)]);
-      const std::uint64_t best = best_max_cost(files, piece_bytes, all, size, head);
-      const bool plain = std::none_of(files.begin(), files.end(), [](const auto& f) { return f.zstd; });
-      if (!plain)
-        EXPECT_LE(busiest, best + one_piece) << "seed " << seed << ", " << size << " ranks, head starts";
-      EXPECT_GE(busiest, best);
-    }
     for (const std::vector<std::uint64_t>* pending :
          {static_cast<const std::vector<std::uint64_t>*>(&all),
           static_cast<const std::vector<std::uint64_t>*>(&resumed)}) {
@@ -335,13 +315,6 @@ TEST(Pieces, OneSingleFrameFileIsCutByCost) {
   EXPECT_NEAR(balance({0, 350, 700}), 0.8, 0.005);  // the even cut, for comparison
   EXPECT_NEAR(balance(pieces.cuts(all, 3)), 0.77, 0.01);
   EXPECT_NEAR(balance({0, 233, 466, 700}), 0.667, 0.005);  // even
-  // Rank 0 has already decoded a third of the file's length (its indexing, spread over three passes):
-  // S/3 + 4x = x + 4(S - x), x = 11/21 S.
-  Pieces headed(one, piece_bytes);
-  headed.set_head_start({stream / 3, 0});
-  EXPECT_NEAR(static_cast<double>(headed.cuts(all, 2)[1]), 11.0 / 21 * static_cast<double>(all.size()), 1.0);
-  headed.set_head_start({stream / 3, 0, 0});  // for another rank count: no effect
-  EXPECT_EQ(headed.cuts(all, 2), two);
 }
 
 // Frame starts are free restart points: cuts go to the first piece past each frame start when that is

@@ -107,7 +107,8 @@ std::uint64_t fnv1a(std::uint64_t hash, const char* bytes, std::size_t count) {
   return hash;
 }
 
-// The hash of the first and last `window` bytes of `path` (all of it when smaller than two windows).
+}  // namespace
+
 std::uint64_t head_tail_hash(const std::string& path, std::uint64_t size) {
   constexpr std::uint64_t window = 64 * 1024;
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -134,8 +135,6 @@ std::uint64_t head_tail_hash(const std::string& path, std::uint64_t size) {
   ::close(fd);
   return hash;
 }
-
-}  // namespace
 
 std::vector<std::uint64_t> input_identities(const comm::Communicator& comm,
                                             const std::vector<InputFile>& files) {

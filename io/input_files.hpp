@@ -43,6 +43,10 @@ std::vector<InputFile> resolve_inputs(const comm::Communicator& comm,
                                       const std::vector<std::string>& patterns, const std::string& config_key,
                                       const std::vector<std::string>& extensions = kJsonlExtensions);
 
+// FNV-1a of the first and last 64 KiB of `path` (all of it when it is smaller than 128 KiB), `size` bytes
+// long: what input_identities records of each file. Throws DataError naming an unreadable file.
+std::uint64_t head_tail_hash(const std::string& path, std::uint64_t size);
+
 // What a checkpoint records of its input files, so that a resume on inputs changed since is refused rather
 // than mixing old and new data: per file, its size and a hash of its first and last 64 KiB (a truncated,
 // appended or rewritten file differs). Not its mtime: inputs copied to a scratch file system before a

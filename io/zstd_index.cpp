@@ -1,6 +1,7 @@
 #include "io/zstd_index.hpp"
 
 #include "engine/error.hpp"
+#include "io/zstd_index_cache.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -181,26 +182,34 @@ ZstdIndex index_zstd_file(const std::string& path, std::uint64_t size) {
   return index;
 }
 
-std::vector<std::uint64_t> index_zstd_inputs(const comm::Communicator& comm, std::vector<InputFile>& files) {
-  std::vector<std::uint64_t> decoded(static_cast<std::size_t>(comm.size()), 0);
+ZstdIndexing index_zstd_inputs(const comm::Communicator& comm, std::vector<InputFile>& files,
+                               const ZstdIndexCache* cache) {
+  ZstdIndexing result;
+  result.decoded.assign(static_cast<std::size_t>(comm.size()), 0);
   std::vector<std::size_t> zstd_files;
   for (std::size_t i = 0; i < files.size(); ++i) {
     if (files[i].zstd && !files[i].indexed) zstd_files.push_back(i);
   }
-  if (zstd_files.empty()) return decoded;
-  // Rank r indexes every size-th file; each record: file, stream size, bytes decoded, frame count, then the
-  // frame pairs.
+  if (zstd_files.empty()) return result;
+  // Rank r indexes every size-th file; each record: file, stream size, bytes decoded, whether from the
+  // cache, frame count, then the frame pairs.
   std::vector<std::uint64_t> mine;
   int code = 0;
-  std::string message;
+  std::string message, cache_error;
   try {
     for (std::size_t j = static_cast<std::size_t>(comm.rank()); j < zstd_files.size();
          j += static_cast<std::size_t>(comm.size())) {
       const InputFile& file = files[zstd_files[j]];
-      const ZstdIndex index = index_zstd_file(file.path, file.size);
+      ZstdIndex index;
+      const bool cached = cache != nullptr && cache->load(file, index);
+      if (!cached) {
+        index = index_zstd_file(file.path, file.size);
+        if (cache != nullptr && cache_error.empty()) cache_error = cache->store(file, index);
+      }
       mine.push_back(zstd_files[j]);
       mine.push_back(index.stream_size);
       mine.push_back(index.decoded);
+      mine.push_back(cached ? 1 : 0);
       mine.push_back(index.frames.size());
       for (const auto& frame : index.frames) {
         mine.push_back(frame.compressed_offset);
@@ -230,14 +239,24 @@ std::vector<std::uint64_t> index_zstd_inputs(const comm::Communicator& comm, std
   for (std::size_t pos = 0; pos < all.size();) {
     InputFile& file = files.at(all[pos]);
     file.stream_size = all[pos + 1];
-    decoded[static_cast<std::size_t>(indexed_by[all[pos]])] += all[pos + 2];
-    const std::uint64_t count = all[pos + 3];
-    pos += 4;
+    result.decoded[static_cast<std::size_t>(indexed_by[all[pos]])] += all[pos + 2];
+    ++result.files;
+    result.from_cache += all[pos + 3];
+    const std::uint64_t count = all[pos + 4];
+    pos += 5;
     file.frames.clear();
     for (std::uint64_t k = 0; k < count; ++k, pos += 2) file.frames.push_back({all[pos], all[pos + 1]});
     file.indexed = true;
   }
-  return decoded;
+  // The lowest rank's failure to write the cache, if any (a warning for the job to give once).
+  const std::vector<int> failed = comm.allgather(cache_error.empty() ? 0 : 1);
+  for (int r = 0; r < comm.size(); ++r) {
+    if (failed[static_cast<std::size_t>(r)] == 0) continue;
+    comm.bcast(cache_error, r);
+    result.cache_error = cache_error;
+    break;
+  }
+  return result;
 }
 
 }  // namespace skein::io

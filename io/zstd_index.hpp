@@ -22,10 +22,22 @@ struct ZstdIndex {
 // is truncated (with the decompressed offset where the data ends).
 ZstdIndex index_zstd_file(const std::string& path, std::uint64_t size);
 
+class ZstdIndexCache;
+
+// What index_zstd_inputs did, the same on every rank.
+struct ZstdIndexing {
+  std::vector<std::uint64_t>
+      decoded;                   // per rank: decompressed bytes it decoded to index (ZstdIndex::decoded)
+  std::uint64_t files = 0;       // .zst files indexed
+  std::uint64_t from_cache = 0;  // of them, read from the cache
+  std::string cache_error;       // why an index could not be kept in the cache ("" if all were)
+};
+
 // Collective: indexes every .zst file of `files` (the files shared out over the ranks, results gathered),
-// so that each becomes splittable (InputFile::indexed). Errors are agreed: every rank throws. Returns, the
-// same on every rank, how many decompressed bytes each rank decoded to do it (ZstdIndex::decoded): a file
-// whose frames do not declare their size costs its indexing rank a whole decode.
-std::vector<std::uint64_t> index_zstd_inputs(const comm::Communicator& comm, std::vector<InputFile>& files);
+// so that each becomes splittable (InputFile::indexed). A file whose frames do not declare their size costs
+// its indexing rank a whole decode, unless `cache` (may be null) holds its index from an earlier run; what
+// is indexed goes into the cache. Errors are agreed: every rank throws.
+ZstdIndexing index_zstd_inputs(const comm::Communicator& comm, std::vector<InputFile>& files,
+                               const ZstdIndexCache* cache = nullptr);
 
 }  // namespace skein::io

@@ -122,6 +122,11 @@ engine::JobSpec job_spec() {
           {"raw_fit", "all",
            "'all', or the fraction of raw documents (sampled by id) that fit the raw model"},
           {"piece_size", "8M", "input is processed (and checkpointed) in pieces of this many bytes per rank"},
+          {"index_cache", "auto",
+           "directory that keeps .jsonl.zst indexes between runs, so a file whose frames do not declare "
+           "their size is decoded to index it only once; auto: $XDG_CACHE_HOME/skein/zstd-index (else "
+           "~/.cache/skein/zstd-index); off: index every run",
+           false, false},
           {"feature_cache", "2G",
            "memory per rank for keeping raw documents' n-grams from the fit pass for the score and "
            "collect passes (saves re-reading and re-featurising them; 0 turns it off)",
@@ -194,6 +199,18 @@ Settings parse_settings(const engine::Config& config) {
                      " bytes; use at least 4k (sizes take a unit: 512k, 8M, 1G)");
   }
   s.feature_cache_bytes = parse_bytes(config, "feature_cache", true);
+  s.index_cache_dir = config.get("index_cache");
+  if (s.index_cache_dir == "off") {
+    s.index_cache_dir.clear();
+  } else if (s.index_cache_dir == "auto") {
+    const char* xdg = std::getenv("XDG_CACHE_HOME");
+    const char* home = std::getenv("HOME");
+    s.index_cache_dir = xdg != nullptr && xdg[0] == '/'     ? std::string(xdg) + "/skein/zstd-index"
+                        : home != nullptr && home[0] == '/' ? std::string(home) + "/.cache/skein/zstd-index"
+                                                            : "";
+  } else if (s.index_cache_dir.empty()) {
+    throw UsageError("config key 'dsir.index_cache' is empty; use a directory, auto or off");
+  }
   return s;
 }
 

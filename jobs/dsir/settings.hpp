@@ -36,6 +36,7 @@ struct Settings {
   double raw_fit = 1.0;                    // fraction of raw documents (sampled by id) fitting the raw model
   std::uint64_t piece_bytes = 8ull << 20;  // the unit of work and of checkpoints
   std::uint64_t feature_cache_bytes = 2ull << 30;  // per rank; n-grams kept from the raw fit for scoring
+  std::string index_cache_dir;  // dsir.index_cache resolved: where .zst indexes are kept ("" none)
 };
 
 engine::JobSpec job_spec();

@@ -177,6 +177,30 @@ TEST_F(CompressedShards, KilledAndResumedAtAnotherRankCount) {
   }
 }
 
+// dsir.index_cache: the first run indexes the three .zst files and keeps their indexes, the next one reads
+// them all from the cache (at another rank count) and selects the same; `off` keeps nothing.
+TEST_F(CompressedShards, IndexCacheSkipsIndexingOnTheNextRun) {
+  const std::string cache = make_temp_dir("dsir-zst-index-cache");
+  for (const auto& [ranks, from_cache] : {std::pair<int, int>{2, 0}, std::pair<int, int>{3, 3}}) {
+    SCOPED_TRACE(std::to_string(ranks) + " ranks");
+    const std::string out = make_temp_dir("dsir-zst-cached");
+    const RunResult run = run_skein(ranks, zst_args(out, {"--dsir.index_cache=" + cache}));
+    ASSERT_EQ(run.exit_code, 0) << run.output;
+    EXPECT_NE(run.output.find("dsir: indexed 3 .jsonl.zst files, " + std::to_string(from_cache) +
+                              " from the index cache " + cache),
+              std::string::npos)
+        << run.output;
+    expect_same_outputs(out, reference_);
+    std::filesystem::remove_all(out);
+  }
+  const std::string out = make_temp_dir("dsir-zst-uncached");
+  const RunResult run = run_skein(1, zst_args(out, {"--dsir.index_cache=off"}));
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("dsir: indexed 3 .jsonl.zst files\n"), std::string::npos) << run.output;
+  std::filesystem::remove_all(out);
+  std::filesystem::remove_all(cache);
+}
+
 // A checkpoint from a skein that cut .zst files by compressed bytes (no /state zstd_pieces) is refused, not
 // resumed with pieces that now mean other documents.
 TEST_F(CompressedShards, ResumeRefusesACheckpointWithCompressedPieces) {

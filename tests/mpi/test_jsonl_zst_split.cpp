@@ -9,6 +9,7 @@
 #include "io/input_files.hpp"
 #include "io/jsonl_reader.hpp"
 #include "io/zstd_index.hpp"
+#include "io/zstd_index_cache.hpp"
 #include "jsonl_test_lines.hpp"
 
 #include <gtest/gtest.h>
@@ -18,6 +19,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <regex>
 #include <string>
 #include <vector>
@@ -122,7 +124,7 @@ TEST(ZstdIndex, DecompressedSizeAndFrameStarts) {
   const Corpus corpus;
   auto files = corpus.write(comm, dir, {0, 1, 2, 3});
   for (const auto& f : files) EXPECT_FALSE(f.indexed);
-  const std::vector<std::uint64_t> decoded = skein::io::index_zstd_inputs(comm, files);
+  const std::vector<std::uint64_t> decoded = skein::io::index_zstd_inputs(comm, files).decoded;
   // Rank j % size indexes the j-th .zst file and decodes only the frames that declare no size: none of the
   // single-frame file, the third frame of the multi-frame one, all of the undeclared one.
   std::vector<std::uint64_t> expected(static_cast<std::size_t>(comm.size()), 0);
@@ -155,6 +157,84 @@ TEST(ZstdIndex, DecompressedSizeAndFrameStarts) {
     ZSTD_decompress(out.data(), out.size(), b.data() + frame.compressed_offset, frame_bytes);
     EXPECT_EQ(out, corpus.contents[1].substr(frame.stream_offset, size));
   }
+}
+
+// The index cache: a second indexing of the same files reads every index from it (nothing decoded) and gets
+// the same sizes and frames; a file rewritten since, and entries that are damaged, are indexed again (and
+// their entries replaced); a cache that cannot be written leaves the indexing as it is and says why.
+TEST(ZstdIndexCache, IndexesOnceThenReadsTheCacheUntilAFileChanges) {
+  Communicator comm(MPI_COMM_WORLD);
+  SharedDir dir(comm, "skein-zst");
+  const Corpus corpus;
+  const skein::io::ZstdIndexCache cache(dir.file("cache/zstd-index"));
+  auto first = corpus.write(comm, dir, {0, 1, 2, 3});
+  const auto fresh = skein::io::index_zstd_inputs(comm, first, &cache);
+  EXPECT_EQ(fresh.files, 3u);
+  EXPECT_EQ(fresh.from_cache, 0u);
+  EXPECT_EQ(fresh.cache_error, "");
+  std::uint64_t decoded = 0;
+  for (const auto d : fresh.decoded) decoded += d;
+  EXPECT_GT(decoded, 0u);  // the undeclared frames
+
+  auto expect_indexed_like = [&](const std::vector<InputFile>& files, const std::vector<InputFile>& like) {
+    for (std::size_t i = 0; i < files.size(); ++i) {
+      EXPECT_EQ(files[i].indexed, like[i].indexed) << files[i].path;
+      EXPECT_EQ(files[i].stream_size, like[i].stream_size) << files[i].path;
+      ASSERT_EQ(files[i].frames.size(), like[i].frames.size()) << files[i].path;
+      for (std::size_t k = 0; k < files[i].frames.size(); ++k) {
+        EXPECT_EQ(files[i].frames[k].compressed_offset, like[i].frames[k].compressed_offset);
+        EXPECT_EQ(files[i].frames[k].stream_offset, like[i].frames[k].stream_offset);
+      }
+    }
+  };
+  auto again = skein::io::resolve_inputs(comm,
+                                         {dir.file(corpus.names[0]), dir.file(corpus.names[1]),
+                                          dir.file(corpus.names[2]), dir.file(corpus.names[3])},
+                                         "test.files");
+  const auto second = skein::io::index_zstd_inputs(comm, again, &cache);
+  EXPECT_EQ(second.from_cache, 3u);
+  for (const auto d : second.decoded) EXPECT_EQ(d, 0u);
+  expect_indexed_like(again, first);
+
+  // The single-frame file rewritten with the undeclared file's bytes: indexed again, as that file.
+  if (comm.rank() == 0) std::ofstream(dir.file(corpus.names[0]), std::ios::binary) << corpus.bytes[2];
+  comm.barrier();
+  auto changed = skein::io::resolve_inputs(comm, {dir.file(corpus.names[0])}, "test.files");
+  const auto third = skein::io::index_zstd_inputs(comm, changed, &cache);
+  EXPECT_EQ(third.from_cache, 0u);
+  EXPECT_EQ(changed[0].stream_size, corpus.contents[2].size());
+  auto changed_again = skein::io::resolve_inputs(comm, {dir.file(corpus.names[0])}, "test.files");
+  EXPECT_EQ(skein::io::index_zstd_inputs(comm, changed_again, &cache).from_cache, 1u);
+  EXPECT_EQ(changed_again[0].stream_size, corpus.contents[2].size());
+
+  // Damaged entries (cut short, or not an index at all) are misses, then replaced.
+  if (comm.rank() == 0) {
+    int k = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(dir.file("cache/zstd-index"))) {
+      std::string text;
+      {
+        std::ifstream in(entry.path());
+        text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      }
+      std::ofstream(entry.path(), std::ios::trunc) << (k++ % 2 == 0 ? text.substr(0, text.size() / 2) : "x");
+    }
+  }
+  comm.barrier();
+  auto damaged =
+      skein::io::resolve_inputs(comm, {dir.file(corpus.names[1]), dir.file(corpus.names[2])}, "test.files");
+  EXPECT_EQ(skein::io::index_zstd_inputs(comm, damaged, &cache).from_cache, 0u);
+  expect_indexed_like(damaged, {first[1], first[2]});
+  auto repaired =
+      skein::io::resolve_inputs(comm, {dir.file(corpus.names[1]), dir.file(corpus.names[2])}, "test.files");
+  EXPECT_EQ(skein::io::index_zstd_inputs(comm, repaired, &cache).from_cache, 2u);
+
+  // A cache under a regular file cannot be written: the indexing is done all the same.
+  const skein::io::ZstdIndexCache unwritable(dir.file(corpus.names[3]) + "/zstd-index");
+  auto plain_cache = skein::io::resolve_inputs(comm, {dir.file(corpus.names[1])}, "test.files");
+  const auto fourth = skein::io::index_zstd_inputs(comm, plain_cache, &unwritable);
+  EXPECT_EQ(fourth.from_cache, 0u);
+  EXPECT_NE(fourth.cache_error.find(corpus.names[3]), std::string::npos) << fourth.cache_error;
+  expect_indexed_like(plain_cache, {first[1]});
 }
 
 // Rank shares of the decompressed byte space: every line once, at its decompressed offset; with a single

@@ -1,0 +1,123 @@
+#include "io/zstd_index_cache.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+namespace skein::io {
+
+namespace {
+
+constexpr const char* kHeader = "skein zstd index 1";
+
+// mkdir -p; "" when the directory exists afterwards, else why not.
+std::string make_directories(const std::string& dir) {
+  std::string at;
+  std::stringstream parts(dir);
+  std::string part;
+  if (!dir.empty() && dir[0] == '/') at = "/";
+  while (std::getline(parts, part, '/')) {
+    if (part.empty()) continue;
+    at += part + "/";
+    if (::mkdir(at.c_str(), 0777) != 0 && errno != EEXIST) return at + ": " + std::strerror(errno);
+  }
+  struct stat info {};
+  if (::stat(dir.c_str(), &info) != 0) return dir + ": " + std::strerror(errno);
+  if (!S_ISDIR(info.st_mode)) return dir + " is not a directory";
+  return "";
+}
+
+}  // namespace
+
+ZstdIndexCache::Key ZstdIndexCache::key_of(const InputFile& file) const {
+  Key key;
+  std::unique_ptr<char, decltype(&std::free)> real(::realpath(file.path.c_str(), nullptr), &std::free);
+  struct stat info {};
+  if (!real || ::stat(real.get(), &info) != 0) return key;
+  key.real_path = real.get();
+  if (key.real_path.find('\n') != std::string::npos) return Key{};  // one path per line in the entry
+  // FNV-1a of the real path names the entry: one entry per input path, replaced when the file changes.
+  std::uint64_t hash = 0xcbf29ce484222325ull;
+  for (const char c : key.real_path) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 0x100000001b3ull;
+  }
+  char name[32];
+  std::snprintf(name, sizeof name, "%016llx.idx", static_cast<unsigned long long>(hash));
+  key.entry = dir_ + "/" + name;
+  key.stamp = std::to_string(info.st_size) + " " + std::to_string(info.st_mtim.tv_sec) + " " +
+              std::to_string(info.st_mtim.tv_nsec) + " " +
+              std::to_string(head_tail_hash(key.real_path, static_cast<std::uint64_t>(info.st_size)));
+  return key;
+}
+
+bool ZstdIndexCache::load(const InputFile& file, ZstdIndex& index) const {
+  const Key key = key_of(file);
+  if (key.entry.empty()) return false;
+  std::ifstream in(key.entry);
+  std::string header, path, stamp;
+  if (!std::getline(in, header) || header != kHeader || !std::getline(in, path) || path != key.real_path ||
+      !std::getline(in, stamp) || stamp != key.stamp) {
+    return false;
+  }
+  ZstdIndex read;
+  std::uint64_t count = 0;
+  if (!(in >> read.stream_size >> count) || count == 0) return false;
+  for (std::uint64_t k = 0; k < count; ++k) {
+    ZstdFrameStart frame;
+    if (!(in >> frame.compressed_offset >> frame.stream_offset)) return false;
+    // Frames ascend in both offsets, the first at the start, none past the file's end: else not ours.
+    const bool in_order = k == 0 ? frame.compressed_offset == 0 && frame.stream_offset == 0
+                                 : frame.compressed_offset > read.frames.back().compressed_offset &&
+                                       frame.stream_offset > read.frames.back().stream_offset;
+    if (!in_order || frame.compressed_offset >= std::max<std::uint64_t>(file.size, 1) ||
+        frame.stream_offset > read.stream_size) {
+      return false;
+    }
+    read.frames.push_back(frame);
+  }
+  std::string rest;
+  if (!(in >> rest) || rest != "end") return false;
+  index = std::move(read);
+  return true;
+}
+
+std::string ZstdIndexCache::store(const InputFile& file, const ZstdIndex& index) const {
+  const Key key = key_of(file);
+  if (key.entry.empty()) return file.path + ": cannot find its real path";
+  const std::string made = make_directories(dir_);
+  if (!made.empty()) return made;
+  // Unique to this process among every node that shares the directory.
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  const std::string temporary = key.entry + "." + host + "." + std::to_string(::getpid()) + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    out << kHeader << "\n" << key.real_path << "\n" << key.stamp << "\n";
+    out << index.stream_size << " " << index.frames.size() << "\n";
+    for (const auto& frame : index.frames)
+      out << frame.compressed_offset << " " << frame.stream_offset << "\n";
+    out << "end\n";
+    out.close();
+    if (!out) {
+      const std::string why = temporary + ": " + std::strerror(errno);
+      std::remove(temporary.c_str());
+      return why;
+    }
+  }
+  if (std::rename(temporary.c_str(), key.entry.c_str()) != 0) {
+    const std::string why = key.entry + ": " + std::strerror(errno);
+    std::remove(temporary.c_str());
+    return why;
+  }
+  return "";
+}
+
+}  // namespace skein::io

@@ -4,10 +4,15 @@
 #
 #   bench/dsir-scale/run.sh [--gb 12] [--shards 3] [--skein build/bin/skein] [--hash xxh3|sha256]
 #                           [--workdir /tmp/skein-dsir-scale-$UID] [--frame-mb 0] [--seed 1] [--feature-cache 0]
+#                           [--index-cache off|DIR]
 #                           [--ranks 1,2]
 #
 # --ranks: the rank counts to run, starting with 1; the last one gives the projection's efficiency and
 # zst_shares' ranks (the Pile's 30 shards on 96 ranks are ~3 ranks per file: --ranks 1,2,3 --shards 1).
+#
+# --index-cache is dsir.index_cache: off (default) indexes the .zst files in every run, as a first run on a
+# corpus does; a directory keeps the indexes, so running the script twice with the same one times later runs
+# (the first run of the first invocation still indexes).
 #
 # --feature-cache is dsir.feature_cache per rank, 0 by default: the reference's Pile run had 96 GB for 96
 # cores, and keeping a rank's n-grams between the fit and score passes takes ~0.75 B per byte of text (uint16
@@ -28,6 +33,8 @@
 #                        figure reflects extra work
 #                        (decoding to skip into a single-frame file, start-up per rank), and the shares
 #                        measured with zst_shares.cpp below give the balance.
+# Next to the CPU efficiency it prints the wall-time one, CPU's T1 / (R * TR) with wall seconds: what a user
+# waits for, but meaningful only on an otherwise idle machine with a core per rank.
 # The projection is printed with each of the two efficiencies; the lower one is the headline.
 # Projection for the Pile (825 GiB of JSONL = 885.8e9 B, the Pile paper's figure; the reference's 4.47 h in
 # ../shared/references/dsir.md section 2.1 is that run on 1 node with 96 cores):
@@ -40,7 +47,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 gb=12 shards=3 skein="$here/build/bin/skein" hash=xxh3 workdir="${TMPDIR:-/tmp}/skein-dsir-scale-$UID"
-frame_mb=0 seed=1 feature_cache=0 rank_list=1,2
+frame_mb=0 seed=1 feature_cache=0 rank_list=1,2 index_cache=off
 while (($#)); do
   case "$1" in
   --gb) gb=$2; shift 2 ;;
@@ -51,8 +58,9 @@ while (($#)); do
   --frame-mb) frame_mb=$2; shift 2 ;;
   --seed) seed=$2; shift 2 ;;
   --feature-cache) feature_cache=$2; shift 2 ;;
+  --index-cache) index_cache=$2; shift 2 ;;
   --ranks) rank_list=$2; shift 2 ;;
-  *) echo "usage: $0 [--gb G] [--shards S] [--skein BIN] [--hash xxh3|sha256] [--workdir DIR] [--frame-mb M] [--seed N] [--feature-cache 0] [--ranks 1,2]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--gb G] [--shards S] [--skein BIN] [--hash xxh3|sha256] [--workdir DIR] [--frame-mb M] [--seed N] [--feature-cache 0] [--index-cache off|DIR] [--ranks 1,2]" >&2; exit 2 ;;
   esac
 done
 [[ ${rank_list%%,*} == 1 ]] || { echo "--ranks must start with 1 (the efficiencies are against 1 rank)" >&2; exit 2; }
@@ -76,7 +84,7 @@ target="$here/tests/data/dsir/brown_target.jsonl"
 text_bytes() {  # decompressed bytes of the first $1 shards, from the generator's manifest
   head -n "$1" "$corpus/manifest.txt" | awk '{s += $2} END {printf "%.0f", s}'
 }
-echo "skein: $skein ($(git -C "$here" rev-parse --short HEAD 2>/dev/null)), hash=$hash, feature_cache=$feature_cache; $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "skein: $skein ($(git -C "$here" rev-parse --short HEAD 2>/dev/null)), hash=$hash, feature_cache=$feature_cache, index_cache=$index_cache; $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 declare -A cpu1 wall1
 for files in 1 "$shards"; do
   raw=$(ls "$corpus"/*.jsonl.zst | head -n "$files" | paste -sd, -)
@@ -88,7 +96,7 @@ for files in 1 "$shards"; do
     # shellcheck disable=SC2016  # $OMPI_COMM_WORLD_RANK is expanded by each rank's shell
     mpirun --bind-to none --mca mpi_yield_when_idle 1 -np "$ranks" sh -c 'exec /usr/bin/time -f "%U %S %M %e" -o "$0/time.$OMPI_COMM_WORLD_RANK" "$@"' \
       "$run" "$skein" run dsir --out "$run/out" --dsir.raw="$raw" --dsir.target="$target" --dsir.num_select="$select" \
-      --dsir.hash="$hash" --dsir.feature_cache="$feature_cache" > "$run/log" 2>&1 || { cat "$run/log"; exit 1; }
+      --dsir.hash="$hash" --dsir.feature_cache="$feature_cache" --dsir.index_cache="$index_cache" > "$run/log" 2>&1 || { cat "$run/log"; exit 1; }
     /usr/bin/python3 - "$run" "$ranks" "$files" "$bytes" "${cpu1[$files]:-}" "${wall1[$files]:-}" <<'EOF'
 import glob, sys
 run, ranks, files, nbytes, cpu1, wall1 = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]),

@@ -205,7 +205,7 @@ class DsirJob final : public engine::Job {
     // read afterwards: indexing ends in a gather that every rank waits at, so the others' time is lost
     // meanwhile anyway, and a smaller share then only made the passes' slowest rank slower (wall time at 2
     // ranks on one single-frame file: 14.2 s with that balancing, 13.5 s without; bench/README.md
-    // ## dsir-scale, "Lead-in in slices").
+    // ## dsir-scale, "Lead-in in slices and the index cache").
     const io::ZstdIndexing raw_indexing = io::index_zstd_inputs(comm_, raw_files_, index_cache.get());
     const std::uint64_t indexed = target_indexing.files + raw_indexing.files;
     if (indexed > 0) {

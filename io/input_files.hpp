@@ -24,7 +24,8 @@ struct InputFile {
   // file. Unindexed, it occupies `size` bytes and is read whole by one reader.
   bool indexed = false;
   std::uint64_t stream_size = 0;
-  std::vector<ZstdFrameStart> frames;  // in order; frames[0] starts at 0, 0
+  std::vector<ZstdFrameStart>
+      frames;  // in order; frames[0] at stream offset 0 (a skippable frame may precede it)
 
   bool splittable() const { return !zstd || indexed; }
   // Bytes the file occupies in a reader's global byte space (offsets of its lines are below this).

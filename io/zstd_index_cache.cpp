@@ -73,8 +73,9 @@ bool ZstdIndexCache::load(const InputFile& file, ZstdIndex& index) const {
   for (std::uint64_t k = 0; k < count; ++k) {
     ZstdFrameStart frame;
     if (!(in >> frame.compressed_offset >> frame.stream_offset)) return false;
-    // Frames ascend in both offsets, the first at the start, none past the file's end: else not ours.
-    const bool in_order = k == 0 ? frame.compressed_offset == 0 && frame.stream_offset == 0
+    // Frames ascend in both offsets, the first one's data at the stream's start (a skippable frame may
+    // come before it in the file), none past the file's end: else not an index of this file.
+    const bool in_order = k == 0 ? frame.stream_offset == 0
                                  : frame.compressed_offset > read.frames.back().compressed_offset &&
                                        frame.stream_offset > read.frames.back().stream_offset;
     if (!in_order || frame.compressed_offset >= std::max<std::uint64_t>(file.size, 1) ||

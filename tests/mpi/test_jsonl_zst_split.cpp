@@ -228,6 +228,21 @@ TEST(ZstdIndexCache, IndexesOnceThenReadsTheCacheUntilAFileChanges) {
       skein::io::resolve_inputs(comm, {dir.file(corpus.names[1]), dir.file(corpus.names[2])}, "test.files");
   EXPECT_EQ(skein::io::index_zstd_inputs(comm, repaired, &cache).from_cache, 2u);
 
+  // A file that begins with a skippable frame (as pzstd writes them): its first frame is not at byte 0.
+  const unsigned char skippable[] = {0x50, 0x2A, 0x4D, 0x18, 4, 0, 0, 0, 'p', 'z', 's', 't'};
+  if (comm.rank() == 0) {
+    std::ofstream(dir.file("skippable-first.jsonl.zst"), std::ios::binary)
+        << std::string(reinterpret_cast<const char*>(skippable), sizeof skippable) + corpus.bytes[1];
+  }
+  comm.barrier();
+  for (const std::uint64_t expected_from_cache : {0u, 1u}) {
+    auto skipping = skein::io::resolve_inputs(comm, {dir.file("skippable-first.jsonl.zst")}, "test.files");
+    EXPECT_EQ(skein::io::index_zstd_inputs(comm, skipping, &cache).from_cache, expected_from_cache);
+    EXPECT_EQ(skipping[0].stream_size, corpus.contents[1].size());
+    ASSERT_FALSE(skipping[0].frames.empty());
+    EXPECT_EQ(skipping[0].frames[0].compressed_offset, sizeof skippable);
+  }
+
   // A cache under a regular file cannot be written: the indexing is done all the same.
   const skein::io::ZstdIndexCache unwritable(dir.file(corpus.names[3]) + "/zstd-index");
   auto plain_cache = skein::io::resolve_inputs(comm, {dir.file(corpus.names[1])}, "test.files");

@@ -7,32 +7,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
-#include <sstream>
 
 namespace skein::io {
 
 namespace {
 
 constexpr const char* kHeader = "skein zstd index 1";
-
-// mkdir -p; "" when the directory exists afterwards, else why not.
-std::string make_directories(const std::string& dir) {
-  std::string at;
-  std::stringstream parts(dir);
-  std::string part;
-  if (!dir.empty() && dir[0] == '/') at = "/";
-  while (std::getline(parts, part, '/')) {
-    if (part.empty()) continue;
-    at += part + "/";
-    if (::mkdir(at.c_str(), 0777) != 0 && errno != EEXIST) return at + ": " + std::strerror(errno);
-  }
-  struct stat info {};
-  if (::stat(dir.c_str(), &info) != 0) return dir + ": " + std::strerror(errno);
-  if (!S_ISDIR(info.st_mode)) return dir + " is not a directory";
-  return "";
-}
 
 }  // namespace
 
@@ -93,8 +76,9 @@ bool ZstdIndexCache::load(const InputFile& file, ZstdIndex& index) const {
 std::string ZstdIndexCache::store(const InputFile& file, const ZstdIndex& index) const {
   const Key key = key_of(file);
   if (key.entry.empty()) return file.path + ": cannot find its real path";
-  const std::string made = make_directories(dir_);
-  if (!made.empty()) return made;
+  std::error_code error;
+  std::filesystem::create_directories(dir_, error);
+  if (error) return dir_ + ": " + error.message();
   // Unique to this process among every node that shares the directory.
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);

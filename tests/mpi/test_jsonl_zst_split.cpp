@@ -118,6 +118,17 @@ std::vector<Rec> read_all(JsonlShard& shard, std::size_t chunk) {
   return lines;
 }
 
+// Each file's first byte in the files' global byte space; `total` gets the space's size.
+std::vector<std::uint64_t> file_bases(const std::vector<InputFile>& files, std::uint64_t& total) {
+  std::vector<std::uint64_t> base;
+  total = 0;
+  for (const auto& f : files) {
+    base.push_back(total);
+    total += f.extent();
+  }
+  return base;
+}
+
 TEST(ZstdIndex, DecompressedSizeAndFrameStarts) {
   Communicator comm(MPI_COMM_WORLD);
   SharedDir dir(comm, "skein-zst");
@@ -285,12 +296,8 @@ TEST(ZstdSplit, OneReaderRetargetedOverPieces) {
   const Corpus corpus;
   auto files = corpus.write(comm, dir, {0, 1, 2, 3});
   skein::io::index_zstd_inputs(comm, files);
-  std::vector<std::uint64_t> base;
   std::uint64_t total = 0;
-  for (const auto& f : files) {
-    base.push_back(total);
-    total += f.extent();
-  }
+  const std::vector<std::uint64_t> base = file_bases(files, total);
   const auto expected = expected_lines(corpus.contents_of({0, 1, 2, 3}));
   for (const std::uint64_t piece_bytes : {997ull, 4096ull, 40000ull}) {
     const std::uint64_t count = (total + piece_bytes - 1) / piece_bytes;
@@ -325,12 +332,8 @@ TEST(ZstdSplit, LeadInDecodedInSlicesThenTheSameLines) {
   const Corpus corpus;
   auto files = corpus.write(comm, dir, {0, 1, 2, 3});
   skein::io::index_zstd_inputs(comm, files);
-  std::vector<std::uint64_t> base;
   std::uint64_t total = 0;
-  for (const auto& f : files) {
-    base.push_back(total);
-    total += f.extent();
-  }
+  const std::vector<std::uint64_t> base = file_bases(files, total);
   const auto all = expected_lines(corpus.contents_of({0, 1, 2, 3}));
   const std::uint64_t piece_bytes = 4096;
   const std::uint64_t count = (total + piece_bytes - 1) / piece_bytes;

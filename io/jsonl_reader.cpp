@@ -211,8 +211,10 @@ std::uint64_t JsonlShard::lead_in() const {
   if (!file.indexed) return 0;  // read whole, from its start
   const std::uint64_t start = read_start(seg);
   if (!decoder_kept_for(seg)) return start - frame_start_before(file, start).stream_offset;
+  // A stream that ended before the range (the file changed since it was indexed) has nothing more to decode:
+  // reading the range then finds no lines, as it would without the lead-in.
   const std::uint64_t decoded = buffer_offset_ + fill_;
-  return start > decoded ? start - decoded : 0;
+  return start > decoded && !source_eof_ ? start - decoded : 0;
 }
 
 void JsonlShard::decode_lead_in(std::uint64_t max_bytes) {

@@ -388,6 +388,20 @@ TEST(ZstdSplit, LeadInDecodedInSlicesThenTheSameLines) {
       EXPECT_TRUE(seen == expected) << "every " << stride << " piece(s), lead-in slices of " << slice;
     }
   }
+  // A stream that ends before its index says (the file changed since): the lead-in ends with the stream,
+  // and the range then reads no lines, instead of asking for decoding that can never come.
+  auto longer = files;
+  longer[0].stream_size += 100000;
+  JsonlShard shard(longer, std::vector<skein::io::ByteRange>{}, 64);
+  shard.retarget({{longer[0].stream_size - 1000, longer[0].stream_size}});
+  int steps = 0;
+  while (shard.lead_in() > 0 && steps < 10000) {
+    shard.decode_lead_in(4096);
+    ++steps;
+  }
+  EXPECT_EQ(shard.lead_in(), 0u);
+  EXPECT_LE(steps, static_cast<int>(corpus.contents[0].size() / 4096) + 1);
+  EXPECT_TRUE(read_all(shard, 500).empty());
 }
 
 // A truncated file: every rank throws the same DataError, naming the file and the decompressed byte where

@@ -221,7 +221,7 @@ auto* oldest_way(Set& set) {
 }
 
 #ifndef SKEIN_DSIR_TOKEN_CACHE_BITS
-#define SKEIN_DSIR_TOKEN_CACHE_BITS 17
+#define SKEIN_DSIR_TOKEN_CACHE_BITS 19
 #endif
 #ifndef SKEIN_DSIR_NGRAM_CACHE_BITS
 #define SKEIN_DSIR_NGRAM_CACHE_BITS 20
@@ -250,7 +250,7 @@ std::unique_ptr<Set[], FreeDeleter> allocate_table(std::size_t count) {
 
 class Sha256Cache {
  public:
-  static constexpr int kTokenBits = SKEIN_DSIR_TOKEN_CACHE_BITS;  // 4 MiB
+  static constexpr int kTokenBits = SKEIN_DSIR_TOKEN_CACHE_BITS;  // 16 MiB
   static constexpr int kNgramBits = SKEIN_DSIR_NGRAM_CACHE_BITS;  // 16 MiB
   static constexpr std::size_t kTokenSets = (std::size_t{1} << kTokenBits) / kTokenWays;
   static constexpr std::size_t kNgramSets = (std::size_t{1} << kNgramBits) / kNgramWays;

@@ -24,7 +24,7 @@ const char* to_string(HashKind kind);
 // Maps n-grams to hash buckets: with sha256 exactly as the reference does, with xxh3 by skein's definition.
 //
 // With sha256, buckets() keeps a cache of token -> bucket (by its bytes) and n-gram -> bucket (by the ids of
-// its parts; exact, see Sha256Cache in the .cpp; 20 MiB, replaced on conflict) so that a repeated n-gram costs
+// its parts; exact, see Sha256Cache in the .cpp; 32 MiB, replaced on conflict) so that a repeated n-gram costs
 // a probe instead of a SHA-256; the misses are compressed 16 at a time in AVX-512 lanes when the CPU has
 // them, else one block at a time with its SHA extensions or portable code (sha256.hpp). With xxh3 there is no
 // cache: each token is hashed once and each n-gram costs one XXH3 of its tokens' hashes.

@@ -50,7 +50,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view text = in.rest();
 
   // One featurizer per settings, kept across inputs as dsir keeps one per pass (building one allocates the
-  // 4 MiB sha256 n-gram cache, which would dominate a fuzzing run); `files` is the one list they refer to.
+  // 32 MiB of sha256 token and n-gram caches, which would dominate a fuzzing run); `files` is the one list
+  // they refer to.
   static std::vector<io::InputFile> files(1);
   static dsir::Settings all_settings[256];
   static std::unique_ptr<dsir::Featurizer> featurizers[256];

@@ -196,32 +196,7 @@ class DsirJob final : public engine::Job {
                          std::to_string((1u << kFileBits) - 1) + " are supported");
       }
     });
-    // Compressed files are split across ranks in decompressed offsets (see the README's dsir section).
-    std::unique_ptr<io::ZstdIndexCache> index_cache;
-    if (!settings_.index_cache_dir.empty())
-      index_cache = std::make_unique<io::ZstdIndexCache>(settings_.index_cache_dir);
-    const io::ZstdIndexing target_indexing = io::index_zstd_inputs(comm_, target_files_, index_cache.get());
-    // A rank that decoded a file to index it (a frame that does not declare its size) is not given less to
-    // read afterwards: indexing ends in a gather that every rank waits at, so the others' time is lost
-    // meanwhile anyway, and a smaller share then only made the passes' slowest rank slower (wall time at 2
-    // ranks on one single-frame file: 14.2 s with that balancing, 13.5 s without; bench/README.md
-    // ## dsir-scale, "Lead-in in slices and the index cache").
-    const io::ZstdIndexing raw_indexing = io::index_zstd_inputs(comm_, raw_files_, index_cache.get());
-    const std::uint64_t indexed = target_indexing.files + raw_indexing.files;
-    if (indexed > 0) {
-      const std::uint64_t cached = target_indexing.from_cache + raw_indexing.from_cache;
-      engine::Log::user().info(
-          "dsir: indexed {} .jsonl.zst file{}{}", indexed, indexed == 1 ? "" : "s",
-          index_cache ? ", " + std::to_string(cached) + " from the index cache " + settings_.index_cache_dir
-                      : std::string());
-      const std::string& failed =
-          target_indexing.cache_error.empty() ? raw_indexing.cache_error : target_indexing.cache_error;
-      if (!failed.empty()) {
-        engine::Log::user().warn(
-            "dsir: could not keep .jsonl.zst indexes in dsir.index_cache ({}); the next run indexes again",
-            failed);
-      }
-    }
+    index_compressed_inputs();
     target_pieces_ = std::make_unique<Pieces>(target_files_, settings_.piece_bytes);
     raw_pieces_ = std::make_unique<Pieces>(raw_files_, settings_.piece_bytes);
     input_identities_ = io::input_identities(comm_, all_inputs());
@@ -662,6 +637,36 @@ class DsirJob final : public engine::Job {
       }
       case Pass::done:
         break;
+    }
+  }
+
+  // Indexes the .jsonl.zst inputs, so that they are split across ranks in decompressed offsets (see the
+  // README's dsir section), through dsir.index_cache.
+  void index_compressed_inputs() {
+    std::unique_ptr<io::ZstdIndexCache> index_cache;
+    if (!settings_.index_cache_dir.empty())
+      index_cache = std::make_unique<io::ZstdIndexCache>(settings_.index_cache_dir);
+    const io::ZstdIndexing target_indexing = io::index_zstd_inputs(comm_, target_files_, index_cache.get());
+    // A rank that decoded a file to index it (a frame that does not declare its size) is not given less to
+    // read afterwards: indexing ends in a gather that every rank waits at, so the others' time is lost
+    // meanwhile anyway, and a smaller share then only made the passes' slowest rank slower (wall time at 2
+    // ranks on one single-frame file: 14.2 s with that balancing, 13.5 s without; bench/README.md
+    // ## dsir-scale, "Lead-in in slices and the index cache").
+    const io::ZstdIndexing raw_indexing = io::index_zstd_inputs(comm_, raw_files_, index_cache.get());
+    const std::uint64_t indexed = target_indexing.files + raw_indexing.files;
+    if (indexed > 0) {
+      const std::uint64_t cached = target_indexing.from_cache + raw_indexing.from_cache;
+      engine::Log::user().info(
+          "dsir: indexed {} .jsonl.zst file{}{}", indexed, indexed == 1 ? "" : "s",
+          index_cache ? ", " + std::to_string(cached) + " from the index cache " + settings_.index_cache_dir
+                      : std::string());
+      const std::string& failed =
+          target_indexing.cache_error.empty() ? raw_indexing.cache_error : target_indexing.cache_error;
+      if (!failed.empty()) {
+        engine::Log::user().warn(
+            "dsir: could not keep .jsonl.zst indexes in dsir.index_cache ({}); the next run indexes again",
+            failed);
+      }
     }
   }
 

@@ -32,10 +32,17 @@ std::string shell_quote(const std::string& s) {
   for (const char c : s) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return quoted + "'";
 }
+// Where the runs' default caches go (dsir.index_cache = auto follows XDG_CACHE_HOME): scratch space, not the
+// user's ~/.cache.
+std::string test_cache_home() {
+  const char* tmp = std::getenv("TMPDIR");
+  return std::string(tmp ? tmp : "/tmp") + "/skein-test-cache";
+}
 }  // namespace
 
 RunResult run_skein(int ranks, const std::vector<std::string>& args, int timeout_seconds) {
-  std::string command = "timeout -k 5 " + std::to_string(timeout_seconds) + " ";
+  std::string command = "XDG_CACHE_HOME=" + shell_quote(test_cache_home()) + " timeout -k 5 " +
+                        std::to_string(timeout_seconds) + " ";
   if (ranks > 0) {
     command += std::string(SKEIN_MPIEXEC) + " -np " + std::to_string(ranks) + " " + SKEIN_MPIEXEC_FLAGS + " ";
   }
@@ -111,8 +118,11 @@ std::vector<pid_t> processes_with_env(const std::string& name, const std::string
 }
 
 BackgroundRun::BackgroundRun(int ranks, const std::vector<std::string>& args,
-                             const std::vector<std::pair<std::string, std::string>>& env)
+                             const std::vector<std::pair<std::string, std::string>>& test_env)
     : tag_(unique_tag()), start_(std::chrono::steady_clock::now()) {
+  std::vector<std::pair<std::string, std::string>> env = test_env;
+  if (std::none_of(env.begin(), env.end(), [](const auto& kv) { return kv.first == "XDG_CACHE_HOME"; }))
+    env.emplace_back("XDG_CACHE_HOME", test_cache_home());
   // Everything the child needs is built before fork: between fork and exec it only calls async-signal-safe
   // functions.
   std::vector<std::string> argv_strings;
@@ -159,7 +169,8 @@ BackgroundRun::BackgroundRun(int ranks, const std::vector<std::string>& args,
     ::setpgid(0, 0);
     // A shell starts background jobs with SIGINT and SIGQUIT ignored, and that is inherited through exec:
     // the run must see signals as a user's mpirun would.
-    for (const int signal_number : {SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2}) ::signal(signal_number, SIG_DFL);
+    for (const int signal_number : {SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2})
+      ::signal(signal_number, SIG_DFL);
     struct sigaction action {};
     action.sa_handler = SIG_DFL;
     sigemptyset(&action.sa_mask);

@@ -200,12 +200,11 @@ ZstdIndexing index_zstd_inputs(const comm::Communicator& comm, std::vector<Input
     for (std::size_t j = static_cast<std::size_t>(comm.rank()); j < zstd_files.size();
          j += static_cast<std::size_t>(comm.size())) {
       const InputFile& file = files[zstd_files[j]];
-      ZstdIndex index;
-      const bool cached = cache != nullptr && cache->load(file, index);
-      if (!cached) {
-        index = index_zstd_file(file.path, file.size);
-        if (cache != nullptr && cache_error.empty()) cache_error = cache->store(file, index);
-      }
+      bool cached = false;
+      std::string store_error;
+      const ZstdIndex index =
+          cache != nullptr ? cache->index(file, cached, store_error) : index_zstd_file(file.path, file.size);
+      if (cache_error.empty()) cache_error = store_error;
       mine.push_back(zstd_files[j]);
       mine.push_back(index.stream_size);
       mine.push_back(index.decoded);

@@ -41,9 +41,19 @@ ZstdIndexCache::Key ZstdIndexCache::key_of(const InputFile& file) const {
   return key;
 }
 
-bool ZstdIndexCache::load(const InputFile& file, ZstdIndex& index) const {
+ZstdIndex ZstdIndexCache::index(const InputFile& file, bool& from_cache, std::string& store_error) const {
+  // The key once: it reads the file's first and last 64 KiB.
   const Key key = key_of(file);
-  if (key.entry.empty()) return false;
+  ZstdIndex index;
+  from_cache = !key.entry.empty() && load(key, file, index);
+  if (!from_cache) {
+    index = index_zstd_file(file.path, file.size);
+    store_error = key.entry.empty() ? file.path + ": cannot find its real path" : store(key, index);
+  }
+  return index;
+}
+
+bool ZstdIndexCache::load(const Key& key, const InputFile& file, ZstdIndex& index) const {
   std::ifstream in(key.entry);
   std::string header, path, stamp;
   if (!std::getline(in, header) || header != kHeader || !std::getline(in, path) || path != key.real_path ||
@@ -73,9 +83,7 @@ bool ZstdIndexCache::load(const InputFile& file, ZstdIndex& index) const {
   return true;
 }
 
-std::string ZstdIndexCache::store(const InputFile& file, const ZstdIndex& index) const {
-  const Key key = key_of(file);
-  if (key.entry.empty()) return file.path + ": cannot find its real path";
+std::string ZstdIndexCache::store(const Key& key, const ZstdIndex& index) const {
   std::error_code error;
   std::filesystem::create_directories(dir_, error);
   if (error) return dir_ + ": " + error.message();

@@ -19,10 +19,10 @@ class ZstdIndexCache {
   explicit ZstdIndexCache(std::string dir) : dir_(std::move(dir)) {}
   const std::string& dir() const { return dir_; }
 
-  // The index of `file` as the cache holds it, if the entry matches the file as it is now.
-  bool load(const InputFile& file, ZstdIndex& index) const;
-  // Keeps `index` for `file` (creating the directory); "" when done, else why not.
-  std::string store(const InputFile& file, const ZstdIndex& index) const;
+  // The index of `file`: the cache's entry if it matches the file as it is now (`from_cache`), else
+  // index_zstd_file's, which is then kept (creating the directory); `store_error` says why it could not be
+  // ("" when it was, or when the entry was used). Throws what index_zstd_file throws.
+  ZstdIndex index(const InputFile& file, bool& from_cache, std::string& store_error) const;
 
  private:
   // The entry's path and the facts about `file` it must match ("" path: the file cannot be cached).
@@ -32,6 +32,8 @@ class ZstdIndexCache {
     std::string stamp;  // "size mtime_s mtime_ns head_tail_hash"
   };
   Key key_of(const InputFile& file) const;
+  bool load(const Key& key, const InputFile& file, ZstdIndex& index) const;
+  std::string store(const Key& key, const ZstdIndex& index) const;  // "" when done, else why not
 
   std::string dir_;
 };

@@ -28,6 +28,11 @@ class Job {
   // possibly on a different number of ranks, and must leave it as if it had run the saved steps.
   virtual void save_state(StateWriter& state) const = 0;
   virtual void restore_state(StateReader& state) = 0;
+  // Called on every rank at each of the runner's agreements on stopping and checkpointing (about every
+  // 0.2 s of steps, always before a checkpoint), in the same order everywhere: a job whose steps do no
+  // communication of their own agrees on its progress here (errors, the end of a phase) and may do
+  // collectives. step() must then stay consistent: the same return value on every rank.
+  virtual void at_agreement() {}
   // True right after a step that ends a natural unit (an epoch) worth a checkpoint of its own, besides the
   // runner's cadence. Must be the same on every rank.
   virtual bool checkpoint_due() const { return false; }

@@ -221,6 +221,7 @@ void run_job(engine::Job& job, const JobEnv& env, const std::vector<engine::Conf
     if (done) break;
     const bool job_wants_checkpoint = job.checkpoint_due();
     if (step < next_agreement && !job_wants_checkpoint) continue;
+    job.at_agreement();
 
     const auto now = Clock::now();
     const double since = std::chrono::duration<double>(now - last_checkpoint).count();

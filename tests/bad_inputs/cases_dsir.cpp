@@ -11,13 +11,15 @@ namespace skein::bad_inputs {
 
 namespace {
 
-// The good raw corpus with `line` (its own newline included) as line 41.
-std::vector<std::string> dsir_raw_with_line(Workspace& ws, const std::string& line) {
+// The good raw corpus with `line` (its own newline included) as line `before` + 1, and `after` documents
+// after it.
+std::vector<std::string> dsir_raw_with_line(Workspace& ws, const std::string& line, int before = 40,
+                                            int after = 40) {
   auto args = dsir_good(ws);
   std::string raw;
-  for (int i = 1000; i < 1040; ++i) raw += dsir_document(i);
+  for (int i = 1000; i < 1000 + before; ++i) raw += dsir_document(i);
   raw += line;
-  for (int i = 1040; i < 1080; ++i) raw += dsir_document(i);
+  for (int i = 1000 + before; i < 1000 + before + after; ++i) raw += dsir_document(i);
   test::write_file(ws.in + "/raw.jsonl", raw);
   return args;
 }
@@ -52,6 +54,16 @@ std::vector<Case> dsir_cases() {
        [](Workspace& ws) { return dsir_raw_with_line(ws, "{\"text\": \"unterminated\n"); },
        65,
        {"{in}/raw.jsonl:41: not valid JSON"}},
+      {"dsir",
+       "malformed_json_while_others_read_on",
+       // 4 KiB pieces: at 2 ranks the error is in rank 1's first pieces, while rank 0 still has pieces to
+       // read (steps do not communicate; the ranks agree on the error at the runner's next agreement).
+       [](Workspace& ws) {
+         return with(dsir_raw_with_line(ws, "{\"text\": \"unterminated\n", 250, 250),
+                     "--dsir.piece_size=4096");
+       },
+       65,
+       {"{in}/raw.jsonl:251: not valid JSON"}},
       {"dsir",
        "missing_text_field",
        [](Workspace& ws) { return dsir_raw_with_line(ws, "{\"body\": \"no text\"}\n"); },

@@ -32,6 +32,8 @@ class Progress {
  public:
   Progress(std::string label, double total, std::string unit);
   void set_done(double done);
+  // When this rank's share of the work changes (work moved between ranks).
+  void set_total(double total) { total_ = total; }
   // The final line; `total_all_ranks` (summed over `ranks`) gives the true total and per-rank rate.
   void finish(double total_all_ranks, int ranks);
 

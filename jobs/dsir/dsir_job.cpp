@@ -13,6 +13,7 @@
 #include "io/zstd_index.hpp"
 #include "io/zstd_index_cache.hpp"
 #include "jobs/dsir/featurizer.hpp"
+#include "jobs/dsir/piece_lists.hpp"
 #include "jobs/dsir/pieces.hpp"
 #include "jobs/dsir/settings.hpp"
 #include "jobs/dsir/staged.hpp"
@@ -223,19 +224,33 @@ class DsirJob final : public engine::Job {
 
   bool step() override {
     if (pass_ == Pass::done) return true;
-    // One piece per rank per step (checkpoints, stop signals and SKEIN_FAULT count steps), with no
-    // communication: the ranks agree on failures and on the pass's end only at the runner's agreements
-    // (at_agreement, about every 0.2 s). A barrier after every piece made each step as long as its slowest
-    // rank's piece, and those waits added up (8 MB pieces, 2 ranks: ~5 % of the fit pass).
+    if (pass_read_) {
+      // Ended here, not at the agreement that found it read: the runner may checkpoint right after an
+      // agreement, and the last pass's end must be followed by the outputs, not by a checkpoint of a
+      // finished run. A checkpoint of a pass read to its end resumes into that pass with nothing pending.
+      pass_read_ = false;
+      end_pass();
+      return pass_ == Pass::done;
+    }
+    // A step reads pieces for about as long as the slowest rank takes for one (at least one piece; only one
+    // where that is under kShortPieceSeconds, so small pieces keep a step a piece), with no communication: the ranks agree on failures and on the pass's end only at the runner's agreements
+    // (at_agreement, about every 0.2 s). So each rank reads at its own speed, and one that runs out takes
+    // pieces from the slowest (PieceLists). A barrier after every piece made every rank as slow as the
+    // slowest piece of each step.
     if (failure_ || pending_.empty()) return false;
     const auto started = std::chrono::steady_clock::now();
+    double seconds = 0;
     try {
-      read_piece(pending_.front());
+      do {
+        read_piece(pending_.front());
+        ++step_times_.calls;
+        ++calls_since_agreement_;
+        seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      } while (!pending_.empty() && seconds < step_seconds_);
     } catch (...) {
       failure_ = std::current_exception();  // reported to every rank at the next agreement
     }
     step_times_.reading += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    ++step_times_.steps;
     return false;
   }
 
@@ -249,8 +264,43 @@ class DsirJob final : public engine::Job {
     comm_.agree([&] {
       if (failure_) std::rethrow_exception(failure_);
     });
-    const bool all_finished = comm_.allreduce<int>(pending_.empty() ? 1 : 0, comm::Op::min) == 1;
-    if (all_finished) end_pass();
+    const auto progress = comm_.allgather(
+        RankProgress{pending_.size(), calls_since_agreement_, step_times_.calls, step_times_.reading});
+    calls_since_agreement_ = 0;
+    if (std::all_of(progress.begin(), progress.end(), [](const RankProgress& p) { return p.pending == 0; })) {
+      pass_read_ = true;  // the next step ends the pass
+      return;
+    }
+    step_seconds_ = 0;
+    std::vector<std::uint64_t> pending, starving_below;
+    for (const auto& p : progress) {
+      if (p.calls > 0) step_seconds_ = std::max(step_seconds_, p.seconds / static_cast<double>(p.calls));
+      pending.push_back(p.pending);
+      // What it would read before the next agreement (the runner's interval at most doubles).
+      starving_below.push_back(2 * p.calls_since_agreement + 1);
+    }
+    if (step_seconds_ < kShortPieceSeconds) step_seconds_ = 0;
+    // The collect pass keeps its cut: the ranks' selected lines concatenate in order. A score pass that
+    // scores from the feature cache keeps its pieces where their n-grams are.
+    const bool score_reads_cache =
+        settings_.stage == Stage::all && settings_.raw_fit >= 1.0 && settings_.feature_cache_bytes > 0;
+    if (pass_ == Pass::collect || (pass_ == Pass::score && score_reads_cache)) return;
+    bool mine = false;
+    for (const auto& move : piece_lists_.balance(pending, starving_below)) {
+      if (move.to == comm_.rank()) step_times_.taken += move.count;
+      mine = mine || move.to == comm_.rank() || move.from == comm_.rank();
+    }
+    if (mine) {
+      pending_ = piece_lists_.pending_of(comm_.rank());
+      progress_->set_total(bytes_done_ + pending_bytes());
+    }
+  }
+
+  double pending_bytes() const {
+    const Pieces& pieces = pieces_of(pass_);
+    double bytes = 0;
+    for (const auto p : pending_) bytes += static_cast<double>(pieces.range(p).end - pieces.range(p).begin);
+    return bytes;
   }
 
   // Reads (or scores from the feature cache) one piece of this rank's pending ones, or only decodes toward
@@ -354,18 +404,29 @@ class DsirJob final : public engine::Job {
     for (std::uint64_t p = first; p < last; ++p) {
       if (!is_done[p]) all_pending.push_back(p);
     }
-    // Rank r takes the r-th contiguous share of the pending pieces (shares of equal estimated cost: reading,
-    // plus decoding to skip into a single zstd frame; see Pieces::cuts).
-    const auto share = pieces.share(all_pending, comm_.rank(), comm_.size());
-    pending_.assign(all_pending.begin() + static_cast<std::ptrdiff_t>(share.begin),
-                    all_pending.begin() + static_cast<std::ptrdiff_t>(share.end));
+    std::vector<std::vector<std::uint64_t>> lists(static_cast<std::size_t>(comm_.size()));
+    std::size_t fit_raw_pieces = 0;  // in the fit pass's lists: all of them, unless it resumed part-way
+    for (const auto& list : fit_raw_lists_) fit_raw_pieces += list.size();
+    if (pass == Pass::score && all_pending.size() == pieces.count() && fit_raw_pieces == pieces.count()) {
+      // Each rank scores the pieces it read in the fit pass, the ones its feature cache may hold.
+      lists = std::move(fit_raw_lists_);
+    } else {
+      // Rank r takes the r-th contiguous share of the pending pieces (shares of equal estimated cost:
+      // reading, plus decoding to skip into a single zstd frame; see Pieces::cuts).
+      const auto cut = pieces.cuts(all_pending, comm_.size());
+      for (std::size_t r = 0; r < lists.size(); ++r) {
+        lists[r].assign(all_pending.begin() + static_cast<std::ptrdiff_t>(cut[r]),
+                        all_pending.begin() + static_cast<std::ptrdiff_t>(cut[r + 1]));
+      }
+    }
+    fit_raw_lists_.clear();
+    piece_lists_ = PieceLists(pieces, std::move(lists));
+    pending_ = piece_lists_.pending_of(comm_.rank());
     const auto& files = pass == Pass::fit_target ? target_files_ : raw_files_;
     featurizer_ = std::make_unique<Featurizer>(settings_, files);
-    double my_bytes = 0;
-    for (const auto p : pending_)
-      my_bytes += static_cast<double>(pieces.range(p).end - pieces.range(p).begin);
     bytes_done_ = 0;
-    progress_ = std::make_unique<engine::Progress>(std::string("dsir: ") + pass_label(pass), my_bytes, "B");
+    progress_ =
+        std::make_unique<engine::Progress>(std::string("dsir: ") + pass_label(pass), pending_bytes(), "B");
     if (pass == Pass::collect) {
       // Hand each selected document to the rank that reads its piece in this pass; pieces are shared out
       // in order, so the ranks' selected lines concatenate in (file, offset) order.
@@ -580,9 +641,13 @@ class DsirJob final : public engine::Job {
     progress_->finish(comm_.allreduce(bytes_done_, comm::Op::sum), comm_.size());
     // The balance of the pass, in each rank's --debug-log.
     engine::Log::rank_log().debug(
-        "dsir: {}: {} steps with work, {:.3f} s reading, {:.3f} s waiting for the other ranks",
-        pass_label(pass_), step_times_.steps, step_times_.reading, step_times_.waiting);
+        "dsir: {}: {} pieces or lead-in slices, {:.3f} s reading, {:.3f} s waiting for the other ranks, {} "
+        "pieces "
+        "taken "
+        "over from slower ranks",
+        pass_label(pass_), step_times_.calls, step_times_.reading, step_times_.waiting, step_times_.taken);
     step_times_ = StepTimes{};
+    if (pass_ == Pass::fit_raw) fit_raw_lists_ = piece_lists_.lists();
     const Tally pass_tally = tally_.summed(comm_);
     tally_ = Tally{};
     switch (pass_) {
@@ -752,9 +817,24 @@ class DsirJob final : public engine::Job {
   double bytes_done_ = 0;
   std::exception_ptr failure_;  // this rank's error in a step, until the next agreement reports it
   struct StepTimes {
-    std::uint64_t steps = 0;
+    std::uint64_t calls = 0;          // of read_piece
     double reading = 0, waiting = 0;  // seconds in this pass: in read_piece, and waiting at agreements
+    std::uint64_t taken = 0;          // pieces moved to this rank (PieceLists::balance)
   } step_times_;
+  PieceLists piece_lists_;  // every rank's pieces of this pass, alike on every rank
+  // What a rank reports at an agreement.
+  struct RankProgress {
+    std::uint64_t pending;                // pieces not read yet
+    std::uint64_t calls_since_agreement;  // read_piece calls since the last agreement
+    std::uint64_t calls;                  // ... in this pass, and the seconds they took
+    double seconds;
+  };
+  std::uint64_t calls_since_agreement_ = 0;
+  bool pass_read_ = false;  // every rank has read all its pieces of this pass (agreed)
+  double step_seconds_ = 0;  // a step reads pieces for this long: the slowest rank's time per piece
+  static constexpr double kShortPieceSeconds = 0.01;
+  // The fit pass's final lists, for the score pass that follows in the same run.
+  std::vector<std::vector<std::uint64_t>> fit_raw_lists_;
   Tally tally_, target_tally_, raw_tally_;  // tally_: this pass, this rank; the others: global
   std::uint64_t raw_fit_docs_ = 0;
 

@@ -111,6 +111,15 @@ class Pieces {
     const auto cut = cuts(pending, size);
     return {cut[static_cast<std::size_t>(rank)], cut[static_cast<std::size_t>(rank) + 1]};
   }
+  // What reading `piece` costs a reader already at its start (featurising, and decoding if compressed),
+  // and what entering it costs a reader that comes from elsewhere (decoding to skip from the last restart
+  // point), in the units of cuts().
+  std::uint64_t read_cost(std::uint64_t piece) const {
+    bool compressed = false;
+    return read_cost(range(piece), compressed);
+  }
+  std::uint64_t entry_cost(std::uint64_t piece) const { return entry_cost_at(range(piece).begin); }
+
   // Which rank reads each piece when every piece is pending (as in the collect pass).
   class Owners {
    public:
@@ -145,7 +154,7 @@ class Pieces {
         const io::ByteRange range = pieces.range(pending[i]);
         const std::uint64_t read = pieces.read_cost(range, any_compressed_);
         const std::uint64_t enter =
-            pieces.entry_cost(range.begin);  // decoding to skip when a share starts here
+            pieces.entry_cost_at(range.begin);  // decoding to skip when a share starts here
         first_[i] = enter + read;
         std::uint64_t link = enter;
         if (i > 0) {
@@ -217,7 +226,7 @@ class Pieces {
   }
   // Decoding a reader discards to enter the byte space at `at`: from the last restart point at or before
   // the byte before it (the reader looks at that byte to see whether a line starts at `at`).
-  std::uint64_t entry_cost(std::uint64_t at) const {
+  std::uint64_t entry_cost_at(std::uint64_t at) const {
     if (at >= total_) return 0;
     const std::size_t f = file_at(at);
     const auto& starts = restart_points_[f];

@@ -2,6 +2,7 @@
 // give each rank a contiguous, ordered part whose owner() agrees with share().
 #include "comm/block_partition.hpp"
 #include "engine/random.hpp"
+#include "jobs/dsir/piece_lists.hpp"
 #include "jobs/dsir/pieces.hpp"
 
 #include <gtest/gtest.h>
@@ -348,4 +349,94 @@ TEST(Pieces, ManyFilesGoWholeToRanks) {
       EXPECT_LE(skip_of(files, piece_bytes, cuts[static_cast<std::size_t>(k)]), piece_bytes)
           << "cut " << k << " of " << size;
   }
+}
+
+// --- PieceLists: pieces moved at agreements to a rank about to run out ---
+
+namespace {
+
+using skein::dsir::PieceLists;
+
+std::vector<std::uint64_t> range_of(std::uint64_t begin, std::uint64_t end) {
+  std::vector<std::uint64_t> out;
+  for (std::uint64_t p = begin; p < end; ++p) out.push_back(p);
+  return out;
+}
+
+// Every piece is in exactly one list, once.
+void expect_partition(const PieceLists& lists, std::uint64_t count) {
+  std::vector<int> seen(count, 0);
+  for (const auto& list : lists.lists())
+    for (const auto p : list) ++seen.at(p);
+  for (std::uint64_t p = 0; p < count; ++p) EXPECT_EQ(seen[p], 1) << "piece " << p;
+}
+
+}  // namespace
+
+// Plain text: rank 0 has read its 10 pieces, rank 1 has 10 left; the last 5 move, in order, and the ranks
+// are left with equal costs.
+TEST(PieceLists, AStarvingRankTakesHalfOfTheTailOfTheBusiestOne) {
+  const Files plain = {{"a.jsonl", 2000, false}};
+  const Pieces pieces(plain, 100);
+  PieceLists lists(pieces, {range_of(0, 10), range_of(10, 20)});
+  const auto moves = lists.balance({0, 10}, {4, 4});
+  ASSERT_EQ(moves.size(), 1u);
+  EXPECT_EQ(moves[0].from, 1);
+  EXPECT_EQ(moves[0].to, 0);
+  EXPECT_EQ(moves[0].count, 5u);
+  EXPECT_EQ(lists.pending_of(0), range_of(15, 20));
+  EXPECT_EQ(lists.pending_of(1), range_of(10, 15));
+  expect_partition(lists, pieces.count());
+  // Later rank 1 has 1 piece left and rank 0 4: rank 1 takes rank 0's last (3 against 2; one more would
+  // be 2 against 3).
+  const auto again = lists.balance({4, 1}, {4, 4});
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(lists.pending_of(0), range_of(16, 19));
+  EXPECT_EQ(lists.pending_of(1), (std::vector<std::uint64_t>{14, 19}));
+  expect_partition(lists, pieces.count());
+}
+
+TEST(PieceLists, NothingMovesWhileEveryRankHasWorkOrOnlyOnePieceIsLeft) {
+  const Files plain = {{"a.jsonl", 2000, false}};
+  const Pieces pieces(plain, 100);
+  PieceLists lists(pieces, {range_of(0, 10), range_of(10, 20)});
+  EXPECT_TRUE(lists.balance({5, 10}, {4, 4}).empty());  // nobody runs out before the next agreement
+  EXPECT_TRUE(lists.balance({4, 10}, {4, 4}).empty());
+  // One pending piece is never moved (it may be half decoded), and two is no gain to split.
+  EXPECT_TRUE(lists.balance({0, 1}, {4, 4}).empty());
+  EXPECT_TRUE(lists.balance({1, 2}, {4, 4}).empty());
+  EXPECT_EQ(lists.pending_of(1), range_of(18, 20));
+  expect_partition(lists, pieces.count());
+}
+
+// The inside of a single zstd frame is left to the cuts: taking a piece there would decode everything before
+// it first. Independent frames are entered at their starts, so their pieces move.
+TEST(PieceLists, PiecesInsideASingleFrameStay) {
+  const Files one = {compressed(2000)};
+  const Pieces single(one, 100);
+  PieceLists lists(single, {range_of(0, 10), range_of(10, 20)});
+  EXPECT_TRUE(lists.balance({0, 10}, {4, 4}).empty());
+
+  const Files framed = {compressed(2000, {0, 1500, 1700, 1900})};
+  const Pieces frames(framed, 100);
+  PieceLists framed_lists(frames, {range_of(0, 10), range_of(10, 20)});
+  ASSERT_EQ(framed_lists.balance({0, 10}, {4, 4}).size(), 1u);
+  // Pieces 16..19 are entered from the frame start at 1500 (at most one piece of decoding); piece 15, at
+  // the frame start itself, would decode from 0, as the reader looks at the byte before a piece.
+  EXPECT_EQ(framed_lists.pending_of(0), range_of(16, 20));
+  expect_partition(framed_lists, frames.count());
+}
+
+// Three ranks, two out of work: the work left ends up spread over all three, every piece accounted for.
+TEST(PieceLists, SeveralStarvingRanksShareTheWork) {
+  const Files plain = {{"a.jsonl", 3000, false}};
+  const Pieces pieces(plain, 100);
+  PieceLists lists(pieces, {range_of(0, 10), range_of(10, 20), range_of(20, 30)});
+  lists.balance({0, 0, 10}, {4, 4, 4});
+  EXPECT_EQ(lists.pending_of(2).size() + lists.pending_of(0).size() + lists.pending_of(1).size(), 10u);
+  for (int r = 0; r < 3; ++r) {
+    EXPECT_GE(lists.pending_of(r).size(), 2u) << "rank " << r;
+    EXPECT_LE(lists.pending_of(r).size(), 5u) << "rank " << r;
+  }
+  expect_partition(lists, pieces.count());
 }

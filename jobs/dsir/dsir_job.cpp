@@ -233,24 +233,30 @@ class DsirJob final : public engine::Job {
       return pass_ == Pass::done;
     }
     // A step reads pieces for about as long as the slowest rank takes for one (at least one piece; only one
-    // where that is under kShortPieceSeconds, so small pieces keep a step a piece), with no communication: the ranks agree on failures and on the pass's end only at the runner's agreements
-    // (at_agreement, about every 0.2 s). So each rank reads at its own speed, and one that runs out takes
-    // pieces from the slowest (PieceLists). A barrier after every piece made every rank as slow as the
-    // slowest piece of each step.
+    // where that is under kShortPieceSeconds, so small pieces keep a step a piece), with no communication:
+    // the ranks agree on failures and on the pass's end only at the runner's agreements (at_agreement, about
+    // every 0.2 s). So each rank reads at its own speed, and one that runs out takes pieces from the slowest
+    // (PieceLists). A barrier after every piece made every rank as slow as the slowest piece of each step.
     if (failure_ || pending_.empty()) return false;
     const auto started = std::chrono::steady_clock::now();
-    double seconds = 0;
+    const double before = step_times_.reading;
+    double seconds = 0;  // in this step
     try {
+      // Another piece only if this rank's usual time for one still fits in the step: the slowest rank reads
+      // one, and no rank runs over by a piece.
       do {
         read_piece(pending_.front());
         ++step_times_.calls;
         ++calls_since_agreement_;
         seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-      } while (!pending_.empty() && seconds < step_seconds_);
+        step_times_.reading = before + seconds;
+      } while (!pending_.empty() &&
+               seconds + step_times_.reading / static_cast<double>(step_times_.calls) <= step_seconds_);
     } catch (...) {
       failure_ = std::current_exception();  // reported to every rank at the next agreement
+      step_times_.reading =
+          before + std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     }
-    step_times_.reading += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     return false;
   }
 
@@ -830,7 +836,7 @@ class DsirJob final : public engine::Job {
     double seconds;
   };
   std::uint64_t calls_since_agreement_ = 0;
-  bool pass_read_ = false;  // every rank has read all its pieces of this pass (agreed)
+  bool pass_read_ = false;   // every rank has read all its pieces of this pass (agreed)
   double step_seconds_ = 0;  // a step reads pieces for this long: the slowest rank's time per piece
   static constexpr double kShortPieceSeconds = 0.01;
   // The fit pass's final lists, for the score pass that follows in the same run.

@@ -239,23 +239,23 @@ class DsirJob final : public engine::Job {
     // (PieceLists). A barrier after every piece made every rank as slow as the slowest piece of each step.
     if (failure_ || pending_.empty()) return false;
     const auto started = std::chrono::steady_clock::now();
-    const double before = step_times_.reading;
-    double seconds = 0;  // in this step
+    auto call_started = started;
     try {
       // Another piece only if this rank's usual time for one still fits in the step: the slowest rank reads
       // one, and no rank runs over by a piece.
+      double seconds = 0;  // in this step
       do {
         read_piece(pending_.front());
-        ++step_times_.calls;
+        const auto now = std::chrono::steady_clock::now();
+        step_times_.add_call(std::chrono::duration<double>(now - call_started).count());
         ++calls_since_agreement_;
-        seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-        step_times_.reading = before + seconds;
-      } while (!pending_.empty() &&
-               seconds + step_times_.reading / static_cast<double>(step_times_.calls) <= step_seconds_);
+        call_started = now;
+        seconds = std::chrono::duration<double>(now - started).count();
+      } while (!pending_.empty() && seconds + step_times_.seconds_per_call() <= step_seconds_);
     } catch (...) {
       failure_ = std::current_exception();  // reported to every rank at the next agreement
-      step_times_.reading =
-          before + std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      step_times_.add_call(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - call_started).count());
     }
     return false;
   }
@@ -271,7 +271,7 @@ class DsirJob final : public engine::Job {
       if (failure_) std::rethrow_exception(failure_);
     });
     const auto progress = comm_.allgather(
-        RankProgress{pending_.size(), calls_since_agreement_, step_times_.calls, step_times_.reading});
+        RankProgress{pending_.size(), calls_since_agreement_, step_times_.seconds_per_call()});
     calls_since_agreement_ = 0;
     if (std::all_of(progress.begin(), progress.end(), [](const RankProgress& p) { return p.pending == 0; })) {
       pass_read_ = true;  // the next step ends the pass
@@ -280,7 +280,7 @@ class DsirJob final : public engine::Job {
     step_seconds_ = 0;
     std::vector<std::uint64_t> pending, starving_below;
     for (const auto& p : progress) {
-      if (p.calls > 0) step_seconds_ = std::max(step_seconds_, p.seconds / static_cast<double>(p.calls));
+      step_seconds_ = std::max(step_seconds_, p.seconds_per_call);
       pending.push_back(p.pending);
       // What it would read before the next agreement (the runner's interval at most doubles).
       starving_below.push_back(2 * p.calls_since_agreement + 1);
@@ -826,14 +826,25 @@ class DsirJob final : public engine::Job {
     std::uint64_t calls = 0;          // of read_piece
     double reading = 0, waiting = 0;  // seconds in this pass: in read_piece, and waiting at agreements
     std::uint64_t taken = 0;          // pieces moved to this rank (PieceLists::balance)
+    double first_call = 0;            // the pass's first call: opening files, first touches of memory
+
+    void add_call(double seconds) {
+      if (calls++ == 0) first_call = seconds;
+      reading += seconds;
+    }
+    // A call's usual time (0 until there are two): the first is left out, as setting up made it the
+    // slowest, and counting it made the pieces of small ones (the tests' 4 KiB) seem slow enough to read
+    // many a step.
+    double seconds_per_call() const {
+      return calls < 2 ? 0.0 : (reading - first_call) / static_cast<double>(calls - 1);
+    }
   } step_times_;
   PieceLists piece_lists_;  // every rank's pieces of this pass, alike on every rank
   // What a rank reports at an agreement.
   struct RankProgress {
     std::uint64_t pending;                // pieces not read yet
     std::uint64_t calls_since_agreement;  // read_piece calls since the last agreement
-    std::uint64_t calls;                  // ... in this pass, and the seconds they took
-    double seconds;
+    double seconds_per_call;              // StepTimes::seconds_per_call
   };
   std::uint64_t calls_since_agreement_ = 0;
   bool pass_read_ = false;   // every rank has read all its pieces of this pass (agreed)

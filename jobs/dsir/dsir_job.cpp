@@ -25,8 +25,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <map>
+#include <thread>
 
 namespace skein::dsir {
 namespace {
@@ -179,7 +182,14 @@ const char* pass_label(Pass pass) {
 class DsirJob final : public engine::Job {
  public:
   explicit DsirJob(const jobs::JobEnv& env)
-      : env_(env), comm_(env.comm), settings_(parse_settings(env.config)) {}
+      : env_(env), comm_(env.comm), settings_(parse_settings(env.config)) {
+    // Test hook: SKEIN_TEST_DSIR_SLOW_RANK=RANK:SECONDS makes that rank take SECONDS longer over every piece,
+    // a straggler whose pieces the others take (PieceLists).
+    if (const char* slow = std::getenv("SKEIN_TEST_DSIR_SLOW_RANK")) {
+      if (std::atoi(slow) == comm_.rank() && std::strchr(slow, ':') != nullptr)
+        slow_rank_seconds_ = std::atof(std::strchr(slow, ':') + 1);
+    }
+  }
 
   void load() override {
     if (fits_model()) {
@@ -246,6 +256,8 @@ class DsirJob final : public engine::Job {
       double seconds = 0;  // in this step
       do {
         read_piece(pending_.front());
+        if (slow_rank_seconds_ > 0)
+          std::this_thread::sleep_for(std::chrono::duration<double>(slow_rank_seconds_));
         const auto now = std::chrono::steady_clock::now();
         step_times_.add_call(std::chrono::duration<double>(now - call_started).count());
         ++calls_since_agreement_;
@@ -847,7 +859,9 @@ class DsirJob final : public engine::Job {
     double seconds_per_call;              // StepTimes::seconds_per_call
   };
   std::uint64_t calls_since_agreement_ = 0;
-  bool pass_read_ = false;   // every rank has read all its pieces of this pass (agreed)
+  bool pass_read_ = false;
+  double slow_rank_seconds_ =
+      0;  // SKEIN_TEST_DSIR_SLOW_RANK   // every rank has read all its pieces of this pass (agreed)
   double step_seconds_ = 0;  // a step reads pieces for this long: the slowest rank's time per piece
   static constexpr double kShortPieceSeconds = 0.01;
   // The fit pass's final lists, for the score pass that follows in the same run.

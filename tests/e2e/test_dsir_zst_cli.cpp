@@ -1,7 +1,8 @@
 // dsir on compressed shards with more ranks than files: a raw corpus of two .jsonl.zst shards (one
 // single-frame, one multi-frame) and a target in one frame that declares no size give, at 1, 2 and 3 ranks,
 // exactly the selection, log weights and metrics of the same corpus uncompressed; a run killed with SIGKILL
-// resumes at another rank count to the same outputs; a truncated shard is a clear error (file and
+// resumes at another rank count to the same outputs, also when a slow rank's pieces were taken by the others;
+// a truncated shard is a clear error (file and
 // decompressed offset, exit 65) on every rank, with no rank left running and nothing written.
 #include "io/h5_reader.hpp"
 #include "tests/e2e/cli_runner.hpp"
@@ -181,6 +182,47 @@ TEST_F(CompressedShards, KilledAndResumedAtAnotherRankCount) {
     expect_same_outputs(out, reference_);
     std::filesystem::remove_all(out);
   }
+}
+
+// A straggler (SKEIN_TEST_DSIR_SLOW_RANK: rank 1 takes 20 ms longer over each piece) at 2 and 3 ranks: the
+// others read at their own speed, run out first and take rank 1's last pieces (its debug log and theirs
+// count them), in the plain files and the multi-frame shard; the outputs are still the uncompressed 1-rank
+// run's, and so are they after a kill in the middle and a resume at another rank count.
+TEST_F(CompressedShards, ASlowRanksLastPiecesAreTakenByTheOthers) {
+  const std::vector<std::pair<std::string, std::string>> slow = {{"SKEIN_TEST_DSIR_SLOW_RANK", "1:0.02"}};
+  for (const int ranks : {2, 3}) {
+    SCOPED_TRACE(std::to_string(ranks) + " ranks");
+    for (const std::string kind : {"plain", "zst"}) {
+      const std::string out = make_temp_dir("dsir-zst-slow"), logs = out + "-logs";
+      const std::string ext = kind == "plain" ? ".jsonl" : ".jsonl.zst";
+      const BackgroundResult run =
+          start_skein(ranks, args(kind, out, ext, {"--debug-log", logs}), slow).wait(kRunTimeout);
+      ASSERT_EQ(run.exit_code, 0) << run.output;
+      expect_same_outputs(out, reference_);
+      std::uint64_t taken = 0;
+      const std::regex moved("fitting raw model: .* ([0-9]+) pieces taken over from slower ranks");
+      for (int r = 0; r < ranks; ++r) {
+        const std::string log = read_file(logs + "/rank-" + std::to_string(r) + ".log");
+        std::smatch m;
+        ASSERT_TRUE(std::regex_search(log, m, moved)) << log;
+        if (r != 1) taken += std::stoull(m[1]);
+      }
+      EXPECT_GT(taken, 0u) << kind;
+      std::filesystem::remove_all(out);
+      std::filesystem::remove_all(logs);
+    }
+  }
+  const std::string out = make_temp_dir("dsir-zst-slow-kill");
+  BackgroundRun run = start_skein(2, zst_args(out, {"--checkpoint-steps", "1"}), slow);
+  run.wait_until([&] { return checkpoint_step(out + "/checkpoint.h5") >= 8; }, kRunTimeout);
+  const bool finished = !run.running();
+  run.kill_all();
+  EXPECT_FALSE(run.wait(15).timed_out);
+  EXPECT_FALSE(finished) << "the run ended before it could be killed:\n" << run.output();
+  const RunResult resumed = run_skein(3, zst_args(out, {"--resume"}));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  expect_same_outputs(out, reference_);
+  std::filesystem::remove_all(out);
 }
 
 // dsir.index_cache: the first run indexes the three .zst files and keeps their indexes, the next one reads

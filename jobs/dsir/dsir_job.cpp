@@ -160,7 +160,8 @@ struct CachedPiece {
   }
 };
 
-// The passes over the data, in order. Each is a sequence of steps; a step is one piece per rank.
+// The passes over the data, in order. Each is a sequence of steps; a step is a piece per rank (or a few, on a
+// rank faster than the slowest: see step()).
 enum class Pass : std::int64_t { fit_target = 0, fit_raw = 1, score = 2, collect = 3, done = 4 };
 
 const char* pass_label(Pass pass) {
@@ -245,8 +246,9 @@ class DsirJob final : public engine::Job {
     // A step reads pieces for about as long as the slowest rank takes for one (at least one piece; only one
     // where that is under kShortPieceSeconds, so small pieces keep a step a piece), with no communication:
     // the ranks agree on failures and on the pass's end only at the runner's agreements (at_agreement, about
-    // every 0.2 s). So each rank reads at its own speed, and one that runs out takes pieces from the slowest
-    // (PieceLists). A barrier after every piece made every rank as slow as the slowest piece of each step.
+    // every 0.2 s). So each rank reads at its own speed, and one that runs out takes pieces from the one with
+    // most left (PieceLists). A barrier after every piece made every rank as slow as the slowest piece of
+    // each step.
     if (failure_ || pending_.empty()) return false;
     const auto started = std::chrono::steady_clock::now();
     auto call_started = started;

@@ -661,10 +661,8 @@ class DsirJob final : public engine::Job {
     progress_->finish(comm_.allreduce(bytes_done_, comm::Op::sum), comm_.size());
     // The balance of the pass, in each rank's --debug-log.
     engine::Log::rank_log().debug(
-        "dsir: {}: {} pieces or lead-in slices, {:.3f} s reading, {:.3f} s waiting for the other ranks, {} "
-        "pieces "
-        "taken "
-        "over from slower ranks",
+        "dsir: {}: {} pieces or lead-in slices, {:.3f} s reading, {:.3f} s waiting for the other ranks, "
+        "{} pieces taken over from slower ranks",
         pass_label(pass_), step_times_.calls, step_times_.reading, step_times_.waiting, step_times_.taken);
     step_times_ = StepTimes{};
     if (pass_ == Pass::fit_raw) fit_raw_lists_ = piece_lists_.lists();
@@ -861,10 +859,9 @@ class DsirJob final : public engine::Job {
     double seconds_per_call;              // StepTimes::seconds_per_call
   };
   std::uint64_t calls_since_agreement_ = 0;
-  bool pass_read_ = false;
-  double slow_rank_seconds_ =
-      0;  // SKEIN_TEST_DSIR_SLOW_RANK   // every rank has read all its pieces of this pass (agreed)
-  double step_seconds_ = 0;  // a step reads pieces for this long: the slowest rank's time per piece
+  bool pass_read_ = false;        // every rank has read all its pieces of this pass (agreed)
+  double slow_rank_seconds_ = 0;  // SKEIN_TEST_DSIR_SLOW_RANK
+  double step_seconds_ = 0;       // a step reads pieces for this long: the slowest rank's time per piece
   static constexpr double kShortPieceSeconds = 0.01;
   // The fit pass's final lists, for the score pass that follows in the same run.
   std::vector<std::vector<std::uint64_t>> fit_raw_lists_;

@@ -302,9 +302,7 @@ class DsirJob final : public engine::Job {
     if (step_seconds_ < kShortPieceSeconds) step_seconds_ = 0;
     // The collect pass keeps its cut: the ranks' selected lines concatenate in order. A score pass that
     // scores from the feature cache keeps its pieces where their n-grams are.
-    const bool score_reads_cache =
-        settings_.stage == Stage::all && settings_.raw_fit >= 1.0 && settings_.feature_cache_bytes > 0;
-    if (pass_ == Pass::collect || (pass_ == Pass::score && score_reads_cache)) return;
+    if (pass_ == Pass::collect || (pass_ == Pass::score && keeps_features())) return;
     bool mine = false;
     for (const auto& move : piece_lists_.balance(pending, starving_below)) {
       if (move.to == comm_.rank()) step_times_.taken += move.count;
@@ -314,6 +312,12 @@ class DsirJob final : public engine::Job {
       pending_ = piece_lists_.pending_of(comm_.rank());
       progress_->set_total(bytes_done_ + pending_bytes());
     }
+  }
+
+  // Whether the fit pass keeps raw pieces' n-grams for the score pass (dsir.feature_cache): a full run that
+  // fits on every raw document (a fit stage scores nothing; a score stage has no fit pass).
+  bool keeps_features() const {
+    return settings_.stage == Stage::all && settings_.raw_fit >= 1.0 && settings_.feature_cache_bytes > 0;
   }
 
   double pending_bytes() const {
@@ -360,8 +364,7 @@ class DsirJob final : public engine::Job {
       }
       collect_cache_ = pass_ == Pass::collect && cached != cache_.end() ? &cached->second : nullptr;
       collect_cache_index_ = 0;
-      caching_ = pass_ == Pass::fit_raw && settings_.raw_fit >= 1.0 && settings_.stage != Stage::fit &&
-                 cache_bytes_ < settings_.feature_cache_bytes;
+      caching_ = pass_ == Pass::fit_raw && keeps_features() && cache_bytes_ < settings_.feature_cache_bytes;
       if (caching_) {
         caching_piece_ = CachedPiece{};
         const io::ByteRange range = pieces.range(piece);

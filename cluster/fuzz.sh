@@ -2,7 +2,7 @@
 # Builds the libFuzzer targets (fuzz/, clang, ASan + UBSan, build folder build-fuzz) and runs each for
 # SECONDS (default 60) from its seed corpus and saved regressions; fails on a crash, a sanitizer report, a
 # leak or a hang (-timeout=10 s per input). Crash inputs land in build-fuzz/fuzz/findings/. Prints the time
-# of each step. Usage: cluster/fuzz.sh [SECONDS]
+# of each step. Usage: cluster/fuzz.sh [SECONDS | --build-only]
 #
 # fuzz_hdf5_raw (the input's bytes as an HDF5 file) runs for SECONDS/2 and fails only on a crash in skein's
 # code: a corrupt file can crash or hang the HDF5 library itself, which skein cannot guard against, so it runs
@@ -10,6 +10,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
+build_only=false
+if [[ $seconds == --build-only ]]; then
+  build_only=true
+elif ! [[ $seconds =~ ^[0-9]+$ ]]; then
+  echo "usage: $0 [SECONDS | --build-only]" >&2
+  exit 2
+fi
 build=${SKEIN_FUZZ_BUILD_DIR:-build-fuzz}
 jobs=$(nproc)
 targets=(jsonl config plink hdf5 hdf5_raw)
@@ -54,6 +61,9 @@ CC=clang CXX=clang++ cmake -S . -B "$build" -DSKEIN_FUZZ=ON -DSKEIN_ENABLE_TESTS
 step "configure $build"
 cmake --build "$build" -j "$jobs" --target "${targets[@]/#/fuzz_}"
 step "build the fuzz targets"
+if $build_only; then
+  exit 0
+fi
 
 # The first frame of each sanitizer report in log $1 outside the sanitizer runtime, libc and libFuzzer (whose
 # code crashed), one line per report; "?" for a report without one.

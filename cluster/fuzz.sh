@@ -65,10 +65,13 @@ if $build_only; then
   exit 0
 fi
 
-# The first frame of each sanitizer report in log $1 outside the sanitizer runtime, libc and libFuzzer (whose
-# code crashed), one line per report; "?" for a report without one.
+# The first frame of each report in log $1 outside the sanitizer runtime, libc and libFuzzer (whose code
+# crashed), one line per report; "?" for a report without one. Reports: the sanitizers' and, unless $2 is
+# "sanitizers", libFuzzer's own (a timeout, an out-of-memory, a deadly signal).
 report_first_frames() {
-  awk '/==[0-9]+==ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/ { if (open) print "?"; open = 1; next }
+  local start='==[0-9]+== ?ERROR: |runtime error:'
+  [[ ${2:-} == sanitizers ]] && start='==[0-9]+==ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:'
+  awk -v start="$start" '$0 ~ start { if (open) print "?"; open = 1; next }
        open && /^ +#[0-9]+ / && !/libclang_rt|compiler-rt|__asan|__ubsan|__sanitizer|libc\.so|libstdc\+\+|__interceptor|abort|fuzzer::| in (malloc|calloc|realloc|free|operator new)/ { print; open = 0 }
        END { if (open) print "?" }' "$1"
 }
@@ -101,8 +104,9 @@ for target in "${targets[@]}"; do
   summary=$(grep -E '^#[0-9]+[[:space:]]+DONE|^#[0-9]+: cov' "$log" | tail -1 || true)
   step "fuzz_$target ($run_seconds s): ${summary:-no summary}"
   if [[ $target == hdf5_raw ]]; then
-    # Crashes were logged and fuzzing went on: each report's first frame says whose code it was.
-    frames=$(report_first_frames "$log")
+    # Crashes were logged and fuzzing went on: each report's first frame says whose code it was (hangs and
+    # out-of-memory are ignored, as libFuzzer was told).
+    frames=$(report_first_frames "$log" sanitizers)
     inside_hdf5=$(grep -c libhdf5 <<<"$frames" || true)
     outside=$(grep -v libhdf5 <<<"$frames" | grep -v '^$' || true)
     if ((inside_hdf5)); then
